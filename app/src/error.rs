@@ -1,0 +1,65 @@
+//! The one error type of the `app` library.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the library. Messages say what to do about it, and never
+/// contain a password or token.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No PostgreSQL server binaries to start the local stand-in with.
+    #[error(
+        "no PostgreSQL server binaries (initdb, postgres) on PATH or in /usr/lib/postgresql/*/bin; \
+         install them (Debian/Ubuntu: `apt-get install postgresql`), or point the app at a \
+         database instead: CLUSTER_ENDPOINT for Aurora DSQL, DATABASE_URL for PostgreSQL"
+    )]
+    NoPostgresBinaries,
+    /// Running as root without an unprivileged OS user to run PostgreSQL as.
+    #[error(
+        "running as root, but there is no `postgres` OS user to run the server as (initdb refuses \
+         root); `apt-get install postgresql` creates it, or run as an ordinary user"
+    )]
+    NoUnprivilegedUser,
+    /// A file-system or process operation failed.
+    #[error("{action}: {source}")]
+    Io {
+        /// What was being done, e.g. "create the data directory".
+        action: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A server program (initdb) exited with an error.
+    #[error("{program} failed ({status}): {output}")]
+    ServerProgram {
+        /// The program's path.
+        program: PathBuf,
+        /// How it exited.
+        status: std::process::ExitStatus,
+        /// What it printed.
+        output: String,
+    },
+    /// The local server did not start accepting connections.
+    #[error("the local PostgreSQL server did not start: {reason}; its log ends with:\n{log_tail}")]
+    ServerStart {
+        /// Why we gave up.
+        reason: String,
+        /// The last lines of the server's log.
+        log_tail: String,
+    },
+    /// A database error from sqlx.
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    /// A database error from SeaORM.
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Io`] for `action`.
+    pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let action = action.into();
+        move |source| Self::Io { action, source }
+    }
+}

@@ -1,0 +1,14 @@
+//! The pet clinic on Aurora DSQL with SeaORM.
+//!
+//! - [`local`]: a throwaway PostgreSQL that refuses what DSQL refuses, so everything runs and is
+//!   tested without an AWS account.
+//! - [`catalog`]: the schema read back from the server.
+//! - [`secret`]: passwords and tokens that never show up in logs or `Debug` output.
+//! - [`error`]: the library's error type.
+
+pub mod catalog;
+pub mod error;
+pub mod local;
+pub mod secret;
+
+pub use error::{Error, Result};

@@ -1,0 +1,383 @@
+//! A local stand-in for Aurora DSQL: a throwaway PostgreSQL that refuses what DSQL refuses.
+//!
+//! [`LocalServer::start`] finds the PostgreSQL server programs on this machine
+//! ([`ServerBinaries::find`]), creates a fresh data directory in a new temporary directory, and
+//! starts `postgres` on a free loopback port — as the `postgres` OS user when this process is
+//! root, since `initdb` refuses root. Every TCP login needs a password (`scram-sha-256`).
+//! Dropping the server stops it and removes the directory; if this process dies instead, a
+//! watcher does the same (see [`process::ServerProcess`]).
+//!
+//! Inside the server, `dsql_rules.sql` (event triggers, per-table triggers, one language
+//! setting) makes every database refuse what DSQL refuses and PostgreSQL can see, with DSQL's
+//! SQLSTATE and wording; repeatable read is the default isolation, as on DSQL. Rules that need
+//! the statement text (`SET` parameters, `SAVEPOINT`, locking clauses, …) are not enforced here.
+//!
+//! Like DSQL, the server has an `admin` role that owns the `postgres` database and its `public`
+//! schema; [`LocalServer::create_user`] adds a non-admin role whose only schema is `myschema`.
+
+mod binaries;
+mod process;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use tracing::{debug, info};
+
+pub use binaries::ServerBinaries;
+pub use process::{ServerProcess, ServerUser};
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// The SQL that makes a database refuse what DSQL refuses. Run by the superuser in `template1`
+/// (so every later database inherits it) and in `postgres`.
+pub const DSQL_RULES_SQL: &str = include_str!("dsql_rules.sql");
+
+/// The database DSQL offers (it has only this one).
+pub const DATABASE: &str = "postgres";
+/// DSQL's predefined administrator role.
+pub const ADMIN_USER: &str = "admin";
+/// The schema non-admin roles work in (DSQL does not let them use `public`).
+pub const USER_SCHEMA: &str = "myschema";
+
+const SUPERUSER: &str = "postgres";
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A role name and its password.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    /// Role name.
+    pub user: String,
+    /// Its password.
+    pub password: Secret,
+}
+
+/// A running local server. Dropping it stops the server and deletes its files.
+pub struct LocalServer {
+    // Field order matters: the process is stopped before the directory is removed.
+    process: ServerProcess,
+    port: u16,
+    superuser: Credentials,
+    admin: Credentials,
+    dir: tempfile::TempDir,
+}
+
+impl fmt::Debug for LocalServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalServer")
+            .field("pid", &self.process.id())
+            .field("port", &self.port)
+            .field("dir", &self.dir.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalServer {
+    /// Starts a fresh server with the DSQL rules installed and the `admin` role created.
+    pub async fn start() -> Result<Self> {
+        let binaries = ServerBinaries::find()?;
+        let os_user = ServerUser::for_this_process()?;
+        let dir = tempfile::Builder::new()
+            .prefix("dsql-local-")
+            .tempdir()
+            .map_err(Error::io("create a temporary directory"))?;
+        os_user.own(dir.path())?;
+        let superuser = Credentials {
+            user: SUPERUSER.to_owned(),
+            password: Secret::random(),
+        };
+        init_data_dir(&binaries, os_user, dir.path(), &superuser.password).await?;
+        let port = free_port()?;
+        info!(port, dir = %dir.path().display(), "starting the local PostgreSQL");
+        let process = ServerProcess::spawn(
+            server_command(&binaries, os_user, dir.path(), port)?,
+            dir.path(),
+        )?;
+        let mut server = Self {
+            process,
+            port,
+            superuser,
+            admin: Credentials {
+                user: ADMIN_USER.to_owned(),
+                password: Secret::random(),
+            },
+            dir,
+        };
+        server.wait_until_ready().await?;
+        server.install_dsql_profile().await?;
+        Ok(server)
+    }
+
+    /// The loopback port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The host to connect to.
+    pub fn host(&self) -> &'static str {
+        "127.0.0.1"
+    }
+
+    /// The server's temporary directory (data directory, log, password file).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// The `admin` role's credentials.
+    pub fn admin(&self) -> &Credentials {
+        &self.admin
+    }
+
+    /// Options to connect to `database` as `credentials`.
+    pub fn connect_options(&self, database: &str, credentials: &Credentials) -> PgConnectOptions {
+        PgConnectOptions::new_without_pgpass()
+            .host(self.host())
+            .port(self.port)
+            .database(database)
+            .username(&credentials.user)
+            .password(credentials.password.expose())
+    }
+
+    /// A pool connected to `database` as `credentials`.
+    pub async fn pool(&self, database: &str, credentials: &Credentials) -> Result<PgPool> {
+        Ok(PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(self.connect_options(database, credentials))
+            .await?)
+    }
+
+    /// Creates an empty database owned by `admin`, with the DSQL rules (inherited from
+    /// `template1`). DSQL itself has only `postgres`; separate databases let tests run side by
+    /// side on one server.
+    pub async fn create_database(&self, name: &str) -> Result<()> {
+        let mut conn = self.superuser_connection(DATABASE).await?;
+        let sql = format!(
+            "CREATE DATABASE {} OWNER {ADMIN_USER} TEMPLATE template1",
+            quote_identifier(name)
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
+    }
+
+    /// Creates a non-admin login role in `database` the way DSQL wants it, as `admin` and one
+    /// statement per transaction: the role, the schema `myschema`, and usage and create rights
+    /// on it. The role gets no rights on `public`.
+    pub async fn create_user(&self, database: &str, name: &str) -> Result<Credentials> {
+        let credentials = Credentials {
+            user: name.to_owned(),
+            password: Secret::random(),
+        };
+        let role = quote_identifier(name);
+        let mut conn =
+            PgConnection::connect_with(&self.connect_options(database, &self.admin)).await?;
+        for sql in [
+            format!(
+                "CREATE ROLE {role} WITH LOGIN PASSWORD '{}'",
+                credentials.password.expose()
+            ),
+            format!("CREATE SCHEMA IF NOT EXISTS {USER_SCHEMA}"),
+            format!("GRANT USAGE, CREATE ON SCHEMA {USER_SCHEMA} TO {role}"),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        }
+        conn.close().await?;
+        Ok(credentials)
+    }
+
+    /// Writes a libpq password file for `admin` (mode 0600) and returns its path, so psql,
+    /// sqlx and sea-orm-cli can log in with `PGPASSFILE` and no password on the command line.
+    pub fn write_pgpass(&self) -> Result<PathBuf> {
+        let path = self.dir.path().join("pgpass");
+        let line = format!(
+            "{}:{}:*:{}:{}\n",
+            self.host(),
+            self.port,
+            self.admin.user,
+            self.admin.password.expose()
+        );
+        write_private_file(&path, &line)?;
+        Ok(path)
+    }
+
+    /// Stops the server and removes its directory (what dropping it does, made explicit).
+    pub fn stop(self) {
+        drop(self);
+    }
+
+    async fn superuser_connection(&self, database: &str) -> Result<PgConnection> {
+        Ok(PgConnection::connect_with(&self.connect_options(database, &self.superuser)).await?)
+    }
+
+    async fn wait_until_ready(&mut self) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.process.exited() {
+                return Err(self.start_error(format!("postgres exited ({status})")));
+            }
+            match self.superuser_connection(DATABASE).await {
+                Ok(conn) => {
+                    conn.close().await?;
+                    debug!(elapsed = ?started.elapsed(), "local PostgreSQL is ready");
+                    return Ok(());
+                }
+                Err(err) if started.elapsed() > START_TIMEOUT => {
+                    return Err(self.start_error(format!("no connection after 60 s ({err})")));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn start_error(&self, reason: String) -> Error {
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        Error::ServerStart {
+            reason,
+            log_tail: lines[lines.len().saturating_sub(20)..].join("\n"),
+        }
+    }
+
+    /// Creates `admin` as DSQL has it (owner of `postgres` and its `public` schema, may create
+    /// roles, not a superuser) and installs the rules in `template1` and `postgres`.
+    async fn install_dsql_profile(&self) -> Result<()> {
+        let mut conn = self.superuser_connection(DATABASE).await?;
+        for sql in [
+            format!(
+                "CREATE ROLE {ADMIN_USER} WITH LOGIN CREATEROLE PASSWORD '{}'",
+                self.admin.password.expose()
+            ),
+            format!("ALTER DATABASE {DATABASE} OWNER TO {ADMIN_USER}"),
+        ] {
+            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        }
+        conn.close().await?;
+        for database in ["template1", DATABASE] {
+            let mut conn = self.superuser_connection(database).await?;
+            sqlx::raw_sql(DSQL_RULES_SQL).execute(&mut conn).await?;
+            conn.close().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `initdb`: UTF-8, C collation and UTC as on DSQL, password logins only.
+async fn init_data_dir(
+    binaries: &ServerBinaries,
+    os_user: ServerUser,
+    dir: &Path,
+    superuser_password: &Secret,
+) -> Result<()> {
+    let pwfile = dir.join("superuser.pw");
+    write_private_file(&pwfile, superuser_password.expose())?;
+    os_user.own(&pwfile)?;
+    let mut command = os_user.command(&binaries.initdb);
+    command
+        .arg("--pgdata")
+        .arg(dir.join("data"))
+        .arg("--username")
+        .arg(SUPERUSER)
+        .arg(format!("--pwfile={}", pwfile.display()))
+        .args([
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ]);
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .map_err(Error::io("run initdb"));
+    let _ = std::fs::remove_file(&pwfile);
+    let output = output?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(Error::ServerProgram {
+        program: binaries.initdb.clone(),
+        status: output.status,
+        output: String::from_utf8_lossy(&[output.stdout, output.stderr].concat()).into_owned(),
+    })
+}
+
+/// The `postgres` command line: loopback only, no durability (a throwaway server), DSQL's
+/// default isolation, its log in the server directory without statement texts (a failed
+/// `CREATE ROLE … PASSWORD` would otherwise put the password there).
+fn server_command(
+    binaries: &ServerBinaries,
+    os_user: ServerUser,
+    dir: &Path,
+    port: u16,
+) -> Result<std::process::Command> {
+    let log_path = dir.join("server.log");
+    let log = std::fs::File::create(&log_path).map_err(Error::io("create the server log"))?;
+    os_user.own(&log_path)?;
+    let mut command = os_user.command(&binaries.postgres);
+    command
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-c")
+        .arg(format!("unix_socket_directories={}", dir.display()))
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "default_transaction_isolation=repeatable read",
+            "-c",
+            "timezone=UTC",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "log_min_error_statement=panic",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ])
+        .stdout(log.try_clone().map_err(Error::io("open the server log"))?)
+        .stderr(log);
+    Ok(command)
+}
+
+/// A loopback port nobody listens on right now.
+fn free_port() -> Result<u16> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(Error::io("find a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(Error::io("find a free port"))?
+        .port())
+}
+
+/// Creates `path` with mode 0600 and writes `contents`.
+fn write_private_file(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let action = || format!("write {}", path.display());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(Error::io(action()))?;
+    file.write_all(contents.as_bytes())
+        .map_err(Error::io(action()))
+}
+
+/// `name` as a double-quoted SQL identifier.
+pub fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

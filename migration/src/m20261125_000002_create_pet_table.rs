@@ -1,0 +1,49 @@
+use sea_orm_migration::prelude::*;
+
+use crate::{DsqlMigration, PET_STATUS_VALUES, Plan};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+/// `owner_id` has no `REFERENCES`: the relation lives in the ORM. `status` is a string with a
+/// `CHECK` listing its values, since DSQL has no `CREATE TYPE … AS ENUM`; DSQL accepts `CHECK`
+/// only when the table is created, so it is declared here.
+impl DsqlMigration for Migration {
+    fn plan(&self) -> Plan {
+        Plan::create_table(
+            Table::create()
+                .table(Pet::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(Pet::Id)
+                        .uuid()
+                        .not_null()
+                        .primary_key()
+                        .default(Expr::cust("gen_random_uuid()")),
+                )
+                .col(ColumnDef::new(Pet::Name).string_len(30).not_null())
+                .col(ColumnDef::new(Pet::BirthDate).date().not_null())
+                .col(ColumnDef::new(Pet::OwnerId).uuid().null())
+                .col(
+                    ColumnDef::new(Pet::Status)
+                        .string_len(20)
+                        .not_null()
+                        .default(PET_STATUS_VALUES[0])
+                        .check(Expr::col(Pet::Status).is_in(PET_STATUS_VALUES)),
+                )
+                .col(ColumnDef::new(Pet::Metadata).json_binary().null()),
+            "pet",
+        )
+    }
+}
+
+#[derive(DeriveIden)]
+enum Pet {
+    Table,
+    Id,
+    Name,
+    BirthDate,
+    OwnerId,
+    Status,
+    Metadata,
+}

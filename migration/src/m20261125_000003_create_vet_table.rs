@@ -1,0 +1,32 @@
+use sea_orm_migration::prelude::*;
+
+use crate::{DsqlMigration, Plan};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+impl DsqlMigration for Migration {
+    fn plan(&self) -> Plan {
+        Plan::create_table(
+            Table::create()
+                .table(Vet::Table)
+                .if_not_exists()
+                .col(
+                    ColumnDef::new(Vet::Id)
+                        .uuid()
+                        .not_null()
+                        .primary_key()
+                        .default(Expr::cust("gen_random_uuid()")),
+                )
+                .col(ColumnDef::new(Vet::Name).string_len(30).not_null()),
+            "vet",
+        )
+    }
+}
+
+#[derive(DeriveIden)]
+enum Vet {
+    Table,
+    Id,
+    Name,
+}

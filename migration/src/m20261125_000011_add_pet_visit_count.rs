@@ -1,0 +1,42 @@
+use sea_orm_migration::prelude::*;
+
+use crate::{Backfill, DsqlMigration, Plan, Step};
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+/// Adds `pet.visit_count` to a table that may already hold rows, the DSQL way: DSQL refuses
+/// `ADD COLUMN` with a default or a constraint (`0A000 ALTER TABLE ADD COLUMN with constraint not
+/// supported`), so the column is added bare, then its default is set, then existing rows are
+/// filled in batches of at most 3,000 rows per transaction.
+///
+/// The default is set before the backfill, not after: a row inserted between the two then gets
+/// the default, where the other order would leave it `NULL` for good.
+impl DsqlMigration for Migration {
+    fn plan(&self) -> Plan {
+        Plan {
+            up: vec![
+                Step::ddl(
+                    Table::alter()
+                        .table(Pet::Table)
+                        .add_column_if_not_exists(ColumnDef::new(Pet::VisitCount).integer().null()),
+                ),
+                Step::ddl(
+                    Table::alter()
+                        .table(Pet::Table)
+                        .modify_column(ColumnDef::new(Pet::VisitCount).default(0)),
+                ),
+                Step::Backfill(Backfill::new("pet", "id", "visit_count", 0)),
+            ],
+            down: vec![Step::Ddl(
+                "ALTER TABLE \"pet\" DROP COLUMN IF EXISTS \"visit_count\"".to_owned(),
+            )],
+        }
+    }
+}
+
+#[derive(DeriveIden)]
+enum Pet {
+    Table,
+    VisitCount,
+}

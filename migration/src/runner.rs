@@ -1,0 +1,175 @@
+//! The one runner behind every command (`up`, `down`, `status`, `fresh`, `refresh`, `reset`).
+//!
+//! sea-orm-migration 2.0.4's own commands are not DSQL-safe: `fresh` drops every table in one
+//! transaction and reads `pg_type`, and `refresh`/`reset` call private helpers that bypass an
+//! overridden `up`/`down`. Here every command goes through [`up`] and [`down`], which run each
+//! migration without a surrounding transaction and write its bookkeeping row on its own, so no
+//! transaction ever holds two DDL statements or DDL and DML together. Every statement is retried
+//! on `40001`.
+
+use std::collections::HashSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Table};
+use sea_orm::{
+    ActiveValue, ConnectionTrait, DbErr, DynIden, EntityTrait, QueryFilter, QueryTrait, Schema,
+};
+use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager, seaql_migrations};
+use tracing::info;
+
+use crate::LOG_TARGET;
+use crate::dsql::{retry_on_conflict, sqlstate};
+
+const UNIQUE_VIOLATION: &str = "23505";
+
+/// Creates the bookkeeping table if it is missing (one DDL statement, retried).
+pub async fn install<C: ConnectionTrait>(db: &C, table: DynIden) -> Result<(), DbErr> {
+    let mut create =
+        Schema::new(db.get_database_backend()).create_table_from_entity(seaql_migrations::Entity);
+    create.table(table).if_not_exists();
+    retry_on_conflict("install migration table", || db.execute(&create)).await?;
+    Ok(())
+}
+
+/// Drops the bookkeeping table (one DDL statement, retried).
+pub async fn uninstall<C: ConnectionTrait>(db: &C, table: DynIden) -> Result<(), DbErr> {
+    let drop = Table::drop().table(table).if_exists().to_owned();
+    retry_on_conflict("uninstall migration table", || db.execute(&drop)).await?;
+    Ok(())
+}
+
+/// Applies pending migrations in order: all of them, or the first `steps`.
+pub async fn up<M: MigratorTrait + ?Sized>(
+    manager: &SchemaManager<'_>,
+    steps: Option<u32>,
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let applied = applied_versions::<M, _>(db).await?;
+    let pending: Vec<_> = M::migrations()
+        .into_iter()
+        .filter(|migration| !applied.contains(migration.name()))
+        .take(limit(steps))
+        .collect();
+    if pending.is_empty() {
+        info!(target: LOG_TARGET, "No pending migrations");
+    }
+    for migration in pending {
+        info!(target: LOG_TARGET, "Applying migration '{}'", migration.name());
+        migration.up(manager).await?;
+        record::<M>(db, migration.as_ref()).await?;
+        info!(target: LOG_TARGET, "Migration '{}' has been applied", migration.name());
+    }
+    Ok(())
+}
+
+/// Rolls back applied migrations, newest first: all of them, or the last `steps`.
+pub async fn down<M: MigratorTrait + ?Sized>(
+    manager: &SchemaManager<'_>,
+    steps: Option<u32>,
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let applied = applied_versions::<M, _>(db).await?;
+    let to_undo: Vec<_> = M::migrations()
+        .into_iter()
+        .filter(|migration| applied.contains(migration.name()))
+        .rev()
+        .take(limit(steps))
+        .collect();
+    if to_undo.is_empty() {
+        info!(target: LOG_TARGET, "No applied migrations");
+    }
+    for migration in to_undo {
+        info!(target: LOG_TARGET, "Rolling back migration '{}'", migration.name());
+        migration.down(manager).await?;
+        forget::<M>(db, migration.name()).await?;
+        info!(target: LOG_TARGET, "Migration '{}' has been rolled back", migration.name());
+    }
+    Ok(())
+}
+
+/// Drops every table of the current schema, one statement each, then applies all migrations.
+pub async fn fresh<M: MigratorTrait + ?Sized>(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT table_name::text AS table_name FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+             ORDER BY table_name",
+        ))
+        .await?;
+    for row in rows {
+        let name: String = row.try_get("", "table_name")?;
+        info!(target: LOG_TARGET, "Dropping table '{name}'");
+        let drop = Table::drop()
+            .table(Alias::new(&name))
+            .if_exists()
+            .to_owned();
+        retry_on_conflict(&format!("drop table {name}"), || db.execute(&drop)).await?;
+    }
+    up::<M>(manager, None).await
+}
+
+/// Versions recorded as applied; fails, as sea-orm-migration does, when the database knows a
+/// version that no migration file has.
+async fn applied_versions<M: MigratorTrait + ?Sized, C: ConnectionTrait>(
+    db: &C,
+) -> Result<HashSet<String>, DbErr> {
+    let applied: HashSet<String> = M::get_migration_models(db)
+        .await?
+        .into_iter()
+        .map(|model| model.version)
+        .collect();
+    let known: HashSet<String> = M::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect();
+    let mut missing: Vec<_> = applied.difference(&known).collect();
+    missing.sort();
+    if let Some(version) = missing.first() {
+        return Err(DbErr::Migration(format!(
+            "migration '{version}' is recorded as applied but no migration of that name exists"
+        )));
+    }
+    Ok(applied)
+}
+
+/// Writes the bookkeeping row in a transaction of its own. A duplicate means an earlier attempt
+/// committed although its answer was lost; the row is there, which is all that matters.
+async fn record<M: MigratorTrait + ?Sized>(
+    db: &impl ConnectionTrait,
+    migration: &dyn MigrationTrait,
+) -> Result<(), DbErr> {
+    let applied_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
+        });
+    let mut insert = seaql_migrations::Entity::insert(seaql_migrations::ActiveModel {
+        version: ActiveValue::Set(migration.name().to_owned()),
+        applied_at: ActiveValue::Set(applied_at),
+    });
+    QueryTrait::query(&mut insert).into_table(M::migration_table_name());
+    let insert = insert.build(db.get_database_backend());
+    match retry_on_conflict("record migration", || db.execute_raw(insert.clone())).await {
+        Err(err) if sqlstate(&err).as_deref() == Some(UNIQUE_VIOLATION) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// Deletes the bookkeeping row in a transaction of its own.
+async fn forget<M: MigratorTrait + ?Sized>(
+    db: &impl ConnectionTrait,
+    version: &str,
+) -> Result<(), DbErr> {
+    let mut delete = seaql_migrations::Entity::delete_many()
+        .filter(Expr::col(seaql_migrations::Column::Version).eq(version));
+    QueryTrait::query(&mut delete).from_table(M::migration_table_name());
+    let delete = delete.build(db.get_database_backend());
+    retry_on_conflict("forget migration", || db.execute_raw(delete.clone())).await?;
+    Ok(())
+}
+
+fn limit(steps: Option<u32>) -> usize {
+    steps.map_or(usize::MAX, |steps| steps as usize)
+}
