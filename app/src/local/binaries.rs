@@ -1,5 +1,6 @@
 //! Finding the PostgreSQL server programs on this machine.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -17,12 +18,18 @@ impl ServerBinaries {
     /// Looks on `PATH` first, then in `/usr/lib/postgresql/<version>/bin` (newest version
     /// first), for a directory holding both `initdb` and `postgres`.
     pub fn find() -> Result<Self> {
-        let path_dirs = std::env::var_os("PATH")
-            .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-            .unwrap_or_default();
-        path_dirs
+        Self::find_in(
+            std::env::var_os("PATH").as_deref(),
+            Path::new("/usr/lib/postgresql"),
+        )
+    }
+
+    /// [`ServerBinaries::find`] with the search path and the Debian root given.
+    pub fn find_in(path: Option<&OsStr>, debian_root: &Path) -> Result<Self> {
+        path.map(|path| std::env::split_paths(path).collect::<Vec<_>>())
+            .unwrap_or_default()
             .into_iter()
-            .chain(debian_dirs(Path::new("/usr/lib/postgresql")))
+            .chain(debian_dirs(debian_root))
             .find_map(|dir| Self::in_dir(&dir))
             .ok_or(Error::NoPostgresBinaries)
     }

@@ -1,0 +1,68 @@
+//! Shared by the integration tests: one local server per test binary (it is stopped by its
+//! dead man's switch when the binary exits), and a fresh database per test.
+#![allow(dead_code, missing_docs)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use app::local::{Credentials, LocalServer};
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use sqlx::{Connection, PgConnection};
+use tokio::sync::OnceCell;
+
+static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
+static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
+
+/// The test binary's server, started on first use.
+pub async fn server() -> &'static LocalServer {
+    SERVER
+        .get_or_init(|| async {
+            LocalServer::start()
+                .await
+                .expect("start the local PostgreSQL (are the server binaries installed?)")
+        })
+        .await
+}
+
+/// A new, empty database with the DSQL rules, owned by `admin`.
+pub async fn fresh_database(purpose: &str) -> String {
+    let name = format!(
+        "t{}_{purpose}",
+        NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+    );
+    server()
+        .await
+        .create_database(&name)
+        .await
+        .expect("create a test database");
+    name
+}
+
+/// A single connection to `database` as `who`.
+pub async fn connect(database: &str, who: &Credentials) -> PgConnection {
+    let options = server().await.connect_options(database, who);
+    PgConnection::connect_with(&options)
+        .await
+        .expect("connect to the test database")
+}
+
+/// A SeaORM connection (a small pool) to `database` as `admin`.
+pub async fn admin_db(database: &str) -> DatabaseConnection {
+    let server = server().await;
+    let pool = server
+        .pool(database, server.admin())
+        .await
+        .expect("connect as admin");
+    SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+}
+
+/// The SQLSTATE and message of a failed statement (panics on success or a non-database error).
+pub fn database_error<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> (String, String) {
+    let err = result.expect_err("the statement should have been refused");
+    let db = err
+        .as_database_error()
+        .unwrap_or_else(|| panic!("expected a database error, got {err}"));
+    (
+        db.code().map(|c| c.into_owned()).unwrap_or_default(),
+        db.message().to_owned(),
+    )
+}
