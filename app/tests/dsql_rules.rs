@@ -176,7 +176,10 @@ const MUST_AGREE: &[(&str, &[&str])] = &[
 ];
 
 fn read_json<T: for<'de> Deserialize<'de>>(file: &str) -> T {
-    let path = format!("{}/tests/dsql-conformance/{file}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/dsql-conformance/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {path}: {e}"))
 }
@@ -190,7 +193,10 @@ enum Outcome {
 
 /// Sends one step as a simple query (as psql would) and collects its rows as text.
 async fn run_step(conn: &mut PgConnection, sql: &str) -> Outcome {
-    match sqlx::raw_sql(AssertSqlSafe(sql)).fetch_all(&mut *conn).await {
+    match sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+    {
         Ok(rows) => Outcome::Ok(
             rows.iter()
                 .map(|row| {
@@ -312,7 +318,9 @@ async fn truncate_is_refused_with_dsqls_message() {
     let (sqlstate, _) = database_error(conn.execute("SELECT 1").await);
     assert_eq!(sqlstate, "25P02");
     conn.execute("ROLLBACK").await.expect("rollback");
-    conn.execute("SELECT 1").await.expect("usable after rollback");
+    conn.execute("SELECT 1")
+        .await
+        .expect("usable after rollback");
 }
 
 #[tokio::test]
@@ -340,11 +348,12 @@ async fn admin_owns_public_and_a_non_admin_role_works_only_in_myschema() {
     let server = server().await;
     let database = fresh_database("roles").await;
     let mut admin = connect(&database, server.admin()).await;
-    let owner: String =
-        sqlx::query_scalar("SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = 'public'")
-            .fetch_one(&mut admin)
-            .await
-            .expect("owner of public");
+    let owner: String = sqlx::query_scalar(
+        "SELECT pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = 'public'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("owner of public");
     assert_eq!(owner, "pg_database_owner");
     let db_owner: String = sqlx::query_scalar(
         "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()",
