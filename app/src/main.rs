@@ -35,18 +35,24 @@ async fn main() -> Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let work = async {
-        match cli.command.unwrap_or(Command::Demo) {
-            Command::Demo => demo().await,
-            Command::Local => local().await,
-        }
-    };
+    let command = cli.command.unwrap_or(Command::Demo);
+    // Ctrl-C drops the work in progress, and with it any local server, which stops it.
     tokio::select! {
-        result = work => result,
-        _ = tokio::signal::ctrl_c() => {
-            eprintln!("interrupted; the local server, if any, is being stopped");
-            Ok(())
+        result = run(&command) => result,
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("listening for Ctrl-C")?;
+            match command {
+                Command::Local => Ok(()),
+                Command::Demo => anyhow::bail!("interrupted"),
+            }
         }
+    }
+}
+
+async fn run(command: &Command) -> Result<()> {
+    match command {
+        Command::Demo => demo().await,
+        Command::Local => local().await,
     }
 }
 
@@ -88,10 +94,9 @@ async fn local() -> Result<()> {
         dir = server.dir().display(),
         pgpass = pgpass.display(),
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
-    server.stop();
+    // Runs until Ctrl-C, which drops the server (see `main`).
+    std::future::pending::<()>().await;
+    drop(server);
     Ok(())
 }
 

@@ -26,8 +26,9 @@ pub struct Model {
     /// Free-form typed details, stored as JSONB.
     #[sea_orm(column_type = "JsonBinary", nullable)]
     pub metadata: Option<PetMetadata>,
-    /// Number of visits; added by a later migration the DSQL way (nullable, backfilled, then a
-    /// default), so rows written before that migration may briefly read `None`.
+    /// Number of visits; added by a later migration the DSQL way (a bare nullable column, then
+    /// its default, then a batched backfill), so rows written before that migration may read
+    /// `None` until the backfill reaches them.
     pub visit_count: Option<i32>,
     /// The owner (ORM relation declared with `skip_fk`: no foreign key in the database).
     #[sea_orm(belongs_to, from = "owner_id", to = "id", skip_fk)]

@@ -51,7 +51,8 @@ where
         tries += 1;
         match attempt().await {
             Err(err) if is_conflict(&err) && tries < MAX_ATTEMPTS => {
-                let wait = Duration::from_millis(20 << tries.min(6)).min(Duration::from_secs(1));
+                let wait =
+                    Duration::from_millis(20 << (tries - 1).min(6)).min(Duration::from_secs(1));
                 warn!(target: LOG_TARGET, %err, attempt = tries, "{what}: conflict, retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
             }

@@ -6,8 +6,8 @@ use crate::{DsqlMigration, PET_STATUS_VALUES, Plan};
 pub struct Migration;
 
 /// `owner_id` has no `REFERENCES`: the relation lives in the ORM. `status` is a string with a
-/// `CHECK` listing its values, since DSQL has no `CREATE TYPE … AS ENUM`; DSQL accepts `CHECK`
-/// only when the table is created, so it is declared here.
+/// `CHECK` listing its values, since DSQL has no `CREATE TYPE … AS ENUM`. It is declared with the
+/// table: added later, DSQL wants `ADD CONSTRAINT … NOT VALID` and an asynchronous validation.
 impl DsqlMigration for Migration {
     fn plan(&self) -> Plan {
         Plan::create_table(

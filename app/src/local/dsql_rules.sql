@@ -1,4 +1,4 @@
--- dsql_rules.sql: make this PostgreSQL 15 database refuse what Aurora DSQL refuses,
+-- dsql_rules.sql: make this PostgreSQL (13 or newer; tested with 15) database refuse what Aurora DSQL refuses,
 -- with DSQL's SQLSTATE and wording (taken from recordings of a live cluster).
 --
 -- Run by the superuser once per database as one plain-SQL string (template1 and postgres;
@@ -144,7 +144,9 @@ END $$;
 
 -- Rule 10: identity columns must be bigint; sequences and identity columns need an explicit
 -- CACHE of 1 or >= 65536. PostgreSQL's default cache is also 1, so "explicit" is judged from
--- the statement text: a new sequence with cache 1 and no word CACHE in the query is refused.
+-- the statement text: a new sequence with cache 1 and no word CACHE in the query is refused
+-- (a heuristic: the word anywhere in the query string counts; the wire-level front door will
+-- read the statement itself).
 CREATE OR REPLACE FUNCTION dsql_local.check_sequences() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE r record;
 BEGIN

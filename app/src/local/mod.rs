@@ -90,25 +90,48 @@ impl LocalServer {
             password: Secret::random(),
         };
         init_data_dir(&binaries, os_user, dir.path(), &superuser.password).await?;
-        let port = free_port()?;
-        info!(port, dir = %dir.path().display(), "starting the local PostgreSQL");
-        let process = ServerProcess::spawn(
-            server_command(&binaries, os_user, dir.path(), port)?,
-            dir.path(),
-        )?;
-        let mut server = Self {
-            process,
-            port,
-            superuser,
-            admin: Credentials {
-                user: ADMIN_USER.to_owned(),
-                password: Secret::random(),
-            },
-            dir,
+        let admin = Credentials {
+            user: ADMIN_USER.to_owned(),
+            password: Secret::random(),
         };
-        server.wait_until_ready().await?;
+        let server = Self::launch(&binaries, os_user, dir, superuser, admin).await?;
         server.install_dsql_profile().await?;
         Ok(server)
+    }
+
+    /// Starts `postgres` on a free port and waits until it takes connections. The port is free
+    /// when chosen but another process may take it first, so a server that exits while starting
+    /// is tried again on a new port, twice at most.
+    async fn launch(
+        binaries: &ServerBinaries,
+        os_user: ServerUser,
+        mut dir: tempfile::TempDir,
+        superuser: Credentials,
+        admin: Credentials,
+    ) -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            let port = free_port()?;
+            info!(port, dir = %dir.path().display(), "starting the local PostgreSQL");
+            let command = server_command(binaries, os_user, dir.path(), port)?;
+            let mut server = Self {
+                process: ServerProcess::spawn(command, dir.path())?,
+                port,
+                superuser: superuser.clone(),
+                admin: admin.clone(),
+                dir,
+            };
+            match server.wait_until_ready().await {
+                Err(Error::ServerStart { .. })
+                    if attempt < 3 && server.process.exited().is_some() =>
+                {
+                    attempt += 1;
+                    server.process.stop();
+                    dir = server.dir;
+                }
+                other => return other.map(|()| server),
+            }
+        }
     }
 
     /// The loopback port the server listens on.
