@@ -27,7 +27,10 @@ mod m20261125_000009_create_vet_specialty_pair_index;
 mod m20261125_000010_create_vet_specialty_specialty_name_index;
 mod m20261125_000011_add_pet_visit_count;
 
-pub use step::{Backfill, DsqlMigration, IndexSpec, MAX_ROWS_PER_TRANSACTION, Plan, Step, Steps};
+pub use step::{
+    Backfill, DsqlMigration, IndexSpec, MAX_ROWS_PER_TRANSACTION, Plan, Step, Steps,
+    uuid_primary_key,
+};
 
 /// Tracing target of the runner's progress lines; the same as sea-orm-migration's, so its CLI
 /// shows them without `-v`.

@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::{DsqlMigration, Plan};
+use crate::{DsqlMigration, Plan, uuid_primary_key};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -11,13 +11,7 @@ impl DsqlMigration for Migration {
             Table::create()
                 .table(Owner::Table)
                 .if_not_exists()
-                .col(
-                    ColumnDef::new(Owner::Id)
-                        .uuid()
-                        .not_null()
-                        .primary_key()
-                        .default(Expr::cust("gen_random_uuid()")),
-                )
+                .col(uuid_primary_key(Owner::Id))
                 .col(ColumnDef::new(Owner::Name).string_len(30).not_null())
                 .col(ColumnDef::new(Owner::City).string_len(80).not_null())
                 .col(ColumnDef::new(Owner::Telephone).string_len(20).null())

@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::{DsqlMigration, PET_STATUS_VALUES, Plan};
+use crate::{DsqlMigration, PET_STATUS_VALUES, Plan, uuid_primary_key};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -14,13 +14,7 @@ impl DsqlMigration for Migration {
             Table::create()
                 .table(Pet::Table)
                 .if_not_exists()
-                .col(
-                    ColumnDef::new(Pet::Id)
-                        .uuid()
-                        .not_null()
-                        .primary_key()
-                        .default(Expr::cust("gen_random_uuid()")),
-                )
+                .col(uuid_primary_key(Pet::Id))
                 .col(ColumnDef::new(Pet::Name).string_len(30).not_null())
                 .col(ColumnDef::new(Pet::BirthDate).date().not_null())
                 .col(ColumnDef::new(Pet::OwnerId).uuid().null())

@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::{DsqlMigration, Plan};
+use crate::{DsqlMigration, Plan, uuid_primary_key};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -11,13 +11,7 @@ impl DsqlMigration for Migration {
             Table::create()
                 .table(Vet::Table)
                 .if_not_exists()
-                .col(
-                    ColumnDef::new(Vet::Id)
-                        .uuid()
-                        .not_null()
-                        .primary_key()
-                        .default(Expr::cust("gen_random_uuid()")),
-                )
+                .col(uuid_primary_key(Vet::Id))
                 .col(ColumnDef::new(Vet::Name).string_len(30).not_null()),
             "vet",
         )

@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::{DsqlMigration, Plan};
+use crate::{DsqlMigration, Plan, uuid_primary_key};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -13,13 +13,7 @@ impl DsqlMigration for Migration {
             Table::create()
                 .table(VetSpecialty::Table)
                 .if_not_exists()
-                .col(
-                    ColumnDef::new(VetSpecialty::Id)
-                        .uuid()
-                        .not_null()
-                        .primary_key()
-                        .default(Expr::cust("gen_random_uuid()")),
-                )
+                .col(uuid_primary_key(VetSpecialty::Id))
                 .col(ColumnDef::new(VetSpecialty::VetId).uuid().not_null())
                 .col(
                     ColumnDef::new(VetSpecialty::SpecialtyName)

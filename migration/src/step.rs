@@ -7,7 +7,8 @@
 //! slip two statements into one transaction.
 
 use sea_orm::sea_query::{
-    Expr, ExprTrait, Index, PostgresQueryBuilder, Query, SchemaStatementBuilder, SimpleExpr,
+    ColumnDef, Expr, ExprTrait, Index, IntoIden, PostgresQueryBuilder, Query,
+    SchemaStatementBuilder, SimpleExpr,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use sea_orm_migration::{MigrationName, MigrationTrait, SchemaManager, async_trait};
@@ -18,6 +19,17 @@ use crate::dsql::{builds_indexes_async, retry_on_conflict};
 
 /// Most rows DSQL lets one transaction change; a larger change fails with `54000`.
 pub const MAX_ROWS_PER_TRANSACTION: u64 = 3_000;
+
+/// A UUID primary-key column whose default is `gen_random_uuid()`. The application generates
+/// keys itself (so a retried insert is idempotent); the default serves hand-written SQL.
+pub fn uuid_primary_key(column: impl IntoIden) -> ColumnDef {
+    ColumnDef::new(column)
+        .uuid()
+        .not_null()
+        .primary_key()
+        .default(Expr::cust("gen_random_uuid()"))
+        .to_owned()
+}
 
 /// A migration written as steps. Implement this (with `#[derive(DeriveMigrationName)]`) and list
 /// the migration in [`crate::plan`]; the runner wraps it into a [`MigrationTrait`].
