@@ -45,6 +45,37 @@ pub enum Error {
         /// The last lines of the server's log.
         log_tail: String,
     },
+    /// A configuration value is missing or malformed; checked before any connection.
+    #[error("{variable}: {problem}")]
+    Config {
+        /// The environment variable (or setting) at fault.
+        variable: &'static str,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// An IAM authentication token could not be generated. Never contains the token.
+    #[error("could not generate a DSQL authentication token: {0}")]
+    Token(String),
+    /// Input refused by validation before it reached the database.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// A retried transaction kept failing with retryable errors.
+    #[error("gave up after {attempts} attempts; last error: {last}")]
+    RetriesExhausted {
+        /// How many times the transaction ran.
+        attempts: u32,
+        /// The error of the last attempt.
+        last: sea_orm::DbErr,
+    },
+    /// The connection was lost while `COMMIT` was in flight: the transaction may or may not
+    /// have committed. Retried only for work declared idempotent.
+    #[error("the outcome of the transaction is unknown (connection lost during COMMIT, attempt {attempts}): {cause}")]
+    OutcomeUnknown {
+        /// The attempt during which the commit was lost.
+        attempts: u32,
+        /// The connection error.
+        cause: sea_orm::DbErr,
+    },
     /// A database error from sqlx.
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),

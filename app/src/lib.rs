@@ -1,5 +1,7 @@
 //! The pet clinic on Aurora DSQL with SeaORM.
 //!
+//! - [`config`]: where to connect, from the environment, checked before any connection.
+//! - [`dsql`]: endpoints, IAM tokens and the token-refreshing pool.
 //! - [`local`]: a throwaway PostgreSQL that refuses what DSQL refuses, so everything runs and is
 //!   tested without an AWS account.
 //! - [`catalog`]: the schema read back from the server.
@@ -7,6 +9,8 @@
 //! - [`error`]: the library's error type.
 
 pub mod catalog;
+pub mod config;
+pub mod dsql;
 pub mod error;
 pub mod local;
 pub mod secret;
