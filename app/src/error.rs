@@ -69,7 +69,9 @@ pub enum Error {
     },
     /// The connection was lost while `COMMIT` was in flight: the transaction may or may not
     /// have committed. Retried only for work declared idempotent.
-    #[error("the outcome of the transaction is unknown (connection lost during COMMIT, attempt {attempts}): {cause}")]
+    #[error(
+        "the outcome of the transaction is unknown (connection lost during COMMIT, attempt {attempts}): {cause}"
+    )]
     OutcomeUnknown {
         /// The attempt during which the commit was lost.
         attempts: u32,

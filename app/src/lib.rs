@@ -9,10 +9,15 @@
 //! - [`error`]: the library's error type.
 
 pub mod catalog;
+pub mod clinic;
 pub mod config;
+pub mod demo;
 pub mod dsql;
 pub mod error;
 pub mod local;
+pub mod retry;
 pub mod secret;
+pub mod session;
+pub mod users;
 
 pub use error::{Error, Result};

@@ -1,17 +1,22 @@
-//! The `app` command: the clinic demo, and the local DSQL stand-in.
+//! The `app` command: the clinic demo, migrations, user onboarding, IAM tokens, and the local
+//! DSQL stand-in.
 
 use anyhow::{Context, Result};
+use app::config::Config;
 use app::local::{ADMIN_USER, DATABASE, LocalServer};
+use app::retry::RetryPolicy;
+use app::session::Session;
 use clap::{Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use tracing_subscriber::EnvFilter;
 
 /// SeaORM on Amazon Aurora DSQL: the pet-clinic demo.
 ///
-/// With no database configured, the app starts a local DSQL stand-in (a throwaway PostgreSQL
-/// that refuses what DSQL refuses) and stops it afterwards. Logging follows RUST_LOG
-/// (default: info).
+/// Where it connects comes from the environment (and `.env`): CLUSTER_ENDPOINT for Aurora DSQL
+/// with IAM tokens, DATABASE_URL for any PostgreSQL, and with neither a local DSQL stand-in (a
+/// throwaway PostgreSQL that refuses what DSQL refuses) that the app starts and stops itself.
+/// CLUSTER_USER (default admin) names the user; see the README for every variable. Logging
+/// follows RUST_LOG (default: info).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -21,11 +26,56 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Migrate the database as `admin` and print its tables (the default).
+    /// Migrate, then walk through the clinic: every workaround of the Sequelize sample (the
+    /// default).
     Demo,
+    /// Run the DSQL-safe migrations over the app's own connection (admin migrates `public`,
+    /// any other user its `myschema`).
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Manage database users (run as admin).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Print an IAM authentication token for CLUSTER_ENDPOINT and CLUSTER_USER on stdout, as
+    /// `aws dsql generate-db-connect[-admin]-auth-token` does.
+    Token,
     /// Start the local DSQL stand-in, print how to connect to it, and keep it running until
     /// Ctrl-C.
     Local,
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateAction {
+    /// Apply pending migrations (all, or the next N).
+    Up { steps: Option<u32> },
+    /// Roll back applied migrations (the last one, or the last N).
+    Down { steps: Option<u32> },
+    /// List every migration and whether it is applied.
+    Status,
+    /// Drop every table of the schema, one statement at a time, then apply all migrations.
+    Fresh,
+    /// Roll back all migrations, then apply them all.
+    Refresh,
+    /// Roll back all migrations and drop the bookkeeping table.
+    Reset,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Create a login role the DSQL way: the role, `AWS IAM GRANT` to an IAM role (on DSQL),
+    /// the schema `myschema`, and usage and create rights on it.
+    Create {
+        /// The database role to create (letters, digits and _).
+        name: String,
+        /// The IAM role whose principals may log in as it, e.g.
+        /// arn:aws:iam::123456789012:role/clinic.
+        #[arg(long)]
+        iam_role: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -43,36 +93,88 @@ async fn main() -> Result<()> {
             signal.context("listening for Ctrl-C")?;
             match command {
                 Command::Local => Ok(()),
-                Command::Demo => anyhow::bail!("interrupted"),
+                _ => anyhow::bail!("interrupted"),
             }
         }
     }
 }
 
 async fn run(command: &Command) -> Result<()> {
+    if let Command::Local = command {
+        return local().await;
+    }
+    let config = Config::from_env().context("reading the configuration")?;
     match command {
-        Command::Demo => demo().await,
-        Command::Local => local().await,
+        Command::Token => {
+            let token = app::dsql::token::token_for(&config).await?;
+            // The one place a token is shown: this command exists to print it.
+            println!("{}", token.expose());
+            Ok(())
+        }
+        Command::Demo => with_session(&config, demo).await,
+        Command::Migrate { action } => {
+            with_session(&config, async |s| migrate(s, action).await).await
+        }
+        Command::User {
+            action: UserAction::Create { name, iam_role },
+        } => {
+            anyhow::ensure!(
+                config.is_admin(),
+                "users are created by admin: set CLUSTER_USER=admin (it is {})",
+                config.user
+            );
+            with_session(&config, async |session| {
+                app::users::onboard(&session.db(), name, iam_role.as_deref()).await?;
+                println!("User {name} can log in and work in schema myschema");
+                Ok(())
+            })
+            .await
+        }
+        Command::Local => unreachable!("handled above"),
     }
 }
 
-async fn demo() -> Result<()> {
-    let server = LocalServer::start()
-        .await
-        .context("starting the local DSQL stand-in")?;
-    let db = admin_connection(&server).await?;
-    Migrator::up(&db, None)
-        .await
-        .context("migrating the database")?;
-    let columns = app::catalog::columns(&db)
-        .await
-        .context("reading the schema")?;
+/// Opens a session, runs `work`, and closes the session whatever `work` returned.
+async fn with_session(
+    config: &Config,
+    work: impl AsyncFnOnce(&Session) -> Result<()>,
+) -> Result<()> {
+    let session = Session::open(config).await.context("connecting")?;
     println!(
-        "Schema of database {DATABASE:?} after migrating as {ADMIN_USER:?}:\n\n{}",
-        app::catalog::render(&columns)
+        "Connected to {} as {} (schema {})",
+        session.description(),
+        config.user,
+        config.schema()
     );
-    db.close().await.context("closing the connections")?;
-    server.stop();
+    let result = work(&session).await;
+    session.close().await;
+    result
+}
+
+async fn demo(session: &Session) -> Result<()> {
+    let db = session.db();
+    Migrator::up(&db, None).await.context("migrating")?;
+    println!("Schema migrated (DSQL-safe: one DDL statement per transaction)");
+    app::demo::run(&db, &RetryPolicy::default(), |line| println!("{line}"))
+        .await
+        .context("running the demo")?;
+    Ok(())
+}
+
+async fn migrate(session: &Session, action: &MigrateAction) -> Result<()> {
+    let db = session.db();
+    match action {
+        MigrateAction::Up { steps } => Migrator::up(&db, *steps).await?,
+        MigrateAction::Down { steps } => Migrator::down(&db, Some(steps.unwrap_or(1))).await?,
+        MigrateAction::Fresh => Migrator::fresh(&db).await?,
+        MigrateAction::Refresh => Migrator::refresh(&db).await?,
+        MigrateAction::Reset => Migrator::reset(&db).await?,
+        MigrateAction::Status => {
+            for migration in Migrator::get_migration_with_status(&db).await? {
+                println!("{}  {}", migration.status(), migration.name());
+            }
+        }
+    }
     Ok(())
 }
 
@@ -98,12 +200,4 @@ async fn local() -> Result<()> {
     std::future::pending::<()>().await;
     drop(server);
     Ok(())
-}
-
-async fn admin_connection(server: &LocalServer) -> Result<DatabaseConnection> {
-    let pool = server
-        .pool(DATABASE, server.admin())
-        .await
-        .context("connecting as admin")?;
-    Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
 }

@@ -62,12 +62,11 @@ where
 }
 
 /// Asks the server whether it is Aurora DSQL (or a stand-in of it), i.e. whether it has the
-/// `sys.jobs` view of asynchronous jobs. On DSQL indexes must be built with
-/// `CREATE INDEX ASYNC`; PostgreSQL does not know that syntax.
+/// `sys.jobs` view of asynchronous jobs.
 ///
 /// The probe is an ordinary query: "no such schema/table" (`3F000`, `42P01`) means plain
 /// PostgreSQL, any other error is returned.
-pub async fn builds_indexes_async<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
+pub async fn is_dsql<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
     match db
         .execute_unprepared("SELECT job_id FROM sys.jobs LIMIT 0")
         .await
@@ -76,4 +75,10 @@ pub async fn builds_indexes_async<C: ConnectionTrait>(db: &C) -> Result<bool, Db
         Err(err) if matches!(sqlstate(&err).as_deref(), Some("3F000" | "42P01")) => Ok(false),
         Err(err) => Err(err),
     }
+}
+
+/// Whether indexes must be built with `CREATE INDEX ASYNC`: on DSQL they must (a plain
+/// `CREATE INDEX` is refused), and PostgreSQL does not know that syntax.
+pub async fn builds_indexes_async<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
+    is_dsql(db).await
 }

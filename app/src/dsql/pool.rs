@@ -1,1 +1,492 @@
-//! (being written)
+//! A sqlx `PgPool` whose password is refreshed in the background, for Aurora DSQL's
+//! short-lived IAM tokens.
+//!
+//! DSQL checks a token only when a connection is opened: a connection that is already open
+//! keeps working after its token has expired, until DSQL closes it (after 60 minutes at most).
+//! So a pool needs a valid token each time it opens a *new* connection. sqlx has no
+//! `before_connect` hook that could fetch one per connection; what it has is
+//! [`Pool::set_connect_options`](sqlx::Pool::set_connect_options), which replaces the options
+//! (and so the password) that every later connection attempt uses. [`RefreshingPool`] owns a
+//! task that calls it with a fresh token at [`RefreshPolicy::at_fraction`] of each token's
+//! life.
+//!
+//! Unlike AWS's `aurora-dsql-sqlx-connector`, which logs a failed refresh and then waits a whole
+//! interval (with 15-minute tokens, minutes in which no new connection can open once the old
+//! token expires), a failed refresh here is retried with capped, jittered exponential backoff
+//! until it succeeds. [`RefreshStatus`] shows when the last refresh succeeded, so a health check
+//! can tell. The task ends when the pool is closed.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::PoolSettings;
+use crate::dsql::token::{Token, TokenSource};
+use crate::error::{Error, Result};
+
+/// The shortest wait before a scheduled refresh, whatever the token says: a source that hands
+/// out tokens valid for (almost) no time must not make the task spin.
+const MIN_REFRESH_DELAY: Duration = Duration::from_millis(100);
+
+/// How the background refresh behaves.
+///
+/// The defaults suit DSQL's tokens (15 minutes by default): refresh after 80% of a token's
+/// life, which leaves a fifth of it to retry in; retry a failure after about a second, doubling
+/// up to 30 seconds, so an outage of the token source is noticed and recovered from within
+/// seconds of its end rather than a whole interval later.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefreshPolicy {
+    /// When to fetch the next token, as a fraction of the current token's validity (0.8 =
+    /// at 80% of its life). Must be in `(0, 1]`.
+    pub at_fraction: f64,
+    /// The wait before retrying a failed refresh for the first time. Must not be zero.
+    pub retry_initial: Duration,
+    /// The longest wait between two retries; the wait doubles from `retry_initial` up to this.
+    /// Must not be less than `retry_initial`.
+    pub retry_max: Duration,
+}
+
+impl Default for RefreshPolicy {
+    /// Refresh at 80% of a token's life; retry after 1 s, doubling up to 30 s.
+    fn default() -> Self {
+        Self {
+            at_fraction: 0.8,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RefreshPolicy {
+    /// Checks the policy, so that a bad value is an error at connect time rather than a panic
+    /// or a busy loop inside the refresh task.
+    fn validate(&self) -> Result<()> {
+        if !(self.at_fraction.is_finite() && self.at_fraction > 0.0 && self.at_fraction <= 1.0) {
+            return Err(Error::Config {
+                variable: "RefreshPolicy::at_fraction",
+                problem: format!(
+                    "must be greater than 0 and at most 1, got {}",
+                    self.at_fraction
+                ),
+            });
+        }
+        if self.retry_initial.is_zero() {
+            return Err(Error::Config {
+                variable: "RefreshPolicy::retry_initial",
+                problem: "must be longer than zero".to_owned(),
+            });
+        }
+        if self.retry_max < self.retry_initial {
+            return Err(Error::Config {
+                variable: "RefreshPolicy::retry_max",
+                problem: format!(
+                    "must not be shorter than retry_initial ({:?}), got {:?}",
+                    self.retry_initial, self.retry_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// How long to wait before replacing a token that is valid for `valid_for`: `at_fraction`
+    /// of it, but never less than [`MIN_REFRESH_DELAY`].
+    fn refresh_delay(&self, valid_for: Duration) -> Duration {
+        Duration::try_from_secs_f64(valid_for.as_secs_f64() * self.at_fraction)
+            .unwrap_or(valid_for)
+            .max(MIN_REFRESH_DELAY)
+    }
+}
+
+/// The waits between retries of a failed refresh: `retry_initial`, doubling up to
+/// `retry_max`, each with "equal jitter" (a random wait between half the step and the whole
+/// step), so that many processes whose token source failed at once don't retry in lockstep.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// A fresh schedule: the first wait is at most `policy.retry_initial`.
+    fn new(policy: &RefreshPolicy) -> Self {
+        Self {
+            next: policy.retry_initial,
+            max: policy.retry_max,
+        }
+    }
+
+    /// The wait before the next retry.
+    fn next_wait(&mut self) -> Duration {
+        let step = self.next;
+        self.next = self.next.saturating_mul(2).min(self.max);
+        let half = step / 2;
+        half + half.mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+/// What the refresh task has done, readable at any time while it runs (atomics and a mutex
+/// held only to copy a timestamp, so cheap to poll from a health check).
+///
+/// Only the task's own calls are counted: the token [`RefreshingPool::connect`] fetches first
+/// is not an attempt, and does not set [`last_success`](Self::last_success).
+#[derive(Debug, Default)]
+pub struct RefreshStatus {
+    attempts: AtomicU64,
+    failures: AtomicU64,
+    successes: AtomicU64,
+    last_success: Mutex<Option<SystemTime>>,
+}
+
+impl RefreshStatus {
+    /// When the task last installed a new token in the pool, or `None` if it has not yet. If this
+    /// is older than the token's validity, new connections are failing to authenticate.
+    pub fn last_success(&self) -> Option<SystemTime> {
+        *self
+            .last_success
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many times the task has asked the token source for a token (successful or not,
+    /// including a call still in progress).
+    pub fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::Acquire)
+    }
+
+    /// How many of those calls failed.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Acquire)
+    }
+
+    /// How many new tokens the task has installed in the pool. When this count is `n`, the
+    /// `n`-th token is already in the pool's connect options: every connection opened from then
+    /// on uses it (or a later one).
+    pub fn successes(&self) -> u64 {
+        self.successes.load(Ordering::Acquire)
+    }
+
+    fn record_attempt(&self) -> u64 {
+        self.attempts.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn record_failure(&self) {
+        self.failures.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn record_success(&self) {
+        *self
+            .last_success
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(SystemTime::now());
+        self.successes.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// A PostgreSQL pool whose password for new connections is kept fresh from a [`TokenSource`].
+///
+/// Existing connections are never touched (DSQL checks a token only at connect time); the
+/// pool closes them itself after `max_lifetime`, which should stay below DSQL's 60-minute cap.
+/// The refresh task runs for as long as the pool is open — also if this handle is dropped
+/// while clones of the pool live on — and ends when the pool is closed, through
+/// [`close`](Self::close) or any clone of the pool.
+///
+/// `Debug` shows the pool's size and the refresh status, never the connect options: sqlx's
+/// `PgConnectOptions` prints its password in `Debug`.
+pub struct RefreshingPool {
+    pool: PgPool,
+    status: Arc<RefreshStatus>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for RefreshingPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshingPool")
+            .field("size", &self.pool.size())
+            .field("num_idle", &self.pool.num_idle())
+            .field("is_closed", &self.pool.is_closed())
+            .field(
+                "refreshing",
+                &self.task.as_ref().is_some_and(|t| !t.is_finished()),
+            )
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl RefreshingPool {
+    /// A pool whose password is already in `options` (a `DATABASE_URL`'s, or libpq's password
+    /// file): nothing expires, so nothing is refreshed. Same pool settings and `search_path`
+    /// handling as [`connect`](Self::connect).
+    pub async fn without_refresh(
+        options: PgConnectOptions,
+        schema: Option<&str>,
+        settings: &PoolSettings,
+    ) -> Result<Self> {
+        Ok(Self {
+            pool: open_pool(options, schema, settings).await?,
+            status: Arc::new(RefreshStatus::default()),
+            task: None,
+        })
+    }
+}
+
+/// Builds the pool with `settings` and, when `schema` is given, an `after_connect` that runs
+/// `SET search_path = "<schema>"`; opens one connection to prove that everything works.
+async fn open_pool(
+    options: PgConnectOptions,
+    schema: Option<&str>,
+    settings: &PoolSettings,
+) -> Result<PgPool> {
+    let mut pool_options = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .max_lifetime(settings.max_lifetime)
+        .idle_timeout(settings.idle_timeout);
+    if let Some(schema) = schema {
+        let sql: Arc<str> = format!("SET search_path = {}", quote_identifier(schema)).into();
+        pool_options = pool_options.after_connect(move |conn, _meta| {
+            let sql = Arc::clone(&sql);
+            Box::pin(async move {
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await?;
+                Ok(())
+            })
+        });
+    }
+    Ok(pool_options.connect_with(options).await?)
+}
+
+impl RefreshingPool {
+    /// Connects, and keeps the password of new connections fresh.
+    ///
+    /// Gets a first token from `source` (an error here is returned; nothing is retried), builds
+    /// a pool from `options` with that token as password and `settings`' `max_connections`,
+    /// `max_lifetime` and `idle_timeout`, and opens one connection to prove the endpoint, the
+    /// credentials and the schema work. When `schema` is given, every new connection runs
+    /// `SET search_path = "<schema>"` (quoted) before the pool hands it out. If the token
+    /// expires (`valid_for` is `Some`), a task is spawned on the current tokio runtime that
+    /// refreshes it as described in [`RefreshPolicy`]; a token without expiry needs no task.
+    ///
+    /// Any password already in `options` is replaced by the token.
+    pub async fn connect<S: TokenSource>(
+        options: PgConnectOptions,
+        schema: Option<&str>,
+        settings: &PoolSettings,
+        source: S,
+        policy: RefreshPolicy,
+    ) -> Result<Self> {
+        policy.validate()?;
+        let Token { secret, valid_for } = source.token().await?;
+
+        let pool = open_pool(options.clone().password(secret.expose()), schema, settings).await?;
+        info!(
+            host = options.get_host(),
+            port = options.get_port(),
+            user = options.get_username(),
+            database = options.get_database().unwrap_or_default(),
+            schema = schema.unwrap_or_default(),
+            token_valid_for_s = valid_for.map(|d| d.as_secs_f64()),
+            "connected"
+        );
+
+        let status = Arc::new(RefreshStatus::default());
+        let task = valid_for.map(|valid_for| {
+            tokio::spawn(refresh_task(
+                pool.clone(),
+                options,
+                source,
+                policy,
+                Arc::clone(&status),
+                valid_for,
+            ))
+        });
+        Ok(Self { pool, status, task })
+    }
+
+    /// The sqlx pool. Cloning it is cheap and the clones share the refreshed password.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The same pool as a SeaORM connection: it shares the pool (and so the refreshed
+    /// password), it does not open a second one.
+    pub fn database(&self) -> DatabaseConnection {
+        SqlxPostgresConnector::from_sqlx_postgres_pool(self.pool.clone())
+    }
+
+    /// The refresh task's counters and the time of its last success. The `Arc` stays readable
+    /// after [`close`](Self::close).
+    pub fn status(&self) -> Arc<RefreshStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// Closes the pool and waits for the refresh task to end.
+    ///
+    /// The task notices the close at once, even in the middle of a wait or of a call to the
+    /// token source, and drops its handle on the pool. Like [`sqlx::Pool::close`], this waits
+    /// for checked-out connections to be returned.
+    pub async fn close(self) {
+        let Self { pool, task, .. } = self;
+        // `close()` marks the pool closed (waking the task) as soon as it is called.
+        let closing = pool.close();
+        if let Some(task) = task
+            && let Err(error) = task.await
+        {
+            warn!(%error, "the token refresh task failed");
+        }
+        closing.await;
+        debug!("pool closed");
+    }
+}
+
+/// Refreshes the pool's password until the pool closes (or a token without expiry arrives).
+async fn refresh_task<S: TokenSource>(
+    pool: PgPool,
+    options: PgConnectOptions,
+    source: S,
+    policy: RefreshPolicy,
+    status: Arc<RefreshStatus>,
+    valid_for: Duration,
+) {
+    let mut closed = pool.close_event();
+    let refreshing = refresh_loop(&pool, &options, &source, &policy, &status, valid_for);
+    match closed.do_until(refreshing).await {
+        Ok(()) => info!("the token source returned a token without expiry; refresh ends"),
+        Err(_) => debug!("pool closed; token refresh ends"),
+    }
+}
+
+/// Waits until the current token is due, fetches the next one (retrying until it comes), puts
+/// it in the pool's connect options, and repeats. Returns only when a token has no expiry.
+async fn refresh_loop<S: TokenSource>(
+    pool: &PgPool,
+    options: &PgConnectOptions,
+    source: &S,
+    policy: &RefreshPolicy,
+    status: &RefreshStatus,
+    mut valid_for: Duration,
+) {
+    loop {
+        let due_in = policy.refresh_delay(valid_for);
+        debug!(
+            due_in_s = due_in.as_secs_f64(),
+            "next token refresh scheduled"
+        );
+        tokio::time::sleep(due_in).await;
+
+        let mut backoff = Backoff::new(policy);
+        let token = loop {
+            let attempt = status.record_attempt();
+            match source.token().await {
+                Ok(token) => break token,
+                Err(error) => {
+                    status.record_failure();
+                    let retry_in = backoff.next_wait();
+                    // `Error`'s messages never contain a token, and the token is not in scope.
+                    warn!(
+                        %error,
+                        attempt,
+                        failures = status.failures(),
+                        retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+                        "token refresh failed; new connections keep using the previous token \
+                         until it expires"
+                    );
+                    tokio::time::sleep(retry_in).await;
+                }
+            }
+        };
+
+        pool.set_connect_options(options.clone().password(token.secret.expose()));
+        status.record_success();
+        info!(
+            attempt = status.attempts(),
+            refreshes = status.successes(),
+            token_valid_for_s = token.valid_for.map(|d| d.as_secs_f64()),
+            "token refreshed for new connections"
+        );
+        match token.valid_for {
+            Some(next) => valid_for = next,
+            None => return,
+        }
+    }
+}
+
+/// `name` as a PostgreSQL quoted identifier: in double quotes, inner double quotes doubled.
+fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(initial_ms: u64, max_ms: u64) -> RefreshPolicy {
+        RefreshPolicy {
+            retry_initial: Duration::from_millis(initial_ms),
+            retry_max: Duration::from_millis(max_ms),
+            ..RefreshPolicy::default()
+        }
+    }
+
+    #[test]
+    fn retry_waits_start_at_retry_initial_double_and_stop_at_retry_max() {
+        let mut backoff = Backoff::new(&policy(1_000, 30_000));
+        let steps = [1, 2, 4, 8, 16, 30, 30, 30].map(Duration::from_secs);
+        for step in steps {
+            let wait = backoff.next_wait();
+            assert!(
+                wait >= step / 2 && wait <= step,
+                "wait {wait:?} outside [{:?}, {step:?}]",
+                step / 2
+            );
+        }
+    }
+
+    #[test]
+    fn first_retry_after_a_failure_does_not_wait_a_token_interval() {
+        // The official connector's weakness: after a failed refresh it sleeps a whole interval.
+        let policy = RefreshPolicy::default();
+        let interval = policy.refresh_delay(Duration::from_secs(900));
+        assert_eq!(interval, Duration::from_secs(720));
+        let mut backoff = Backoff::new(&policy);
+        let total: Duration = (0..10).map(|_| backoff.next_wait()).sum();
+        assert!(total < interval, "ten retries took {total:?}");
+    }
+
+    #[test]
+    fn refresh_is_due_at_the_fraction_but_never_sooner_than_the_floor() {
+        let policy = RefreshPolicy::default();
+        assert_eq!(
+            policy.refresh_delay(Duration::from_secs(10)),
+            Duration::from_secs(8)
+        );
+        assert_eq!(policy.refresh_delay(Duration::ZERO), MIN_REFRESH_DELAY);
+    }
+
+    #[test]
+    fn policies_that_would_spin_or_panic_are_refused() {
+        for at_fraction in [0.0, -0.5, 1.5, f64::NAN, f64::INFINITY] {
+            let bad = RefreshPolicy {
+                at_fraction,
+                ..RefreshPolicy::default()
+            };
+            assert!(bad.validate().is_err(), "{at_fraction} accepted");
+        }
+        assert!(policy(0, 10).validate().is_err());
+        assert!(policy(100, 10).validate().is_err());
+        assert!(policy(10, 10).validate().is_ok());
+        assert!(RefreshPolicy::default().validate().is_ok());
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_identifier("myschema"), "\"myschema\"");
+        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
 use tracing::{debug, info};
 
 pub use binaries::ServerBinaries;
@@ -38,10 +38,7 @@ pub const DSQL_RULES_SQL: &str = include_str!("dsql_rules.sql");
 
 /// The database DSQL offers (it has only this one).
 pub const DATABASE: &str = "postgres";
-/// DSQL's predefined administrator role.
-pub const ADMIN_USER: &str = "admin";
-/// The schema non-admin roles work in (DSQL does not let them use `public`).
-pub const USER_SCHEMA: &str = "myschema";
+pub use crate::config::{ADMIN_USER, USER_SCHEMA};
 
 const SUPERUSER: &str = "postgres";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -191,29 +188,38 @@ impl LocalServer {
         Ok(())
     }
 
-    /// Creates a non-admin login role in `database` the way DSQL wants it, as `admin` and one
-    /// statement per transaction: the role, the schema `myschema`, and usage and create rights
-    /// on it. The role gets no rights on `public`.
+    /// Creates a non-admin login role in `database` the way DSQL wants it
+    /// ([`crate::users::onboard`]: the role, the schema `myschema`, usage and create rights on
+    /// it, one statement per transaction, as `admin`), then gives it a random password — the
+    /// stand-in's substitute for an IAM token. The role gets no rights on `public`.
     pub async fn create_user(&self, database: &str, name: &str) -> Result<Credentials> {
+        let pool = self.pool(database, &self.admin).await?;
+        let admin = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+        crate::users::onboard(&admin, name, None).await?;
+        admin.close().await?;
         let credentials = Credentials {
             user: name.to_owned(),
             password: Secret::random(),
         };
-        let role = quote_identifier(name);
-        let mut conn =
-            PgConnection::connect_with(&self.connect_options(database, &self.admin)).await?;
-        for sql in [
-            format!(
-                "CREATE ROLE {role} WITH LOGIN PASSWORD '{}'",
-                credentials.password.expose()
-            ),
-            format!("CREATE SCHEMA IF NOT EXISTS {USER_SCHEMA}"),
-            format!("GRANT USAGE, CREATE ON SCHEMA {USER_SCHEMA} TO {role}"),
-        ] {
-            sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
-        }
-        conn.close().await?;
+        self.set_password(database, &credentials).await?;
         Ok(credentials)
+    }
+
+    /// Sets the password of the role `credentials.user`, as `admin`, over a connection that
+    /// does not log its statements (the statement holds the password).
+    pub async fn set_password(&self, database: &str, credentials: &Credentials) -> Result<()> {
+        let options = self
+            .connect_options(database, &self.admin)
+            .disable_statement_logging();
+        let mut conn = PgConnection::connect_with(&options).await?;
+        let sql = format!(
+            "ALTER ROLE {} WITH PASSWORD '{}'",
+            quote_identifier(&credentials.user),
+            credentials.password.expose().replace('\'', "''")
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+        conn.close().await?;
+        Ok(())
     }
 
     /// Writes a libpq password file for `admin` (mode 0600) and returns its path, so psql,
@@ -236,8 +242,12 @@ impl LocalServer {
         drop(self);
     }
 
+    /// A superuser connection. Its statements are not logged: setup statements hold passwords.
     async fn superuser_connection(&self, database: &str) -> Result<PgConnection> {
-        Ok(PgConnection::connect_with(&self.connect_options(database, &self.superuser)).await?)
+        let options = self
+            .connect_options(database, &self.superuser)
+            .disable_statement_logging();
+        Ok(PgConnection::connect_with(&options).await?)
     }
 
     async fn wait_until_ready(&mut self) -> Result<()> {

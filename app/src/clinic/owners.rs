@@ -1,0 +1,140 @@
+//! Owners: create, find, upsert by e-mail, and a race-free find-or-create.
+
+use entity::owner;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
+    QueryFilter, TryInsertResult,
+};
+use uuid::Uuid;
+use validator::Validate;
+
+use super::validated;
+use crate::error::{Error, Result};
+use crate::retry::{Idempotency, Retried, RetryPolicy, transaction};
+
+/// An owner as the user gives it, checked against the schema's limits before any SQL is sent.
+#[derive(Clone, Debug, Validate)]
+pub struct NewOwner {
+    /// 1 to 30 characters.
+    #[validate(length(min = 1, max = 30))]
+    pub name: String,
+    /// 1 to 80 characters.
+    #[validate(length(min = 1, max = 80))]
+    pub city: String,
+    /// At most 20 characters.
+    #[validate(length(max = 20))]
+    pub telephone: Option<String>,
+    /// A valid e-mail address of at most 255 characters; unique among owners.
+    #[validate(email, length(max = 255))]
+    pub email: String,
+}
+
+impl NewOwner {
+    /// An active model with a fresh client-generated key. Generating the key here makes a
+    /// retried insert idempotent: the second attempt writes the same row, not a new one.
+    fn active_model(&self) -> owner::ActiveModel {
+        owner::ActiveModel {
+            id: Set(Uuid::new_v4()),
+            name: Set(self.name.clone()),
+            city: Set(self.city.clone()),
+            telephone: Set(self.telephone.clone()),
+            email: Set(self.email.clone()),
+        }
+    }
+}
+
+/// Inserts a new owner (validated first).
+pub async fn create(db: &impl ConnectionTrait, new: &NewOwner) -> Result<owner::Model> {
+    validated(new)?;
+    Ok(owner::Entity::insert(new.active_model())
+        .exec_with_returning(db)
+        .await?)
+}
+
+/// The owner with this e-mail address, if any.
+pub async fn find_by_email(
+    db: &impl ConnectionTrait,
+    email: &str,
+) -> Result<Option<owner::Model>, DbErr> {
+    owner::Entity::find()
+        .filter(owner::Column::Email.eq(email))
+        .one(db)
+        .await
+}
+
+/// Inserts the owner, or, when one with the same e-mail exists, overwrites its name, city and
+/// telephone — in one statement (`INSERT … ON CONFLICT (email) DO UPDATE … RETURNING`), so there
+/// is no window between a read and a write. Returns the row as stored (the existing id is
+/// kept).
+pub async fn upsert_by_email(db: &impl ConnectionTrait, new: &NewOwner) -> Result<owner::Model> {
+    validated(new)?;
+    let on_conflict = OnConflict::column(owner::Column::Email)
+        .update_columns([
+            owner::Column::Name,
+            owner::Column::City,
+            owner::Column::Telephone,
+        ])
+        .to_owned();
+    Ok(owner::Entity::insert(new.active_model())
+        .on_conflict(on_conflict)
+        .exec_with_returning(db)
+        .await?)
+}
+
+/// Whether [`find_or_create_by_email`] found the row or wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// It was there already (possibly written by a concurrent caller).
+    Existing,
+    /// This call inserted it.
+    Created,
+}
+
+/// Returns the owner with `new.email`, creating it from `new` if there is none; an existing row
+/// is kept as it is. Safe under concurrency: all callers end up with the same single row.
+///
+/// Each try is one retried transaction: look for the row; if it is missing,
+/// `INSERT … ON CONFLICT DO NOTHING`. If that inserted nothing, a concurrent caller won the
+/// race, and its row is invisible to this transaction's snapshot (repeatable read), so the next
+/// try — a fresh transaction — finds it.
+pub async fn find_or_create_by_email(
+    db: &DatabaseConnection,
+    policy: &RetryPolicy,
+    new: &NewOwner,
+) -> Result<Retried<(owner::Model, Found)>> {
+    validated(new)?;
+    let mut attempts = 0;
+    for _ in 0..policy.max_attempts.max(1) {
+        let retried = transaction(db, policy, Idempotency::Idempotent, |txn| {
+            let new = new.clone();
+            Box::pin(async move {
+                if let Some(existing) = find_by_email(txn, &new.email).await? {
+                    return Ok(Some((existing, Found::Existing)));
+                }
+                let row = new.active_model();
+                // Without RETURNING: SeaORM 2.0.4 reports an empty RETURNING as an error.
+                let inserted = owner::Entity::insert(row.clone())
+                    .on_conflict_do_nothing_on([owner::Column::Email])
+                    .exec_without_returning(txn)
+                    .await?;
+                Ok(match inserted {
+                    TryInsertResult::Inserted(1) => Some((row.try_into()?, Found::Created)),
+                    _ => None,
+                })
+            })
+        })
+        .await?;
+        attempts += retried.attempts;
+        if let Some(value) = retried.value {
+            return Ok(Retried { value, attempts });
+        }
+    }
+    Err(Error::RetriesExhausted {
+        attempts,
+        last: DbErr::RecordNotFound(format!(
+            "owner {} kept being created and removed concurrently",
+            new.email
+        )),
+    })
+}

@@ -1,0 +1,192 @@
+//! Running a transaction again when Aurora DSQL says it may succeed on another attempt.
+//!
+//! DSQL uses optimistic concurrency: nothing blocks, and a transaction that lost a race fails —
+//! usually at `COMMIT` — with SQLSTATE `40001`. The cure is to run the whole transaction again
+//! on a fresh snapshot. [`transaction`] does that: each attempt gets a new transaction on a
+//! connection from the pool, attempts are bounded, and the wait between them grows
+//! exponentially with jitter so that colliding clients spread out.
+//!
+//! What is retried, decided from SQLSTATEs and driver error kinds, never from message text:
+//!
+//! | class | errors | why |
+//! |---|---|---|
+//! | conflict | `40001` (DSQL's `OC000` data conflict and `OC001` schema change; PostgreSQL's serialization failure) | the loser of a race; a fresh snapshot usually wins |
+//! | transient | `53300` too many connections, `53400` connection rate exceeded, `XX000` server unavailable | DSQL's documented "retry the whole transaction" refusals |
+//! | connection lost before `COMMIT` | I/O errors, `08xxx`, `57P01`–`57P03` | nothing was committed, so running again is safe |
+//! | connection lost during `COMMIT` | the same, raised by `COMMIT` itself | the outcome is unknown: [`Error::OutcomeUnknown`], retried only when the caller declares the work [`Idempotency::Idempotent`] (for instance inserts with client-generated UUID keys) |
+//!
+//! Everything else (a unique violation, a check constraint, the 3,000-row limit `54000`, …) is
+//! returned at once: running it again would fail the same way. When the attempts run out the
+//! error is [`Error::RetriesExhausted`], with the attempt count and the last cause.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use migration::dsql::sqlstate;
+use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
+use tracing::{debug, warn};
+
+use crate::error::{Error, Result};
+
+/// How many attempts, and how long to wait between them.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    pub base_delay: Duration,
+    /// Longest wait between two attempts.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, waits from 20 ms doubling to at most 1 s (half fixed, half random).
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based): half of the exponential delay fixed,
+    /// the other half random ("equal jitter").
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponential = self
+            .base_delay
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+            .min(self.max_delay);
+        let half = exponential / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// Whether running the work twice is harmless, which decides what a lost `COMMIT` means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Running it again cannot apply it twice (e.g. inserts keyed by client-generated UUIDs,
+    /// upserts, absolute updates).
+    Idempotent,
+    /// Running it again could apply it twice (e.g. `n = n + 1`): a lost `COMMIT` is reported.
+    NotIdempotent,
+}
+
+/// How an error from an attempt is handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// `40001`: lost an optimistic-concurrency race.
+    Conflict,
+    /// `53300`, `53400`, `XX000`: DSQL asks to try again.
+    Transient,
+    /// The connection broke.
+    ConnectionLost,
+    /// Anything else: returned to the caller.
+    Permanent,
+}
+
+/// Classifies an error by SQLSTATE or driver error kind.
+pub fn classify(err: &DbErr) -> ErrorClass {
+    if let Some(code) = sqlstate(err) {
+        return match code.as_str() {
+            "40001" | "OC000" | "OC001" => ErrorClass::Conflict,
+            "53300" | "53400" | "XX000" => ErrorClass::Transient,
+            "57P01" | "57P02" | "57P03" => ErrorClass::ConnectionLost,
+            code if code.starts_with("08") => ErrorClass::ConnectionLost,
+            _ => ErrorClass::Permanent,
+        };
+    }
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+            if matches!(**e, sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed) =>
+        {
+            ErrorClass::ConnectionLost
+        }
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// The work of one attempt: given a fresh transaction, do everything and return the result;
+/// [`transaction`] commits it.
+pub type Work<'c, T> = Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + 'c>>;
+
+/// A value and how many attempts it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retried<T> {
+    /// What the successful attempt returned.
+    pub value: T,
+    /// Attempts made, the successful one included.
+    pub attempts: u32,
+}
+
+/// Runs `work` in a transaction and commits it, again in a new transaction while the error is
+/// retryable (see the module docs), at most `policy.max_attempts` times.
+///
+/// `work` must do all of its database work through the transaction it is given, and must not
+/// open nested transactions (they need `SAVEPOINT`, which DSQL refuses).
+pub async fn transaction<T, F>(
+    db: &DatabaseConnection,
+    policy: &RetryPolicy,
+    idempotency: Idempotency,
+    mut work: F,
+) -> Result<Retried<T>>
+where
+    T: Send,
+    F: for<'c> FnMut(&'c DatabaseTransaction) -> Work<'c, T>,
+{
+    let max_attempts = policy.max_attempts.max(1);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let (err, during_commit) = match attempt(db, &mut work).await {
+            Ok(value) => return Ok(Retried { value, attempts }),
+            Err(failure) => failure,
+        };
+        let class = classify(&err);
+        if class == ErrorClass::Permanent {
+            return Err(err.into());
+        }
+        if class == ErrorClass::ConnectionLost
+            && during_commit
+            && idempotency == Idempotency::NotIdempotent
+        {
+            return Err(Error::OutcomeUnknown {
+                attempts,
+                cause: err,
+            });
+        }
+        if attempts >= max_attempts {
+            return Err(Error::RetriesExhausted {
+                attempts,
+                last: err,
+            });
+        }
+        let wait = policy.delay(attempts);
+        warn!(attempt = attempts, ?class, %err, ?wait, "transaction failed; retrying");
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One attempt; on failure, the error and whether it came from `COMMIT`.
+async fn attempt<T, F>(db: &DatabaseConnection, work: &mut F) -> Result<T, (DbErr, bool)>
+where
+    F: for<'c> FnMut(&'c DatabaseTransaction) -> Work<'c, T>,
+{
+    let txn = db.begin().await.map_err(|err| (err, false))?;
+    match work(&txn).await {
+        Ok(value) => {
+            txn.commit().await.map_err(|err| (err, true))?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(rollback) = txn.rollback().await {
+                debug!(%rollback, "rollback after a failed attempt failed");
+            }
+            Err((err, false))
+        }
+    }
+}

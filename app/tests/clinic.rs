@@ -1,0 +1,350 @@
+//! The clinic's data operations and the demo, on the local DSQL-strict server.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use app::clinic::owners::{self, NewOwner};
+use app::clinic::pets::{self, NewPet};
+use app::error::Error;
+use app::local::USER_SCHEMA;
+use app::retry::{Idempotency, RetryPolicy, transaction};
+use common::{admin_db, fresh_database, server};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
+    SqlxPostgresConnector, Statement,
+};
+
+async fn migrated(purpose: &str) -> DatabaseConnection {
+    let db = admin_db(&fresh_database(purpose).await).await;
+    Migrator::up(&db, None).await.expect("migrate");
+    db
+}
+
+fn owner(email: &str) -> NewOwner {
+    NewOwner {
+        name: "Ann Owner".into(),
+        city: "Anytown".into(),
+        telephone: None,
+        email: email.into(),
+    }
+}
+
+fn fast_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 5,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(10),
+    }
+}
+
+async fn owners_count(db: &DatabaseConnection) -> u64 {
+    entity::owner::Entity::find()
+        .count(db)
+        .await
+        .expect("count")
+}
+
+/// How the demo's lines begin: one per step of the walkthrough (the Sequelize sample's steps
+/// plus the DSQL-specific ones), on a database with no rows left from an earlier run.
+const DEMO_STEPS: [&str; 12] = [
+    "Created owners",
+    "Created pets",
+    "Found Pet1 by name",
+    "Vets with their specialties",
+    "Pet1 metadata stored as JSONB and read back unchanged",
+    "Pet1 status set to in_treatment; status \"sleeping\" refused before the database",
+    "Upsert by e-mail",
+    "Find-or-create by e-mail mary.major@example.com: kept the row",
+    "Locked Mary Major with SELECT … FOR UPDATE by primary key",
+    "A pet for a missing owner was refused",
+    "Two concurrent visits to Pet1",
+    "Deleted all 12 rows in batches",
+];
+
+fn assert_demo_steps(lines: &[String]) {
+    assert_eq!(lines.len(), DEMO_STEPS.len(), "{lines:#?}");
+    for (line, start) in lines.iter().zip(DEMO_STEPS) {
+        assert!(
+            line.starts_with(start),
+            "{line:?} should start with {start:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_demo_runs_twice_in_a_row_as_admin() {
+    let db = migrated("demo_admin").await;
+    for run in 1..=2 {
+        let mut lines = Vec::new();
+        let summary = app::demo::run(&db, &fast_policy(), |line| lines.push(line))
+            .await
+            .unwrap_or_else(|e| panic!("demo run {run}: {e}"));
+        assert_demo_steps(&lines);
+        let mut attempts = summary.visit_attempts;
+        attempts.sort_unstable();
+        assert_eq!(
+            attempts,
+            [1, 2],
+            "one visit lost the race and was retried once"
+        );
+        assert_eq!(summary.visit_count, 2, "no visit was lost");
+        assert!(summary.kept_existing_owner);
+        // 2 owners, 2 pets, 2 vets, 3 specialties, 3 links.
+        assert_eq!(summary.deleted, 12);
+        assert_eq!(owners_count(&db).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn the_demo_runs_as_a_non_admin_user_in_myschema() {
+    let server = server().await;
+    let database = fresh_database("demo_user").await;
+    let user = server
+        .create_user(&database, "clinic_demo_user")
+        .await
+        .expect("onboard");
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(
+            server
+                .connect_options(&database, &user)
+                .options([("search_path", USER_SCHEMA)]),
+        )
+        .await
+        .expect("connect as the user");
+    let db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+    Migrator::up(&db, None).await.expect("migrate myschema");
+    let mut lines = Vec::new();
+    app::demo::run(&db, &fast_policy(), |line| lines.push(line))
+        .await
+        .expect("demo");
+    assert_demo_steps(&lines);
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'myschema' AND tablename = 'pet'",
+        ))
+        .await
+        .expect("query")
+        .expect("row");
+    assert_eq!(row.try_get_by_index::<i64>(0).expect("count"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_find_or_create_calls_end_with_one_row_and_one_id() {
+    let db = migrated("find_or_create").await;
+    let policy = RetryPolicy {
+        max_attempts: 10,
+        ..fast_policy()
+    };
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let db = db.clone();
+        calls.spawn(async move {
+            owners::find_or_create_by_email(&db, &policy, &owner("race@example.com"))
+                .await
+                .map(|found| found.value.0.id)
+        });
+    }
+    let ids: std::collections::BTreeSet<_> = calls
+        .join_all()
+        .await
+        .into_iter()
+        .map(|id| id.expect("find-or-create"))
+        .collect();
+    assert_eq!(ids.len(), 1, "every caller sees the same id");
+    assert_eq!(owners_count(&db).await, 1);
+}
+
+#[tokio::test]
+async fn upsert_overwrites_the_existing_row_and_keeps_its_id() {
+    let db = migrated("upsert").await;
+    let first = owners::upsert_by_email(&db, &owner("up@example.com"))
+        .await
+        .expect("insert");
+    let second = owners::upsert_by_email(
+        &db,
+        &NewOwner {
+            city: "Othertown".into(),
+            telephone: Some("555-0100".into()),
+            ..owner("up@example.com")
+        },
+    )
+    .await
+    .expect("update");
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.city, "Othertown");
+    assert_eq!(second.telephone.as_deref(), Some("555-0100"));
+    assert_eq!(owners_count(&db).await, 1);
+}
+
+async fn exec(db: &DatabaseConnection, sql: &str) {
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A transaction that reads a counter, lets another session change it, then writes it: under
+/// repeatable read (and on DSQL) the write fails with 40001. `conflicting_attempts` says how
+/// many attempts get the interference.
+async fn increment_with_interference(
+    db: &DatabaseConnection,
+    policy: &RetryPolicy,
+    conflicting_attempts: u32,
+    attempts: &AtomicU32,
+) -> Result<app::retry::Retried<()>, Error> {
+    transaction(db, policy, Idempotency::NotIdempotent, |txn| {
+        let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        // The attempt's future may borrow only the transaction (as with SeaORM's own
+        // `transaction`), so the other session uses a clone of the pool handle.
+        let other_session = db.clone();
+        Box::pin(async move {
+            txn.execute_unprepared("SELECT n FROM counter WHERE id = 1")
+                .await?;
+            if attempt <= conflicting_attempts {
+                exec(
+                    &other_session,
+                    "UPDATE counter SET n = n + 100 WHERE id = 1",
+                )
+                .await;
+            }
+            txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
+async fn counter(db: &DatabaseConnection) -> i32 {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT n FROM counter",
+        ))
+        .await
+        .expect("read")
+        .expect("row");
+    row.try_get_by_index(0).expect("n")
+}
+
+#[tokio::test]
+async fn the_retry_fires_on_a_real_conflict_and_gives_up_after_its_bound() {
+    let db = migrated("retry").await;
+    exec(
+        &db,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)",
+    )
+    .await;
+    exec(&db, "INSERT INTO counter VALUES (1, 0)").await;
+    let policy = fast_policy();
+
+    let attempts = AtomicU32::new(0);
+    let retried = increment_with_interference(&db, &policy, 1, &attempts)
+        .await
+        .expect("second attempt succeeds");
+    assert_eq!(retried.attempts, 2);
+    assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        counter(&db).await,
+        101,
+        "the interfering write and one increment"
+    );
+
+    let attempts = AtomicU32::new(0);
+    let bounded = RetryPolicy {
+        max_attempts: 3,
+        ..policy
+    };
+    match increment_with_interference(&db, &bounded, u32::MAX, &attempts).await {
+        Err(Error::RetriesExhausted { attempts: n, last }) => {
+            assert_eq!(n, 3);
+            assert_eq!(migration::dsql::sqlstate(&last).as_deref(), Some("40001"));
+        }
+        other => panic!("expected RetriesExhausted, got {other:?}"),
+    }
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        counter(&db).await,
+        401,
+        "only the interfering writes landed"
+    );
+}
+
+#[tokio::test]
+async fn a_unique_violation_is_not_retried() {
+    let db = migrated("no_retry").await;
+    owners::create(&db, &owner("dup@example.com"))
+        .await
+        .expect("first");
+    let attempts = AtomicU32::new(0);
+    let result = transaction(&db, &fast_policy(), Idempotency::Idempotent, |txn| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            txn.execute_unprepared(
+                "INSERT INTO owner (name, city, email) VALUES ('X', 'Y', 'dup@example.com')",
+            )
+            .await?;
+            Ok(())
+        })
+    })
+    .await;
+    match result {
+        Err(Error::Db(err)) => {
+            assert_eq!(migration::dsql::sqlstate(&err).as_deref(), Some("23505"))
+        }
+        other => panic!("expected the unique violation, got {other:?}"),
+    }
+    assert_eq!(attempts.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_the_database_and_writes_nothing() {
+    let db = migrated("bad_input").await;
+    let too_long = NewOwner {
+        name: "x".repeat(31),
+        ..owner("long@example.com")
+    };
+    let bad_email = owner("not-an-email");
+    for bad in [too_long, bad_email] {
+        assert!(matches!(
+            owners::create(&db, &bad).await,
+            Err(Error::Invalid(_))
+        ));
+        assert!(matches!(
+            owners::upsert_by_email(&db, &bad).await,
+            Err(Error::Invalid(_))
+        ));
+    }
+    assert_eq!(owners_count(&db).await, 0);
+
+    let ann = owners::create(&db, &owner("ann@example.com"))
+        .await
+        .expect("owner");
+    let bad_pet = NewPet {
+        name: "Rex".into(),
+        birth_date: sea_orm::prelude::Date::from_ymd_opt(2020, 1, 1).expect("date"),
+        owner_id: Some(ann.id),
+        status: "sleeping".into(),
+        metadata: None,
+    };
+    match pets::create(&db, &fast_policy(), &bad_pet).await {
+        Err(Error::Invalid(message)) => assert!(message.contains("sleeping"), "{message}"),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    let long_pet = NewPet {
+        name: "p".repeat(31),
+        status: "waiting".into(),
+        ..bad_pet
+    };
+    assert!(matches!(
+        pets::create(&db, &fast_policy(), &long_pet).await,
+        Err(Error::Invalid(_))
+    ));
+    assert_eq!(
+        entity::pet::Entity::find().count(&db).await.expect("count"),
+        0
+    );
+}
