@@ -1,0 +1,130 @@
+//! The `app` binary as a user meets it: help, configuration errors, the token command, and the
+//! demo against the local stand-in, as admin and as another user.
+
+use std::process::{Command, Output};
+
+/// Runs `app` with `args`, a clean environment (no AWS or database variables from the caller)
+/// plus `env`, from a directory without a `.env` file.
+fn app(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let empty = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_app"));
+    command.args(args).current_dir(empty.path()).env_clear();
+    for var in ["PATH", "HOME", "TMPDIR"] {
+        if let Some(value) = std::env::var_os(var) {
+            command.env(var, value);
+        }
+    }
+    command.env("RUST_LOG", "warn").envs(env.iter().copied());
+    command.output().expect("run app")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_command() {
+    let output = app(&["--help"], &[]);
+    assert!(output.status.success());
+    for command in ["demo", "migrate", "user", "token", "local"] {
+        assert!(
+            stdout(&output).contains(command),
+            "{command} missing from --help"
+        );
+    }
+}
+
+#[test]
+fn a_bad_setting_fails_before_connecting_and_names_the_variable() {
+    let output = app(&["demo"], &[("CLUSTER_PORT", "fifty")]);
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(message.contains("CLUSTER_PORT"), "{message}");
+    assert!(!message.contains("Connected"), "{message}");
+}
+
+#[test]
+fn token_prints_a_well_formed_admin_token_with_fake_credentials() {
+    let host = "abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws";
+    let output = app(
+        &["token"],
+        &[
+            ("CLUSTER_ENDPOINT", host),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "fake-secret-key"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let token = stdout(&output);
+    let token = token.trim();
+    // A SigV4 presigned URL without its scheme (the format of
+    // `aws dsql generate-db-connect-admin-auth-token`).
+    assert!(
+        token.starts_with(&format!("{host}/?Action=DbConnectAdmin&")),
+        "{token}"
+    );
+    for part in [
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "X-Amz-Credential=AKIDEXAMPLE%2F",
+        "%2Feu-west-1%2Fdsql%2Faws4_request",
+        "X-Amz-Expires=900",
+        "X-Amz-SignedHeaders=host",
+        "X-Amz-Signature=",
+    ] {
+        assert!(token.contains(part), "{part} missing from {token}");
+    }
+    assert!(
+        !stderr(&output).contains("X-Amz-Signature"),
+        "the token was logged"
+    );
+}
+
+#[test]
+fn token_for_a_non_admin_user_asks_for_db_connect() {
+    let output = app(
+        &["token"],
+        &[
+            ("CLUSTER_ENDPOINT", "abcdefghijklmnopqrstuvwxyz"),
+            ("AWS_REGION", "us-east-2"),
+            ("CLUSTER_USER", "clinic_app"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "fake-secret-key"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output)
+            .starts_with("abcdefghijklmnopqrstuvwxyz.dsql.us-east-2.on.aws/?Action=DbConnect&"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn the_demo_runs_on_the_local_stand_in_as_admin_and_as_another_user() {
+    for (user, schema) in [("admin", "public"), ("clinic_cli_user", "myschema")] {
+        let output = app(&["demo"], &[("CLUSTER_USER", user)]);
+        assert!(output.status.success(), "{user}: {}", stderr(&output));
+        let printed = stdout(&output);
+        assert!(
+            printed.contains(&format!("as {user} (schema {schema})")),
+            "{printed}"
+        );
+        assert!(printed.contains("Deleted all 12 rows"), "{printed}");
+    }
+}
+
+#[test]
+fn migrate_status_lists_every_migration() {
+    let output = app(&["migrate", "status"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let listed = printed.lines().filter(|l| l.contains("m2026")).count();
+    assert_eq!(listed, migration::plan().len(), "{printed}");
+}
