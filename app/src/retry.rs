@@ -190,3 +190,46 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn io_error() -> DbErr {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(io))))
+    }
+
+    #[test]
+    fn a_broken_connection_is_classified_as_lost() {
+        assert_eq!(classify(&io_error()), ErrorClass::ConnectionLost);
+    }
+
+    #[test]
+    fn errors_without_a_sqlstate_or_connection_cause_are_permanent() {
+        assert_eq!(
+            classify(&DbErr::RecordNotFound("x".into())),
+            ErrorClass::Permanent
+        );
+        assert_eq!(classify(&DbErr::Custom("x".into())), ErrorClass::Permanent);
+    }
+
+    #[test]
+    fn delays_grow_exponentially_within_the_bounds() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(300),
+        };
+        for (attempt, full) in [(1, 20), (2, 40), (3, 80), (4, 160), (5, 300), (9, 300)] {
+            let delay = policy.delay(attempt);
+            let full = Duration::from_millis(full);
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
+    }
+}

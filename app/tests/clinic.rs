@@ -348,3 +348,40 @@ async fn bad_input_is_refused_before_the_database_and_writes_nothing() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_connection_lost_before_commit_is_retried_on_a_new_connection() {
+    let db = migrated("lost_connection").await;
+    let attempts = AtomicU32::new(0);
+    let retried = transaction(&db, &fast_policy(), Idempotency::NotIdempotent, |txn| {
+        let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        let other_session = db.clone();
+        Box::pin(async move {
+            if attempt == 1 {
+                // Another session kills this transaction's backend before it commits.
+                let row = txn
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT pg_backend_pid()",
+                    ))
+                    .await?
+                    .expect("a row");
+                let pid: i32 = row.try_get_by_index(0)?;
+                exec(
+                    &other_session,
+                    &format!("SELECT pg_terminate_backend({pid})"),
+                )
+                .await;
+            }
+            txn.execute_unprepared(
+                "INSERT INTO owner (name, city, email) VALUES ('Lost', 'Town', 'lost@example.com')",
+            )
+            .await?;
+            Ok(())
+        })
+    })
+    .await
+    .expect("the second attempt, on a new connection, commits");
+    assert_eq!(retried.attempts, 2);
+    assert_eq!(owners_count(&db).await, 1, "written exactly once");
+}
