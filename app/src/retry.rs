@@ -123,6 +123,20 @@ pub struct Retried<T> {
     pub attempts: u32,
 }
 
+impl<T> Retried<Option<T>> {
+    /// The value, or the error `missing` gives when the work found nothing (a row to act on
+    /// that did not exist, say).
+    pub fn required(self, missing: impl FnOnce() -> Error) -> Result<Retried<T>> {
+        match self.value {
+            Some(value) => Ok(Retried {
+                value,
+                attempts: self.attempts,
+            }),
+            None => Err(missing()),
+        }
+    }
+}
+
 /// Runs `work` in a transaction and commits it, again in a new transaction while the error is
 /// retryable (see the module docs), at most `policy.max_attempts` times.
 ///

@@ -7,13 +7,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use app::clinic::owners::{self, NewOwner};
 use app::clinic::pets::{self, NewPet};
 use app::error::Error;
-use app::local::USER_SCHEMA;
 use app::retry::{Idempotency, RetryPolicy, transaction};
-use common::{admin_db, fresh_database, server};
+use common::{admin_db, fresh_database, user_db};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait,
-    SqlxPostgresConnector, Statement,
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, Statement,
 };
 
 async fn migrated(purpose: &str) -> DatabaseConnection {
@@ -99,22 +97,8 @@ async fn the_demo_runs_twice_in_a_row_as_admin() {
 
 #[tokio::test]
 async fn the_demo_runs_as_a_non_admin_user_in_myschema() {
-    let server = server().await;
     let database = fresh_database("demo_user").await;
-    let user = server
-        .create_user(&database, "clinic_demo_user")
-        .await
-        .expect("onboard");
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .connect_with(
-            server
-                .connect_options(&database, &user)
-                .options([("search_path", USER_SCHEMA)]),
-        )
-        .await
-        .expect("connect as the user");
-    let db = SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+    let db = user_db(&database, "clinic_demo_user").await;
     Migrator::up(&db, None).await.expect("migrate myschema");
     let mut lines = Vec::new();
     app::demo::run(&db, &fast_policy(), |line| lines.push(line))

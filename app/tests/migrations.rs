@@ -4,9 +4,8 @@
 mod common;
 
 use app::catalog;
-use app::local::USER_SCHEMA;
 use clap::Parser;
-use common::{admin_db, fresh_database, server};
+use common::{admin_db, fresh_database, server, user_db};
 use migration::dsql::{builds_indexes_async, retry_on_conflict};
 use migration::{Backfill, Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement};
@@ -130,21 +129,8 @@ async fn fresh_refresh_and_reset_work_one_statement_at_a_time() {
 
 #[tokio::test]
 async fn a_non_admin_user_migrates_its_own_schema() {
-    let server = server().await;
     let database = fresh_database("user_schema").await;
-    let user = server
-        .create_user(&database, "clinic_user_migrations")
-        .await
-        .expect("create user");
-    let options = server
-        .connect_options(&database, &user)
-        .options([("search_path", USER_SCHEMA)]);
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(options)
-        .await
-        .expect("connect as the user");
-    let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+    let db = user_db(&database, "clinic_user_migrations").await;
     Migrator::up(&db, None).await.expect("up as the user");
     let schemas = count(
         &db,

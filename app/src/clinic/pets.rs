@@ -83,16 +83,12 @@ pub async fn create(
         })
     })
     .await?;
-    match retried.value {
-        Some(value) => Ok(Retried {
-            value,
-            attempts: retried.attempts,
-        }),
-        None => Err(Error::Invalid(format!(
+    retried.required(|| {
+        Error::Invalid(format!(
             "owner {} does not exist",
             new.owner_id.unwrap_or_default()
-        ))),
-    }
+        ))
+    })
 }
 
 /// The first pet with this name, if any.
@@ -189,11 +185,5 @@ where
         })
     })
     .await?;
-    match retried.value {
-        Some(value) => Ok(Retried {
-            value,
-            attempts: retried.attempts,
-        }),
-        None => Err(Error::Invalid(format!("pet {id} does not exist"))),
-    }
+    retried.required(|| Error::Invalid(format!("pet {id} does not exist")))
 }

@@ -55,6 +55,24 @@ pub async fn admin_db(database: &str) -> DatabaseConnection {
     SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
 }
 
+/// Onboards the non-admin user `name` in `database` and connects as it, in `myschema`.
+pub async fn user_db(database: &str, name: &str) -> DatabaseConnection {
+    let server = server().await;
+    let user = server
+        .create_user(database, name)
+        .await
+        .expect("onboard the user");
+    let options = server
+        .connect_options(database, &user)
+        .options([("search_path", app::local::USER_SCHEMA)]);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .expect("connect as the user");
+    SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+}
+
 /// The SQLSTATE and message of a failed statement (panics on success or a non-database error).
 pub fn database_error<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> (String, String) {
     let err = result.expect_err("the statement should have been refused");
