@@ -287,9 +287,9 @@ async fn concurrent_visits(
 ) -> Result<([u32; 2], i32)> {
     let first_has_read = Arc::new(Notify::new());
     let second_done = Arc::new(Notify::new());
-    let first = {
+    let first = async {
         let (read, done) = (first_has_read.clone(), second_done.clone());
-        pets::record_visit_with(db, policy, pet_id, move |attempt| {
+        let result = pets::record_visit_with(db, policy, pet_id, move |attempt| {
             let (read, done) = (read.clone(), done.clone());
             Box::pin(async move {
                 if attempt == 1 {
@@ -298,6 +298,10 @@ async fn concurrent_visits(
                 }
             })
         })
+        .await;
+        // Should the first visit fail before its read, the second must not wait for it.
+        first_has_read.notify_one();
+        result
     };
     let second = async {
         first_has_read.notified().await;
