@@ -1,6 +1,10 @@
 //! The pet clinic on Aurora DSQL with SeaORM.
 //!
 //! - [`config`]: where to connect, from the environment, checked before any connection.
+//! - [`session`]: one connected session, the same code for DSQL, a URL and the local stand-in.
+//! - [`retry`]: running a transaction again after an optimistic-concurrency conflict.
+//! - [`clinic`]: the clinic's data operations; [`demo`]: the walkthrough that uses them.
+//! - [`users`]: onboarding a non-admin user the DSQL way.
 //! - [`dsql`]: endpoints, IAM tokens and the token-refreshing pool.
 //! - [`local`]: a throwaway PostgreSQL that refuses what DSQL refuses, so everything runs and is
 //!   tested without an AWS account.

@@ -32,8 +32,8 @@ impl fmt::Debug for Session {
 
 impl Session {
     /// Connects as `config` says:
-    /// - DSQL: TLS `verify-full` (trusting `PGSSLROOTCERT` if set, else the system's web PKI
-    ///   roots), IAM tokens from the default AWS credential chain, refreshed in the background;
+    /// - DSQL: TLS `verify-full` (trusting `PGSSLROOTCERT` if set, else Mozilla's root
+    ///   certificates compiled into the binary, which include Amazon's), IAM tokens from the default AWS credential chain, refreshed in the background;
     /// - `DATABASE_URL`: the URL's own password and TLS settings;
     /// - neither: starts the local stand-in and, for a user other than `admin`, onboards that
     ///   user the way `app user create` does.

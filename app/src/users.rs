@@ -16,7 +16,8 @@ use crate::local::{USER_SCHEMA, quote_identifier};
 /// Creates the login role `name` if it does not exist, maps `iam_role_arn` to it with
 /// `AWS IAM GRANT` (on DSQL; elsewhere there is no IAM and the ARN is ignored with a notice),
 /// creates `myschema` if needed and grants the role `USAGE` and `CREATE` on it. Run as `admin`.
-/// Safe to run again.
+/// Safe to run again: existing roles and schemas are kept and grants are idempotent (how DSQL
+/// answers a repeated `AWS IAM GRANT` is not recorded, so that one is issued each time).
 pub async fn onboard(
     db: &impl ConnectionTrait,
     name: &str,
