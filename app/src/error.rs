@@ -78,6 +78,17 @@ pub enum Error {
         /// The connection error.
         cause: sea_orm::DbErr,
     },
+    /// The first connection to the database failed: nothing listens at the address, it did not
+    /// answer in time, or it refused the login. Names the address and user, never the password.
+    #[error("could not connect to {address} as {user}: {source}")]
+    Connect {
+        /// `host:port` (or the socket path) that was tried.
+        address: String,
+        /// The database user.
+        user: String,
+        /// Why it failed.
+        source: sqlx::Error,
+    },
     /// A database error from sqlx.
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),

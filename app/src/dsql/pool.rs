@@ -24,13 +24,20 @@ use std::time::{Duration, SystemTime};
 use rand::Rng;
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::PoolSettings;
 use crate::dsql::token::{Token, TokenSource};
 use crate::error::{Error, Result};
+
+/// How long the pool waits for a connection — a free one, or a new one it opens — before the
+/// operation that asked fails with a timeout; also the limit for the first connection. Set on
+/// purpose rather than left to sqlx: long enough for a busy pool, or a database restarting for
+/// a few seconds (the pool keeps retrying a refused connection until then), and short enough
+/// that an unreachable database is reported rather than waited for indefinitely.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The shortest wait before a scheduled refresh, whatever the token says: a source that hands
 /// out tokens valid for (almost) no time must not make the task spin.
@@ -238,14 +245,22 @@ impl RefreshingPool {
     }
 }
 
-/// Builds the pool with `settings` and, when `schema` is given, an `after_connect` that runs
-/// `SET search_path = "<schema>"`; opens one connection to prove that everything works.
+/// Builds the pool with `settings` and [`ACQUIRE_TIMEOUT`] and, when `schema` is given, an
+/// `after_connect` that runs `SET search_path = "<schema>"`; opens one connection to prove that
+/// everything works.
+///
+/// A first, direct connection is made (and closed) before the pool's: the pool retries a
+/// refused connection until its acquire timeout and then reports only that it timed out, while
+/// the direct one fails at once with the cause. A failure there is an [`Error::Connect`] naming
+/// the address and user.
 async fn open_pool(
     options: PgConnectOptions,
     schema: Option<&str>,
     settings: &PoolSettings,
 ) -> Result<PgPool> {
+    probe(&options).await?;
     let mut pool_options = PgPoolOptions::new()
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .max_connections(settings.max_connections)
         .max_lifetime(settings.max_lifetime)
         .idle_timeout(settings.idle_timeout);
@@ -260,6 +275,33 @@ async fn open_pool(
         });
     }
     Ok(pool_options.connect_with(options).await?)
+}
+
+/// Opens one connection with `options` and closes it again, within [`ACQUIRE_TIMEOUT`].
+async fn probe(options: &PgConnectOptions) -> Result<()> {
+    let failure =
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, PgConnection::connect_with(options)).await {
+            Ok(Ok(conn)) => {
+                if let Err(error) = conn.close().await {
+                    debug!(%error, "closing the first connection failed");
+                }
+                return Ok(());
+            }
+            Ok(Err(error)) => error,
+            Err(_) => sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no connection within {} s", ACQUIRE_TIMEOUT.as_secs()),
+            )),
+        };
+    let address = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    Err(Error::Connect {
+        address,
+        user: options.get_username().to_owned(),
+        source: failure,
+    })
 }
 
 impl RefreshingPool {

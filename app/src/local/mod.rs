@@ -5,7 +5,9 @@
 //! starts `postgres` on a free loopback port — as the `postgres` OS user when this process is
 //! root, since `initdb` refuses root. Every TCP login needs a password (`scram-sha-256`).
 //! Dropping the server stops it and removes the directory; if this process dies instead, a
-//! watcher does the same (see [`process::ServerProcess`]).
+//! watcher does the same (see [`process::ServerProcess`]). For fault tests, the server can be
+//! stopped and started again in place ([`LocalServer::stop_in_place`],
+//! [`LocalServer::start_in_place`]): same data, same port, still guarded by the watcher.
 //!
 //! Inside the server, `dsql_rules.sql` (event triggers, per-table triggers, one language
 //! setting) makes every database refuse what DSQL refuses and PostgreSQL can see, with DSQL's
@@ -56,6 +58,8 @@ pub struct Credentials {
 pub struct LocalServer {
     // Field order matters: the process is stopped before the directory is removed.
     process: ServerProcess,
+    binaries: ServerBinaries,
+    os_user: ServerUser,
     port: u16,
     superuser: Credentials,
     admin: Credentials,
@@ -91,7 +95,7 @@ impl LocalServer {
             user: ADMIN_USER.to_owned(),
             password: Secret::random(),
         };
-        let server = Self::launch(&binaries, os_user, dir, superuser, admin).await?;
+        let server = Self::launch(binaries, os_user, dir, superuser, admin).await?;
         server.install_dsql_profile().await?;
         Ok(server)
     }
@@ -100,7 +104,7 @@ impl LocalServer {
     /// when chosen but another process may take it first, so a server that exits while starting
     /// is tried again on a new port, twice at most.
     async fn launch(
-        binaries: &ServerBinaries,
+        binaries: ServerBinaries,
         os_user: ServerUser,
         mut dir: tempfile::TempDir,
         superuser: Credentials,
@@ -110,9 +114,11 @@ impl LocalServer {
         loop {
             let port = free_port()?;
             info!(port, dir = %dir.path().display(), "starting the local PostgreSQL");
-            let command = server_command(binaries, os_user, dir.path(), port)?;
+            let command = server_command(&binaries, os_user, dir.path(), port)?;
             let mut server = Self {
                 process: ServerProcess::spawn(command, dir.path())?,
+                binaries: binaries.clone(),
+                os_user,
                 port,
                 superuser: superuser.clone(),
                 admin: admin.clone(),
@@ -146,7 +152,7 @@ impl LocalServer {
         self.dir.path()
     }
 
-    /// The server's process id.
+    /// The server's process id (of its latest start, if it was restarted in place).
     pub fn pid(&self) -> u32 {
         self.process.id()
     }
@@ -240,6 +246,31 @@ impl LocalServer {
     /// Stops the server and removes its directory (what dropping it does, made explicit).
     pub fn stop(self) {
         drop(self);
+    }
+
+    /// Stops the server (a fast shutdown: open transactions are rolled back, clients are
+    /// disconnected, committed data is flushed) but keeps its data directory and port, for
+    /// [`start_in_place`](Self::start_in_place). Until then connections are refused. The dead
+    /// man's switch stays armed: if this process dies meanwhile, the directory is still removed,
+    /// and dropping the value still removes it. Returns once the server has exited.
+    pub async fn stop_in_place(&mut self) -> Result<()> {
+        info!(port = self.port, "stopping the local PostgreSQL in place");
+        self.process.halt().await
+    }
+
+    /// Starts the server again on the same data directory and port after
+    /// [`stop_in_place`](Self::stop_in_place) (a running server is stopped first), with the same
+    /// roles, passwords and data, and waits until it takes connections. Fails with
+    /// [`Error::ServerStart`] if it does not come up — for instance because another process
+    /// took the port meanwhile.
+    pub async fn start_in_place(&mut self) -> Result<()> {
+        info!(
+            port = self.port,
+            "starting the local PostgreSQL again in place"
+        );
+        let command = server_command(&self.binaries, self.os_user, self.dir.path(), self.port)?;
+        self.process.restart(command).await?;
+        self.wait_until_ready().await
     }
 
     /// A superuser connection. Its statements are not logged: setup statements hold passwords.
@@ -352,7 +383,12 @@ fn server_command(
     port: u16,
 ) -> Result<std::process::Command> {
     let log_path = dir.join("server.log");
-    let log = std::fs::File::create(&log_path).map_err(Error::io("create the server log"))?;
+    // Appended to, so that a restart in place keeps the earlier runs' lines.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(Error::io("open the server log"))?;
     os_user.own(&log_path)?;
     let mut command = os_user.command(&binaries.postgres);
     command
