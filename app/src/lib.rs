@@ -8,10 +8,12 @@
 //! - [`dsql`]: endpoints, IAM tokens and the token-refreshing pool.
 //! - [`local`]: a throwaway PostgreSQL that refuses what DSQL refuses, so everything runs and is
 //!   tested without an AWS account.
+//! - [`bench`]: benchmarks of the app's data functions against raw sqlx.
 //! - [`catalog`]: the schema read back from the server.
 //! - [`secret`]: passwords and tokens that never show up in logs or `Debug` output.
 //! - [`error`]: the library's error type.
 
+pub mod bench;
 pub mod catalog;
 pub mod clinic;
 pub mod config;

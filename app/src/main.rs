@@ -2,11 +2,12 @@
 //! DSQL stand-in.
 
 use anyhow::{Context, Result};
-use app::config::Config;
+use app::bench::{BenchOptions, Sizes, Workload};
+use app::config::{Config, Target};
 use app::local::{ADMIN_USER, DATABASE, LocalServer};
 use app::retry::RetryPolicy;
 use app::session::Session;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
 use tracing_subscriber::EnvFilter;
 
@@ -46,6 +47,45 @@ enum Command {
     /// Start the local DSQL stand-in, print how to connect to it, and keep it running until
     /// Ctrl-C.
     Local,
+    /// Benchmark the app's data functions (SeaORM) against hand-written raw sqlx on the
+    /// configured database, and print a table (or JSON). Deletes every row of the clinic
+    /// tables.
+    Bench(BenchArgs),
+}
+
+/// What `app bench` runs, and how it reports.
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Run only this workload: clinic, ops, bulk, contention or tokens (repeatable; default:
+    /// all).
+    #[arg(long = "workload", value_name = "NAME")]
+    workloads: Vec<Workload>,
+    /// The size of every workload: clinic iterations, calls per ops line, bulk rows,
+    /// increments per contention worker, tokens signed (default: 2000, 2000, 100000, 200,
+    /// 10000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    iterations: Option<u64>,
+    /// The number of clinic workers (default: measure 1 and 8).
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    concurrency: Option<u64>,
+    /// Print one JSON object per workload, one per line, instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl BenchArgs {
+    fn options(&self, config: &Config) -> BenchOptions {
+        let defaults = BenchOptions::default();
+        BenchOptions {
+            workloads: self.workloads.clone(),
+            sizes: self.iterations.map_or_else(Sizes::default, Sizes::uniform),
+            concurrency: self.concurrency.map_or(defaults.concurrency, |c| {
+                vec![usize::try_from(c).unwrap_or(1)]
+            }),
+            token_lifetime: matches!(config.target, Target::Dsql(..))
+                .then_some(config.token_lifetime),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,8 +121,16 @@ enum UserAction {
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
+    // The benchmark counts the retries of its contention workload; a warning for each would
+    // flood the terminal.
+    let default_filter = match cli.command {
+        Some(Command::Bench(_)) => "info,app::retry=error",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let command = cli.command.unwrap_or(Command::Demo);
@@ -111,9 +159,16 @@ async fn run(command: &Command) -> Result<()> {
             println!("{}", token.expose());
             Ok(())
         }
-        Command::Demo => with_session(&config, demo).await,
+        Command::Demo => with_session(&config, true, demo).await,
         Command::Migrate { action } => {
-            with_session(&config, async |s| migrate(s, action).await).await
+            with_session(&config, true, async |s| migrate(s, action).await).await
+        }
+        Command::Bench(args) => {
+            let options = args.options(&config);
+            with_session(&config, !args.json, async |s| {
+                bench(s, args, &options).await
+            })
+            .await
         }
         Command::User {
             action: UserAction::Create { name, iam_role },
@@ -123,7 +178,7 @@ async fn run(command: &Command) -> Result<()> {
                 "users are created by admin: set CLUSTER_USER=admin (it is {})",
                 config.user
             );
-            with_session(&config, async |session| {
+            with_session(&config, true, async |session| {
                 app::users::onboard(&session.db(), name, iam_role.as_deref()).await?;
                 println!("User {name} can log in and work in schema myschema");
                 Ok(())
@@ -134,18 +189,25 @@ async fn run(command: &Command) -> Result<()> {
     }
 }
 
-/// Opens a session, runs `work`, and closes the session whatever `work` returned.
+/// Opens a session, says where it connected (on stdout, or on stderr when stdout is kept for
+/// machine-readable output), runs `work`, and closes the session whatever `work` returned.
 async fn with_session(
     config: &Config,
+    connected_on_stdout: bool,
     work: impl AsyncFnOnce(&Session) -> Result<()>,
 ) -> Result<()> {
     let session = Session::open(config).await.context("connecting")?;
-    println!(
+    let connected = format!(
         "Connected to {} as {} (schema {})",
         session.description(),
         config.user,
         config.schema()
     );
+    if connected_on_stdout {
+        println!("{connected}");
+    } else {
+        eprintln!("{connected}");
+    }
     let result = work(&session).await;
     session.close().await;
     result
@@ -158,6 +220,23 @@ async fn demo(session: &Session) -> Result<()> {
     app::demo::run(&db, &RetryPolicy::default(), |line| println!("{line}"))
         .await
         .context("running the demo")?;
+    Ok(())
+}
+
+async fn bench(session: &Session, args: &BenchArgs, options: &BenchOptions) -> Result<()> {
+    let reports = app::bench::run(session, options)
+        .await
+        .context("running the benchmark")?;
+    if args.json {
+        for report in &reports {
+            println!("{}", report.to_json()?);
+        }
+    } else {
+        if let Some(report) = reports.first() {
+            println!("Machine: {}", report.machine);
+        }
+        print!("{}", app::bench::table(&reports));
+    }
     Ok(())
 }
 

@@ -1,0 +1,462 @@
+//! The two data layers the benchmarks compare, behind one interface, so that each workload is
+//! written once: the app's own (SeaORM, [`crate::clinic`], [`crate::retry`]) and hand-written
+//! raw sqlx that sends the same SQL text, with the same parameter types, on the same pool.
+//!
+//! Both sides take the same inputs and return the same entity models, decoded from the rows:
+//! what differs is only the client-side work of getting there.
+
+use std::sync::Arc;
+
+use entity::pet_metadata::PetMetadata;
+use entity::pet_status::PetStatus;
+use entity::{owner, pet};
+use sea_orm::sea_query::{Alias, Expr, Query};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, RuntimeErr,
+};
+use sqlx::postgres::PgRow;
+use sqlx::types::Json;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use crate::clinic::owners::{self, Found, NewOwner};
+use crate::clinic::pets::{self, NewPet};
+use crate::clinic::vets;
+use crate::error::{Error, Result};
+use crate::retry::{self, ErrorClass, Idempotency, Retried, RetryPolicy};
+
+/// Which implementation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// The project's own code: SeaORM and `app::clinic`.
+    App,
+    /// Hand-written raw sqlx.
+    Raw,
+}
+
+/// `SELECT` of every owner column, as SeaORM writes it.
+macro_rules! select_owner {
+    () => {
+        r#"SELECT "owner"."id", "owner"."name", "owner"."city", "owner"."telephone", "owner"."email" FROM "owner" WHERE "owner"."id" = $1 LIMIT $2"#
+    };
+}
+
+/// `RETURNING` every owner column.
+macro_rules! returning_owner {
+    () => {
+        r#" RETURNING "id", "name", "city", "telephone", "email""#
+    };
+}
+
+/// `INSERT` of one owner, without the `RETURNING`.
+macro_rules! insert_owner {
+    () => {
+        r#"INSERT INTO "owner" ("id", "name", "city", "telephone", "email") VALUES ($1, $2, $3, $4, $5)"#
+    };
+}
+
+/// The pet columns in table order, for `INSERT` lists and `RETURNING`.
+macro_rules! pet_columns {
+    () => {
+        r#""id", "name", "birth_date", "owner_id", "status", "metadata", "visit_count""#
+    };
+}
+
+const OWNER_BY_ID: &str = select_owner!();
+const OWNER_FOR_KEY_SHARE: &str = concat!(select_owner!(), " FOR KEY SHARE");
+const INSERT_OWNER: &str = concat!(insert_owner!(), returning_owner!());
+const UPSERT_OWNER: &str = concat!(
+    insert_owner!(),
+    r#" ON CONFLICT ("email") DO UPDATE SET "name" = "excluded"."name", "city" = "excluded"."city", "telephone" = "excluded"."telephone""#,
+    returning_owner!()
+);
+const OWNER_BY_EMAIL: &str = r#"SELECT "owner"."id", "owner"."name", "owner"."city", "owner"."telephone", "owner"."email" FROM "owner" WHERE "owner"."email" = $1 LIMIT $2"#;
+const INSERT_OWNER_IF_NEW: &str = concat!(insert_owner!(), r#" ON CONFLICT ("email") DO NOTHING"#);
+const INSERT_PET: &str = concat!(
+    r#"INSERT INTO "pet" ("#,
+    pet_columns!(),
+    r#") VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING "#,
+    pet_columns!()
+);
+const INSERT_PETS: &str = concat!(r#"INSERT INTO "pet" ("#, pet_columns!(), ") ");
+const PET_BY_NAME: &str = r#"SELECT "pet"."id", "pet"."name", "pet"."birth_date", "pet"."owner_id", "pet"."status", "pet"."metadata", "pet"."visit_count" FROM "pet" WHERE "pet"."name" = $1 LIMIT $2"#;
+const ENSURE_SPECIALTY: &str =
+    r#"INSERT INTO "specialty" ("name") VALUES ($1) ON CONFLICT ("name") DO NOTHING"#;
+const INCREMENT: &str = r#"UPDATE "bench_counter" SET "n" = "n" + $1 WHERE "id" = $2"#;
+const OWNER_WITH_PETS: &str = r#"SELECT "owner"."id" AS "A_id", "owner"."name" AS "A_name", "owner"."city" AS "A_city", "owner"."telephone" AS "A_telephone", "owner"."email" AS "A_email", "pet"."id" AS "B_id", "pet"."name" AS "B_name", "pet"."birth_date" AS "B_birth_date", "pet"."owner_id" AS "B_owner_id", "pet"."status" AS "B_status", "pet"."metadata" AS "B_metadata", "pet"."visit_count" AS "B_visit_count" FROM "owner" LEFT JOIN "pet" ON "owner"."id" = "pet"."owner_id" WHERE "owner"."id" = $1 ORDER BY "owner"."id" ASC"#;
+
+/// The `LIMIT` SeaORM's `one()` binds (as a 64-bit integer).
+const ONE: i64 = 1;
+
+/// One side's data operations over the session's pool. Cheap to clone (the pool is shared).
+#[derive(Clone, Debug)]
+pub(crate) struct Layer {
+    side: Side,
+    db: DatabaseConnection,
+    pool: PgPool,
+    policy: RetryPolicy,
+}
+
+impl Layer {
+    /// `side`'s operations; the app side uses `db` and retries with `policy`, the raw side uses
+    /// `pool` (the same pool) and retries (contention only) with the same `policy`.
+    pub(crate) fn new(
+        side: Side,
+        db: DatabaseConnection,
+        pool: PgPool,
+        policy: RetryPolicy,
+    ) -> Self {
+        Self {
+            side,
+            db,
+            pool,
+            policy,
+        }
+    }
+
+    /// The same layer, retrying with `policy`.
+    pub(crate) fn with_policy(self, policy: RetryPolicy) -> Self {
+        Self { policy, ..self }
+    }
+
+    /// Inserts an owner with a fresh client-generated key; returns the stored row.
+    pub(crate) async fn create_owner(&self, new: &NewOwner) -> Result<owner::Model> {
+        match self.side {
+            Side::App => owners::create(&self.db, new).await,
+            Side::Raw => {
+                let row = bind_owner(sqlx::query(INSERT_OWNER), Uuid::new_v4(), new)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(owner_at(&row, 0)?)
+            }
+        }
+    }
+
+    /// The owner with primary key `id`.
+    pub(crate) async fn owner_by_id(&self, id: Uuid) -> Result<Option<owner::Model>> {
+        match self.side {
+            Side::App => Ok(owner::Entity::find_by_id(id).one(&self.db).await?),
+            Side::Raw => {
+                let row = sqlx::query(OWNER_BY_ID)
+                    .bind(id)
+                    .bind(ONE)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| owner_at(&r, 0)).transpose()?)
+            }
+        }
+    }
+
+    /// Inserts the owner or overwrites name, city and telephone of the one with its e-mail.
+    pub(crate) async fn upsert_owner(&self, new: &NewOwner) -> Result<owner::Model> {
+        match self.side {
+            Side::App => owners::upsert_by_email(&self.db, new).await,
+            Side::Raw => {
+                let row = bind_owner(sqlx::query(UPSERT_OWNER), Uuid::new_v4(), new)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(owner_at(&row, 0)?)
+            }
+        }
+    }
+
+    /// The owner with the e-mail of `new`, created from `new` if there is none. The raw side
+    /// is one transaction (a find, then `INSERT … ON CONFLICT DO NOTHING`), without the app's
+    /// retry: the benchmark has no concurrent callers.
+    pub(crate) async fn find_or_create_owner(
+        &self,
+        new: &NewOwner,
+    ) -> Result<(owner::Model, Found)> {
+        match self.side {
+            Side::App => Ok(owners::find_or_create_by_email(&self.db, &self.policy, new)
+                .await?
+                .value),
+            Side::Raw => {
+                let mut tx = self.pool.begin().await?;
+                let found = sqlx::query(OWNER_BY_EMAIL)
+                    .bind(&new.email)
+                    .bind(ONE)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let result = match found {
+                    Some(row) => (owner_at(&row, 0)?, Found::Existing),
+                    None => {
+                        let id = Uuid::new_v4();
+                        let inserted = bind_owner(sqlx::query(INSERT_OWNER_IF_NEW), id, new)
+                            .execute(&mut *tx)
+                            .await?;
+                        if inserted.rows_affected() != 1 {
+                            return Err(Error::Invalid(format!(
+                                "owner {} was created concurrently",
+                                new.email
+                            )));
+                        }
+                        (owner_model(id, new), Found::Created)
+                    }
+                };
+                tx.commit().await?;
+                Ok(result)
+            }
+        }
+    }
+
+    /// Creates a pet in one transaction that first reads its owner `FOR KEY SHARE`; the app
+    /// side is [`pets::create`], retried on conflicts.
+    pub(crate) async fn create_pet(&self, new: &NewPet) -> Result<pet::Model> {
+        match self.side {
+            Side::App => Ok(pets::create(&self.db, &self.policy, new).await?.value),
+            Side::Raw => {
+                let owner_id = new.owner_id.unwrap_or_default();
+                let mut tx = self.pool.begin().await?;
+                let owner = sqlx::query(OWNER_FOR_KEY_SHARE)
+                    .bind(owner_id)
+                    .bind(ONE)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if owner.map(|r| owner_at(&r, 0)).transpose()?.is_none() {
+                    return Err(Error::Invalid(format!("owner {owner_id} does not exist")));
+                }
+                let row = sqlx::query(INSERT_PET)
+                    .bind(Uuid::new_v4())
+                    .bind(&new.name)
+                    .bind(new.birth_date)
+                    .bind(new.owner_id)
+                    .bind(&new.status)
+                    .bind(new.metadata.as_ref().map(Json))
+                    .bind(Some(0_i32))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                pet_at(&row, 0)?.ok_or_else(|| Error::Sqlx(sqlx::Error::RowNotFound))
+            }
+        }
+    }
+
+    /// The first pet with this name.
+    pub(crate) async fn pet_by_name(&self, name: &str) -> Result<Option<pet::Model>> {
+        match self.side {
+            Side::App => Ok(pets::find_by_name(&self.db, name).await?),
+            Side::Raw => {
+                let row = sqlx::query(PET_BY_NAME)
+                    .bind(name)
+                    .bind(ONE)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| pet_at(&r, 0)).transpose()?.flatten())
+            }
+        }
+    }
+
+    /// Makes sure the specialty `name` exists.
+    pub(crate) async fn ensure_specialty(&self, name: &str) -> Result<()> {
+        match self.side {
+            Side::App => Ok(vets::ensure_specialty(&self.db, name).await?),
+            Side::Raw => {
+                sqlx::query(ENSURE_SPECIALTY)
+                    .bind(name)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The owner `id` with its pets, in one query (`LEFT JOIN`); the app side is SeaORM's
+    /// `find_with_related`.
+    pub(crate) async fn owner_with_pets(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<(owner::Model, Vec<pet::Model>)>> {
+        match self.side {
+            Side::App => Ok(owner::Entity::find_by_id(id)
+                .find_with_related(pet::Entity)
+                .all(&self.db)
+                .await?
+                .pop()),
+            Side::Raw => {
+                let rows = sqlx::query(OWNER_WITH_PETS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let Some(first) = rows.first() else {
+                    return Ok(None);
+                };
+                let owner = owner_at(first, 0)?;
+                let mut pets = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    pets.extend(pet_at(row, 5)?);
+                }
+                Ok(Some((owner, pets)))
+            }
+        }
+    }
+
+    /// Inserts `rows` (at most 3,000) with one multi-row `INSERT` in one transaction; the app
+    /// side is SeaORM's `insert_many` through [`retry::transaction`]. Returns the rows inserted.
+    pub(crate) async fn insert_pets(&self, rows: &[pet::Model]) -> Result<u64> {
+        match self.side {
+            Side::App => {
+                let retried =
+                    retry::transaction(&self.db, &self.policy, Idempotency::Idempotent, |txn| {
+                        let models = rows.iter().map(|p| pet::ActiveModel {
+                            id: Set(p.id),
+                            name: Set(p.name.clone()),
+                            birth_date: Set(p.birth_date),
+                            owner_id: Set(p.owner_id),
+                            status: Set(p.status),
+                            metadata: Set(p.metadata.clone()),
+                            visit_count: Set(p.visit_count),
+                        });
+                        let insert = pet::Entity::insert_many(models);
+                        Box::pin(async move { insert.exec_without_returning(txn).await })
+                    })
+                    .await?;
+                Ok(retried.value)
+            }
+            Side::Raw => {
+                let mut insert = QueryBuilder::<Postgres>::new(INSERT_PETS);
+                insert.push_values(rows, |mut values, p| {
+                    values
+                        .push_bind(p.id)
+                        .push_bind(&p.name)
+                        .push_bind(p.birth_date)
+                        .push_bind(p.owner_id)
+                        .push_bind(p.status.as_db_str())
+                        .push_bind(p.metadata.as_ref().map(Json))
+                        .push_bind(p.visit_count);
+                });
+                let mut tx = self.pool.begin().await?;
+                let inserted = insert.build().execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(inserted.rows_affected())
+            }
+        }
+    }
+
+    /// Adds one to `n` of row `id` of the contention workload's `bench_counter` in its own
+    /// transaction, retried on conflicts with this layer's policy as not idempotent. Returns
+    /// the attempts it took.
+    ///
+    /// The app side is [`retry::transaction`] with a sea-query `UPDATE`; the raw side is a
+    /// hand-written loop over the same statement that retries what [`retry::classify`] calls
+    /// a conflict or transient, after [`RetryPolicy::delay`].
+    pub(crate) async fn increment(&self, id: i32) -> Result<u32> {
+        match self.side {
+            Side::App => {
+                // In this block only: its blanket `max` would shadow `Ord::max` below.
+                use sea_orm::sea_query::ExprTrait;
+                let update = Query::update()
+                    .table(Alias::new("bench_counter"))
+                    .value(Alias::new("n"), Expr::col(Alias::new("n")).add(1))
+                    .and_where(Expr::col(Alias::new("id")).eq(id))
+                    .to_owned();
+                let retried: Retried<u64> =
+                    retry::transaction(&self.db, &self.policy, Idempotency::NotIdempotent, |txn| {
+                        let update = update.clone();
+                        Box::pin(async move { Ok(txn.execute(&update).await?.rows_affected()) })
+                    })
+                    .await?;
+                Ok(retried.attempts)
+            }
+            Side::Raw => {
+                let max_attempts = self.policy.max_attempts.max(1);
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let err = match self.raw_increment(id).await {
+                        Ok(()) => return Ok(attempts),
+                        Err(e) => DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e))),
+                    };
+                    let retryable = matches!(
+                        retry::classify(&err),
+                        ErrorClass::Conflict | ErrorClass::Transient
+                    );
+                    if !retryable {
+                        return Err(err.into());
+                    }
+                    if attempts >= max_attempts {
+                        return Err(Error::RetriesExhausted {
+                            attempts,
+                            last: err,
+                        });
+                    }
+                    tokio::time::sleep(self.policy.delay(attempts)).await;
+                }
+            }
+        }
+    }
+
+    /// One raw attempt of [`increment`](Self::increment): `BEGIN`, the `UPDATE`, `COMMIT`.
+    async fn raw_increment(&self, id: i32) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(INCREMENT)
+            .bind(1_i32)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+}
+
+/// Binds `id` and the owner's columns to an owner `INSERT`.
+fn bind_owner<'q>(
+    query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    id: Uuid,
+    new: &'q NewOwner,
+) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+    query
+        .bind(id)
+        .bind(&new.name)
+        .bind(&new.city)
+        .bind(&new.telephone)
+        .bind(&new.email)
+}
+
+/// The owner row `new` describes, with key `id`.
+fn owner_model(id: Uuid, new: &NewOwner) -> owner::Model {
+    owner::Model {
+        id,
+        name: new.name.clone(),
+        city: new.city.clone(),
+        telephone: new.telephone.clone(),
+        email: new.email.clone(),
+    }
+}
+
+/// The owner in the five columns from `at`.
+fn owner_at(row: &PgRow, at: usize) -> Result<owner::Model, sqlx::Error> {
+    Ok(owner::Model {
+        id: row.try_get(at)?,
+        name: row.try_get(at + 1)?,
+        city: row.try_get(at + 2)?,
+        telephone: row.try_get(at + 3)?,
+        email: row.try_get(at + 4)?,
+    })
+}
+
+/// The pet in the seven columns from `at`, or `None` when its key is `NULL` (a `LEFT JOIN`
+/// that found no pet).
+fn pet_at(row: &PgRow, at: usize) -> Result<Option<pet::Model>, sqlx::Error> {
+    let Some(id) = row.try_get::<Option<Uuid>, _>(at)? else {
+        return Ok(None);
+    };
+    let status: String = row.try_get(at + 4)?;
+    let metadata: Option<Json<PetMetadata>> = row.try_get(at + 5)?;
+    Ok(Some(pet::Model {
+        id,
+        name: row.try_get(at + 1)?,
+        birth_date: row.try_get(at + 2)?,
+        owner_id: row.try_get(at + 3)?,
+        status: status
+            .parse::<PetStatus>()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        metadata: metadata.map(|Json(m)| m),
+        visit_count: row.try_get(at + 6)?,
+    }))
+}
+
+/// Reads a count (`SELECT count(*)` or a sum cast to `bigint`) back for a check.
+pub(crate) async fn count(pool: &PgPool, sql: &'static str) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}

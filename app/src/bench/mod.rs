@@ -1,0 +1,788 @@
+//! Benchmarks: the project's own data functions (SeaORM, [`crate::clinic`], [`crate::retry`])
+//! against hand-written raw sqlx sending the same SQL over the same pool.
+//!
+//! [`run`] migrates, then runs each selected [`Workload`] and returns one [`Report`] per
+//! workload; [`table`] renders them for people and [`Report::to_json`] as one JSON line each.
+//!
+//! How the numbers are made, so that the two sides are comparable:
+//!
+//! - Both sides use the session's pool ([`Session::pool`]): the app side through SeaORM's
+//!   [`DatabaseConnection`] over it, the raw side through the [`PgPool`] itself. Both prepare
+//!   and cache statements the same way (sqlx's per-connection statement cache), and the raw
+//!   side sends the SQL text SeaORM sends, so the difference is the client-side work.
+//! - Every timed pass starts on empty clinic tables (deleted in batches of at most 3,000 rows
+//!   with [`delete_all`], since DSQL has no `TRUNCATE`) and on a warm pool: `max_connections`
+//!   connections are acquired at once and released before the clock starts.
+//! - The passes alternate A B B A (app, raw, raw, app), so that a drift over time (a filling
+//!   cache, a growing table) does not favour one side; each side's two passes are combined
+//!   (operations and time added up, latencies pooled).
+//! - Latency percentiles are by nearest rank over all recorded latencies.
+//!
+//! The benchmark deletes every row of the clinic tables, before and after each pass.
+//! Benchmarks are not tests: nothing here asserts a time; each line says whether its target
+//! was met.
+
+mod bulk;
+mod clinic;
+mod contention;
+mod layer;
+mod ops;
+mod tokens;
+
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use entity::pet_status::PetStatus;
+use entity::{owner, pet, specialty, vet, vet_specialty};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::DatabaseConnection;
+use sea_orm::prelude::Date;
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::task::JoinSet;
+use tracing::info;
+use uuid::Uuid;
+
+use crate::clinic::batch::delete_all;
+use crate::error::{Error, Result};
+use crate::retry::RetryPolicy;
+use crate::session::Session;
+use layer::{Layer, Side};
+
+/// One benchmark workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// The clinic's story per iteration (owner, two pets checked `FOR KEY SHARE`, finds, upsert,
+    /// specialty, owner with pets), by 1 and by 8 workers.
+    Clinic,
+    /// Single operations one at a time: get by primary key, insert, upsert, find-or-create of
+    /// an existing and of a new row, owner with pets.
+    Ops,
+    /// Many pets written in transactions of at most 3,000 rows.
+    Bulk,
+    /// 16 workers incrementing counters on 4 hot rows through the retry.
+    Contention,
+    /// IAM token signing, and how many tokens the session signed.
+    Tokens,
+}
+
+impl Workload {
+    /// Every workload, in the order [`run`] runs them.
+    pub const ALL: [Workload; 5] = [
+        Workload::Clinic,
+        Workload::Ops,
+        Workload::Bulk,
+        Workload::Contention,
+        Workload::Tokens,
+    ];
+
+    /// The workload's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Clinic => "clinic",
+            Workload::Ops => "ops",
+            Workload::Bulk => "bulk",
+            Workload::Contention => "contention",
+            Workload::Tokens => "tokens",
+        }
+    }
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Workload {
+    type Err = String;
+
+    /// Parses a workload's [`name`](Workload::name); the error lists the valid names.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+                format!(
+                    "unknown workload {s:?}; expected one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// How big each workload is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// `clinic`: iterations per pass, shared by the workers.
+    pub clinic: u64,
+    /// `ops`: calls of each operation per pass.
+    pub ops: u64,
+    /// `bulk`: pets written per pass.
+    pub bulk_rows: u64,
+    /// `contention`: increments per worker per pass.
+    pub increments_per_worker: u64,
+    /// `tokens`: tokens signed.
+    pub tokens: u64,
+}
+
+impl Default for Sizes {
+    /// 2,000 clinic iterations, 2,000 calls per operation, 100,000 bulk rows, 200 increments
+    /// per contention worker, 10,000 tokens: a few minutes on 2 cores against the stand-in.
+    fn default() -> Self {
+        Self {
+            clinic: 2_000,
+            ops: 2_000,
+            bulk_rows: 100_000,
+            increments_per_worker: 200,
+            tokens: 10_000,
+        }
+    }
+}
+
+impl Sizes {
+    /// The same size `n` for every workload (the command's `--iterations`).
+    pub fn uniform(n: u64) -> Self {
+        Self {
+            clinic: n,
+            ops: n,
+            bulk_rows: n,
+            increments_per_worker: n,
+            tokens: n,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchOptions {
+    /// The workloads to run, in [`Workload::ALL`] order whatever the order here; empty means
+    /// all of them.
+    pub workloads: Vec<Workload>,
+    /// How big each workload is.
+    pub sizes: Sizes,
+    /// The numbers of `clinic` workers to measure, one line each (zero counts as one).
+    pub concurrency: Vec<usize>,
+    /// The IAM token lifetime when the session signs IAM tokens and refreshes them (Aurora
+    /// DSQL); `None` for the local stand-in and `DATABASE_URL`, which use a fixed password.
+    pub token_lifetime: Option<Duration>,
+}
+
+impl Default for BenchOptions {
+    /// Every workload, default sizes, `clinic` by 1 and by 8 workers, a fixed password.
+    fn default() -> Self {
+        Self {
+            workloads: Vec::new(),
+            sizes: Sizes::default(),
+            concurrency: vec![1, 8],
+            token_lifetime: None,
+        }
+    }
+}
+
+impl BenchOptions {
+    /// The workloads to run, in order, each once.
+    fn selected(&self) -> Vec<Workload> {
+        Workload::ALL
+            .into_iter()
+            .filter(|w| self.workloads.is_empty() || self.workloads.contains(w))
+            .collect()
+    }
+}
+
+/// One side's result on one line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Measure {
+    /// The line's figure, in its unit (operations per second, a percentage, microseconds).
+    pub value: f64,
+    /// Operations completed (rows, for `bulk`; committed increments, for `contention`).
+    pub count: u64,
+    /// Time they took, in seconds (wall time; for sequential calls, the sum of their latencies).
+    pub seconds: f64,
+    /// Median latency of one operation, in microseconds, if latencies were recorded.
+    pub p50_us: Option<f64>,
+    /// 99th-percentile latency of one operation, in microseconds, if recorded.
+    pub p99_us: Option<f64>,
+    /// What the database holds afterwards against what it should hold, where checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<Check>,
+    /// Transaction attempts, where the work went through a retry loop.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Retries>,
+}
+
+impl Measure {
+    /// A measure that is only a figure (no count, time or latencies).
+    fn figure(value: f64) -> Self {
+        Sample::default().measure(value)
+    }
+}
+
+/// A count read back from the database, against the count the benchmark wrote.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Check {
+    /// What the database should hold (rows written; increments that committed).
+    pub expected: u64,
+    /// What it holds.
+    pub found: u64,
+}
+
+impl Check {
+    /// Whether the database holds exactly what was written.
+    pub fn exact(&self) -> bool {
+        self.expected == self.found
+    }
+}
+
+/// How hard a retry loop had to work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Retries {
+    /// Transactions started, the retried ones included.
+    pub attempts: u64,
+    /// `attempts` minus the transactions that committed.
+    pub retries: u64,
+    /// Operations that gave up (attempts exhausted or another error): they wrote nothing.
+    pub failed: u64,
+}
+
+/// One line of a report: one measurement, for the app and for raw sqlx where both exist.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Line {
+    /// What was measured, e.g. `C=8` or `get by PK`.
+    pub name: String,
+    /// The unit of [`Measure::value`], e.g. `iterations/s`.
+    pub unit: String,
+    /// The project's own code: SeaORM and `app::clinic`, `app::retry`, `app::dsql`.
+    pub app: Option<Measure>,
+    /// Hand-written raw sqlx, the same SQL on the same pool.
+    pub raw: Option<Measure>,
+    /// `app.value / raw.value`, when both exist and raw is not zero.
+    pub ratio: Option<f64>,
+    /// The target, in words.
+    pub target: String,
+    /// Whether the target was met; `None` when the line has no target on this database.
+    pub met: Option<bool>,
+    /// Anything else worth knowing about the line.
+    pub note: String,
+}
+
+impl Line {
+    /// A line with both sides' measures (raw may be missing) and their ratio, but no target
+    /// yet.
+    fn sides(name: impl Into<String>, unit: &str, app: Measure, raw: Option<Measure>) -> Self {
+        let ratio = raw
+            .as_ref()
+            .filter(|raw| raw.value > 0.0)
+            .map(|raw| app.value / raw.value);
+        Self {
+            name: name.into(),
+            unit: unit.to_owned(),
+            app: Some(app),
+            raw,
+            ratio,
+            target: String::new(),
+            met: None,
+            note: String::new(),
+        }
+    }
+
+    /// A throughput line comparing the two sides, met when the app reaches `min` times raw
+    /// sqlx's rate (and, where checked, both sides' databases hold what was written).
+    fn compare(name: impl Into<String>, unit: &str, app: &Sample, raw: &Sample, min: f64) -> Self {
+        let mut line = Self::sides(name, unit, app.throughput(), Some(raw.throughput()));
+        let exact = [&line.app, &line.raw]
+            .into_iter()
+            .flatten()
+            .all(|m| m.check.is_none_or(|c| c.exact()));
+        line.met = Some(exact && line.ratio.is_some_and(|r| r >= min));
+        line.target = format!("app ≥ {min:.2}× raw");
+        line
+    }
+}
+
+/// What one workload measured.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Which workload.
+    pub workload: Workload,
+    /// Where it ran ([`Session::description`]; no secrets).
+    pub database: String,
+    /// The machine it ran on (CPUs and model).
+    pub machine: String,
+    /// Its measurements.
+    pub lines: Vec<Line>,
+}
+
+impl Report {
+    /// The report as one line of JSON (no newline in it).
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|e| Error::io("write the report as JSON")(e.into()))
+    }
+}
+
+/// Migrates (`Migrator::up`), runs the selected workloads on `session` and returns their
+/// reports, in [`Workload::ALL`] order. Deletes every row of the clinic tables, and leaves them
+/// empty; the `contention` workload's own table is dropped again.
+///
+/// Fails on the first database error; a `contention` increment that gives up is counted in its
+/// report instead.
+pub async fn run(session: &Session, options: &BenchOptions) -> Result<Vec<Report>> {
+    let started = Instant::now();
+    let ctx = Ctx::new(session);
+    Migrator::up(&ctx.db, None).await?;
+    let machine = machine();
+    let mut reports = Vec::new();
+    for workload in options.selected() {
+        info!(%workload, "benchmark workload starts");
+        let lines = match workload {
+            Workload::Clinic => clinic::run(&ctx, options).await?,
+            Workload::Ops => ops::run(&ctx, options).await?,
+            Workload::Bulk => bulk::run(&ctx, options).await?,
+            Workload::Contention => contention::run(&ctx, options).await?,
+            Workload::Tokens => tokens::run(&ctx, options, started).await?,
+        };
+        reports.push(Report {
+            workload,
+            database: session.description().to_owned(),
+            machine: machine.clone(),
+            lines,
+        });
+    }
+    ctx.empty_tables().await?;
+    Ok(reports)
+}
+
+/// Rows per transaction in bulk writes: DSQL's limit.
+const BATCH_ROWS: usize = migration::MAX_ROWS_PER_TRANSACTION as usize;
+
+/// The benchmarks' birth date, 2020-01-01.
+fn born() -> Result<Date> {
+    Date::from_ymd_opt(2020, 1, 1).ok_or_else(|| Error::Invalid("no date 2020-01-01".to_owned()))
+}
+
+/// `count` new pets `Pet <k>`, born 2020-01-01, waiting, no metadata, no visits yet; pet `k`
+/// belongs to `owner_of(k)`.
+fn new_pets(count: usize, owner_of: impl Fn(usize) -> Option<Uuid>) -> Result<Vec<pet::Model>> {
+    let born = born()?;
+    Ok((0..count)
+        .map(|k| pet::Model {
+            id: Uuid::new_v4(),
+            name: format!("Pet {k}"),
+            birth_date: born,
+            owner_id: owner_of(k),
+            status: PetStatus::Waiting,
+            metadata: None,
+            visit_count: Some(0),
+        })
+        .collect())
+}
+
+/// The reports as a table for people: one row per line, then how many targets were met.
+pub fn table(reports: &[Report]) -> String {
+    let mut rows = vec![
+        [
+            "workload",
+            "line",
+            "unit",
+            "app (SeaORM)",
+            "raw sqlx",
+            "app/raw",
+            "p50 µs app/raw",
+            "p99 µs app/raw",
+            "target",
+            "result",
+            "note",
+        ]
+        .map(str::to_owned),
+    ];
+    let (mut met, mut with_target) = (0, 0);
+    for report in reports {
+        for line in &report.lines {
+            with_target += usize::from(line.met.is_some());
+            met += usize::from(line.met == Some(true));
+            rows.push([
+                report.workload.to_string(),
+                line.name.clone(),
+                line.unit.clone(),
+                figure(line.app.as_ref().map(|m| m.value)),
+                figure(line.raw.as_ref().map(|m| m.value)),
+                line.ratio
+                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}")),
+                latencies(line, |m| m.p50_us),
+                latencies(line, |m| m.p99_us),
+                line.target.clone(),
+                match line.met {
+                    Some(true) => "met",
+                    Some(false) => "NOT MET",
+                    None => "-",
+                }
+                .to_owned(),
+                line.note.clone(),
+            ]);
+        }
+    }
+    let mut widths = [0; 11];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out.push_str(&format!("Targets met: {met} of {with_target}\n"));
+    out
+}
+
+/// A figure with as many decimals as its size needs, or `-`.
+fn figure(value: Option<f64>) -> String {
+    match value {
+        None => "-".to_owned(),
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) if v.abs() >= 10.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.2}"),
+    }
+}
+
+/// `app / raw` of one latency percentile, or `-` where there is none.
+fn latencies(line: &Line, pick: impl Fn(&Measure) -> Option<f64>) -> String {
+    let side = |m: Option<&Measure>| figure(m.and_then(&pick));
+    match (line.app.as_ref(), line.raw.as_ref()) {
+        (None, None) => "-".to_owned(),
+        (app, None) => side(app),
+        (app, raw) => format!("{} / {}", side(app), side(raw)),
+    }
+}
+
+/// The machine: how many CPUs this process may use, and the CPU model (from `/proc/cpuinfo`,
+/// where there is one).
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU model".to_owned());
+    format!("{cpus} CPUs, {model}")
+}
+
+/// What one pass (or one worker, or one operation within a pass) measured. Samples of the same
+/// thing add up with [`Combine`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Sample {
+    /// Operations completed.
+    count: u64,
+    /// Time they took.
+    elapsed: Duration,
+    /// Latency of each recorded operation.
+    latencies: Vec<Duration>,
+    /// Read back from the database, where checked.
+    check: Option<Check>,
+    /// Attempts, where the work was retried.
+    retries: Option<Retries>,
+}
+
+impl Sample {
+    /// Counts one operation that took `latency`.
+    fn record(&mut self, latency: Duration) {
+        self.count += 1;
+        self.latencies.push(latency);
+    }
+
+    /// Runs `operation`, and counts it with its latency if it succeeds.
+    async fn time<T>(&mut self, operation: impl Future<Output = Result<T>>) -> Result<T> {
+        let start = Instant::now();
+        let value = operation.await?;
+        self.record(start.elapsed());
+        Ok(value)
+    }
+
+    /// Sets the elapsed time to the sum of the latencies: for operations run one after another.
+    fn sequential(mut self) -> Self {
+        self.elapsed = self.latencies.iter().sum();
+        self
+    }
+
+    /// The rate in operations per second, with latency percentiles.
+    fn throughput(&self) -> Measure {
+        let seconds = self.elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            self.count as f64 / seconds
+        } else {
+            0.0
+        };
+        self.measure(rate)
+    }
+
+    /// The sample with `value` as its figure.
+    fn measure(&self, value: f64) -> Measure {
+        let mut sorted = self.latencies.clone();
+        sorted.sort_unstable();
+        Measure {
+            value,
+            count: self.count,
+            seconds: self.elapsed.as_secs_f64(),
+            p50_us: percentile_us(&sorted, 0.50),
+            p99_us: percentile_us(&sorted, 0.99),
+            check: self.check,
+            retries: self.retries,
+        }
+    }
+}
+
+/// The `p` quantile (0 to 1) of sorted latencies by nearest rank, in microseconds.
+fn percentile_us(sorted: &[Duration], p: f64) -> Option<f64> {
+    let n = sorted.len();
+    let rank = ((p * n as f64).ceil() as usize).clamp(1, n.max(1));
+    sorted.get(rank - 1).map(|d| d.as_secs_f64() * 1e6)
+}
+
+/// Measurements of the same thing that add up: counts and times are summed, latencies pooled.
+pub(crate) trait Combine {
+    /// Adds `other` to `self`.
+    fn combine(&mut self, other: Self);
+}
+
+impl Combine for Sample {
+    fn combine(&mut self, other: Self) {
+        self.count += other.count;
+        self.elapsed += other.elapsed;
+        self.latencies.extend(other.latencies);
+        self.check.combine(other.check);
+        self.retries.combine(other.retries);
+    }
+}
+
+impl Combine for Check {
+    fn combine(&mut self, other: Self) {
+        self.expected += other.expected;
+        self.found += other.found;
+    }
+}
+
+impl Combine for Retries {
+    fn combine(&mut self, other: Self) {
+        self.attempts += other.attempts;
+        self.retries += other.retries;
+        self.failed += other.failed;
+    }
+}
+
+impl<T: Combine> Combine for Option<T> {
+    fn combine(&mut self, other: Self) {
+        match (self.as_mut(), other) {
+            (Some(mine), Some(theirs)) => mine.combine(theirs),
+            (None, theirs) => *self = theirs,
+            (Some(_), None) => {}
+        }
+    }
+}
+
+impl<A: Combine, B: Combine> Combine for (A, B) {
+    fn combine(&mut self, other: Self) {
+        self.0.combine(other.0);
+        self.1.combine(other.1);
+    }
+}
+
+impl<T: Combine> Combine for Vec<T> {
+    /// Element by element; the two must be equally long.
+    fn combine(&mut self, other: Self) {
+        for (mine, theirs) in self.iter_mut().zip(other) {
+            mine.combine(theirs);
+        }
+    }
+}
+
+/// What every workload needs: the session's pool, seen by SeaORM and by sqlx.
+pub(crate) struct Ctx<'s> {
+    /// SeaORM over the session's pool.
+    db: DatabaseConnection,
+    /// The session's sqlx pool itself.
+    pool: PgPool,
+    /// The retry policy of the app side's transactions.
+    policy: RetryPolicy,
+    /// The session, for its description and its token refresh status.
+    session: &'s Session,
+}
+
+impl<'s> Ctx<'s> {
+    fn new(session: &'s Session) -> Self {
+        Self {
+            db: session.db(),
+            pool: session.pool().pool().clone(),
+            policy: RetryPolicy::default(),
+            session,
+        }
+    }
+
+    /// The data layer of `side`, with the default retry policy.
+    fn layer(&self, side: Side) -> Layer {
+        self.layer_with(side, self.policy)
+    }
+
+    /// The data layer of `side`, retrying with `policy`.
+    fn layer_with(&self, side: Side, policy: RetryPolicy) -> Layer {
+        Layer::new(side, self.db.clone(), self.pool.clone(), policy)
+    }
+
+    /// Deletes every row of the clinic tables, at most 3,000 per transaction.
+    async fn empty_tables(&self) -> Result<u64> {
+        let limit = migration::MAX_ROWS_PER_TRANSACTION;
+        Ok(
+            delete_all::<pet::Entity>(&self.db, &self.policy, limit).await?
+                + delete_all::<owner::Entity>(&self.db, &self.policy, limit).await?
+                + delete_all::<vet_specialty::Entity>(&self.db, &self.policy, limit).await?
+                + delete_all::<vet::Entity>(&self.db, &self.policy, limit).await?
+                + delete_all::<specialty::Entity>(&self.db, &self.policy, limit).await?,
+        )
+    }
+
+    /// Opens the pool's connections before the clock starts: acquires `max_connections` at
+    /// once, then gives them back.
+    async fn warm_pool(&self) -> Result<()> {
+        let max = self.pool.options().get_max_connections() as usize;
+        let mut held = Vec::with_capacity(max);
+        for _ in 0..max {
+            held.push(self.pool.acquire().await?);
+        }
+        drop(held);
+        Ok(())
+    }
+
+    /// Runs `pass` four times, app, raw, raw, app, each on empty tables and a warm pool, and
+    /// returns each side's two passes combined: `(app, raw)`.
+    async fn abba<T: Combine>(
+        &self,
+        what: &str,
+        mut pass: impl AsyncFnMut(Layer) -> Result<T>,
+    ) -> Result<(T, T)> {
+        let mut app: Option<T> = None;
+        let mut raw: Option<T> = None;
+        for (number, side) in [Side::App, Side::Raw, Side::Raw, Side::App]
+            .into_iter()
+            .enumerate()
+        {
+            self.empty_tables().await?;
+            self.warm_pool().await?;
+            info!(what, pass = number + 1, ?side, "benchmark pass");
+            let result = pass(self.layer(side)).await?;
+            let slot = match side {
+                Side::App => &mut app,
+                Side::Raw => &mut raw,
+            };
+            slot.combine(Some(result));
+        }
+        match (app, raw) {
+            (Some(app), Some(raw)) => Ok((app, raw)),
+            _ => Err(Error::Invalid(format!("{what}: a side ran no pass"))),
+        }
+    }
+}
+
+/// Runs `worker(0)` … `worker(workers - 1)` as concurrent tasks and combines their samples;
+/// the elapsed time is the wall time from the first start to the last end.
+async fn in_parallel<F, Fut>(workers: usize, mut worker: F) -> Result<Sample>
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = Result<Sample>> + Send + 'static,
+{
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for w in 0..workers.max(1) {
+        tasks.spawn(worker(w));
+    }
+    let mut total = Sample::default();
+    while let Some(joined) = tasks.join_next().await {
+        let sample = joined.map_err(|e| Error::io("run a benchmark worker")(e.into()))??;
+        total.combine(sample);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workloads_parse_by_name_and_unknown_names_list_the_valid_ones() {
+        for w in Workload::ALL {
+            assert_eq!(w.name().parse::<Workload>(), Ok(w));
+        }
+        let err = "clinics".parse::<Workload>().expect_err("not a workload");
+        assert!(
+            err.contains("clinic, ops, bulk, contention, tokens"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn percentiles_are_by_nearest_rank() {
+        let sorted: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile_us(&sorted, 0.50), Some(50.0));
+        assert_eq!(percentile_us(&sorted, 0.99), Some(99.0));
+        assert_eq!(percentile_us(&sorted[..1], 0.99), Some(1.0));
+        assert_eq!(percentile_us(&[], 0.5), None);
+    }
+
+    #[test]
+    fn samples_add_up() {
+        let mut a = Sample::default();
+        a.record(Duration::from_millis(2));
+        a.check = Some(Check {
+            expected: 1,
+            found: 1,
+        });
+        let mut b = Sample::default();
+        b.record(Duration::from_millis(4));
+        b.retries = Some(Retries {
+            attempts: 3,
+            retries: 2,
+            failed: 0,
+        });
+        a.combine(b.sequential());
+        assert_eq!(a.count, 2);
+        assert_eq!(a.elapsed, Duration::from_millis(4));
+        assert_eq!(a.check.map(|c| c.found), Some(1));
+        assert_eq!(a.retries.map(|r| r.retries), Some(2));
+    }
+
+    #[test]
+    fn the_table_counts_met_targets() {
+        let mut fast = Sample::default();
+        fast.record(Duration::from_millis(1));
+        let fast = fast.sequential();
+        let mut slow = Sample::default();
+        slow.record(Duration::from_millis(2));
+        let slow = slow.sequential();
+        let report = Report {
+            workload: Workload::Ops,
+            database: "db".into(),
+            machine: "m".into(),
+            lines: vec![
+                Line::compare("a", "ops/s", &fast, &slow, 0.9),
+                Line::compare("b", "ops/s", &slow, &fast, 0.9),
+            ],
+        };
+        let text = table(&[report]);
+        assert!(text.contains("2.00"), "{text}");
+        assert!(text.contains("NOT MET"), "{text}");
+        assert!(text.ends_with("Targets met: 1 of 2\n"), "{text}");
+    }
+}
