@@ -35,6 +35,21 @@ use sqlx::postgres::PgConnectOptions;
 use crate::dsql::endpoint::Endpoint;
 use crate::error::{Error, Result};
 
+/// Every variable [`Config::from_vars`] reads, in the order of the table above (with
+/// `AWS_DEFAULT_REGION`, the fallback for `AWS_REGION`).
+pub const VARIABLES: [&str; 10] = [
+    "CLUSTER_ENDPOINT",
+    "CLUSTER_PORT",
+    "CLUSTER_USER",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "DSQL_TOKEN_LIFETIME_SECS",
+    "POOL_MAX_CONNECTIONS",
+    "POOL_MAX_LIFETIME_SECS",
+    "POOL_IDLE_TIMEOUT_SECS",
+    "DATABASE_URL",
+];
+
 /// The default for `CLUSTER_PORT`.
 pub const DEFAULT_PORT: u16 = 5432;
 /// The default for `CLUSTER_USER`, and DSQL's built-in administrator role.

@@ -82,19 +82,10 @@ fn nothing_set_means_the_local_stand_in_as_admin_with_default_limits() {
 
 #[test]
 fn empty_values_count_as_unset() {
-    let names = [
-        "CLUSTER_ENDPOINT",
-        "CLUSTER_PORT",
-        "CLUSTER_USER",
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "DSQL_TOKEN_LIFETIME_SECS",
-        "POOL_MAX_CONNECTIONS",
-        "POOL_MAX_LIFETIME_SECS",
-        "POOL_IDLE_TIMEOUT_SECS",
-        "DATABASE_URL",
-    ];
-    let vars: Vec<(&str, &str)> = names.iter().map(|name| (*name, "")).collect();
+    let vars: Vec<(&str, &str)> = app::config::VARIABLES
+        .iter()
+        .map(|name| (*name, ""))
+        .collect();
     let config = load(&vars).expect("a valid configuration");
     assert!(matches!(config.target, Target::Local));
     assert_eq!(config.user, "admin");

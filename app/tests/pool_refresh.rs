@@ -20,7 +20,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres};
 
-use common::{database_error, fresh_database, server};
+use common::{database_error, database_with_user, fresh_database, server};
 
 /// Longest any single wait in these tests may take before it counts as a hang.
 const HANG_GUARD: Duration = Duration::from_secs(15);
@@ -147,18 +147,6 @@ fn fast_retries() -> RefreshPolicy {
         retry_max: Duration::from_millis(200),
         ..RefreshPolicy::default()
     }
-}
-
-/// A database with a fresh non-admin role in it (roles are server-wide, so named after the
-/// database, which is unique).
-async fn database_with_user(purpose: &str) -> (String, Credentials) {
-    let database = fresh_database(purpose).await;
-    let user = server()
-        .await
-        .create_user(&database, &format!("{database}_user"))
-        .await
-        .expect("create user");
-    (database, user)
 }
 
 async fn connect_rotating(

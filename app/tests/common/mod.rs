@@ -37,6 +37,18 @@ pub async fn fresh_database(purpose: &str) -> String {
     name
 }
 
+/// A fresh database with a new non-admin role of its own (roles are server-wide, so it is
+/// named after the database, which is unique).
+pub async fn database_with_user(purpose: &str) -> (String, Credentials) {
+    let database = fresh_database(purpose).await;
+    let user = server()
+        .await
+        .create_user(&database, &format!("{database}_user"))
+        .await
+        .expect("create the user");
+    (database, user)
+}
+
 /// A single connection to `database` as `who`.
 pub async fn connect(database: &str, who: &Credentials) -> PgConnection {
     let options = server().await.connect_options(database, who);

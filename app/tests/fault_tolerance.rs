@@ -1,0 +1,707 @@
+//! Faults injected into a real PostgreSQL while a workload runs: the server restarted, every
+//! backend killed again and again, the credential rotated under load, the token source down for
+//! 20 s, and no server at all. Each test asserts what the data and the counters say afterwards.
+//!
+//! The disruptive tests (restart, killed backends) start a server of their own; the credential
+//! tests change only their own role's password, on the binary's shared server.
+#![allow(missing_docs)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use app::config::PoolSettings;
+use app::dsql::pool::{RefreshPolicy, RefreshStatus, RefreshingPool};
+use app::dsql::token::{StaticPassword, Token, TokenSource};
+use app::error::Error;
+use app::local::{Credentials, LocalServer};
+use app::retry::{Idempotency, RetryPolicy, transaction};
+use app::secret::Secret;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use common::{database_error, database_with_user, server};
+
+/// The table the workloads write to. The client's key is deliberately *not* unique: a write
+/// applied twice would show up as a second row with the same key, instead of being absorbed by
+/// a constraint. The insert is made idempotent the honest way for client-keyed writes, by
+/// looking for its key in the same transaction.
+const TABLES: [&str; 3] = [
+    "CREATE TABLE fault_write (row_id uuid PRIMARY KEY DEFAULT gen_random_uuid(), \
+     key uuid NOT NULL, worker integer NOT NULL)",
+    "CREATE INDEX fault_write_key_idx ON fault_write (key)",
+    "CREATE TABLE fault_counter (worker integer PRIMARY KEY, n bigint NOT NULL)",
+];
+
+/// Inserts `$1` for worker `$2` unless a row with that key exists; then says which backend ran it.
+const INSERT: &str = "INSERT INTO fault_write (key, worker) SELECT $1, $2 \
+                      WHERE NOT EXISTS (SELECT 1 FROM fault_write WHERE key = $1)";
+/// Not idempotent: running it twice counts twice.
+const INCREMENT: &str = "UPDATE fault_counter SET n = n + 1 WHERE worker = $1";
+
+/// Enough attempts, with waits up to 1 s, to ride out a restart or a killed connection.
+fn patient() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 40,
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_secs(1),
+    }
+}
+
+/// `future`, or a panic naming `what` if it is not done within `limit` (a hang guard only).
+async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still waiting after {limit:?}"))
+}
+
+/// Waits (at most `limit`) until `done` holds, checking every 10 ms.
+async fn until(limit: Duration, what: &str, done: impl Fn() -> bool) {
+    within(limit, what, async {
+        while !done() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
+fn pool_settings(max_lifetime: Duration) -> PoolSettings {
+    PoolSettings {
+        max_connections: 6,
+        max_lifetime,
+        idle_timeout: Duration::from_secs(60),
+    }
+}
+
+/// The app's own pool (as `Session` builds it for the stand-in) on `server`, in `database` as
+/// `who`, with the workload's tables created.
+async fn app_pool(server: &LocalServer, database: &str, who: &Credentials) -> RefreshingPool {
+    let pool = RefreshingPool::connect(
+        server.connect_options(database, who),
+        None,
+        &pool_settings(Duration::from_secs(600)),
+        StaticPassword(who.password.clone()),
+        RefreshPolicy::default(),
+    )
+    .await
+    .expect("connect the app's pool");
+    create_tables(&pool.database()).await;
+    pool
+}
+
+/// One DDL statement per transaction, as on DSQL.
+async fn create_tables(db: &DatabaseConnection) {
+    for ddl in TABLES {
+        db.execute_unprepared(ddl).await.expect("create a table");
+    }
+}
+
+/// What a workload's operations are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Idempotent inserts of fresh client-generated keys.
+    Insert,
+    /// `n = n + 1` on the worker's own counter, not idempotent.
+    Increment,
+}
+
+/// What one worker saw.
+#[derive(Debug, Default)]
+struct Report {
+    /// Keys it tried to insert, and the ones acknowledged as written.
+    attempted: Vec<Uuid>,
+    acknowledged: Vec<Uuid>,
+    /// Increments that returned `Ok`, and those whose outcome was unknown.
+    increments_ok: u64,
+    increments_unknown: u64,
+    /// Operations that needed more than one attempt.
+    retried: u64,
+    /// Backends that ran its operations.
+    backends: HashSet<i32>,
+    /// Every other error, as text.
+    errors: Vec<String>,
+}
+
+/// Workers running operations until told to stop.
+struct Workload {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    workers: Vec<JoinHandle<Report>>,
+}
+
+impl Workload {
+    /// Starts one worker per entry of `kinds` on `db`. A worker holds a read guard of `gate`
+    /// (if any) for the whole of each operation.
+    async fn start(db: &DatabaseConnection, kinds: &[Kind], gate: Option<Arc<RwLock<()>>>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let mut workers = Vec::new();
+        for (worker, kind) in (0..).zip(kinds.iter().copied()) {
+            if kind == Kind::Increment {
+                db.execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "INSERT INTO fault_counter (worker, n) VALUES ($1, 0)",
+                    [worker.into()],
+                ))
+                .await
+                .expect("create the worker's counter");
+            }
+            let (db, stop, done, gate) = (db.clone(), stop.clone(), done.clone(), gate.clone());
+            workers.push(tokio::spawn(async move {
+                let mut report = Report::default();
+                while !stop.load(Ordering::SeqCst) {
+                    let _pass = match &gate {
+                        Some(gate) => Some(gate.read().await),
+                        None => None,
+                    };
+                    run_one(&db, kind, worker, &mut report).await;
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+                report
+            }));
+        }
+        Self {
+            stop,
+            done,
+            workers,
+        }
+    }
+
+    /// Operations finished so far (successful or not).
+    fn done(&self) -> u64 {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `more` further operations have finished.
+    async fn progress(&self, more: u64, what: &str) {
+        let target = self.done() + more;
+        until(Duration::from_secs(60), what, || self.done() >= target).await;
+    }
+
+    /// Stops the workers and merges their reports.
+    async fn finish(self) -> Report {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut all = Report::default();
+        for worker in self.workers {
+            let report = within(Duration::from_secs(60), "a worker to stop", worker)
+                .await
+                .expect("a worker panicked");
+            all.attempted.extend(report.attempted);
+            all.acknowledged.extend(report.acknowledged);
+            all.increments_ok += report.increments_ok;
+            all.increments_unknown += report.increments_unknown;
+            all.retried += report.retried;
+            all.backends.extend(report.backends);
+            all.errors.extend(report.errors);
+        }
+        all
+    }
+}
+
+/// One operation through the app's retry, recorded in `report`.
+async fn run_one(db: &DatabaseConnection, kind: Kind, worker: i32, report: &mut Report) {
+    let key = Uuid::new_v4();
+    let (sql, values, idempotency) = match kind {
+        Kind::Insert => {
+            report.attempted.push(key);
+            (
+                INSERT,
+                vec![key.into(), worker.into()],
+                Idempotency::Idempotent,
+            )
+        }
+        Kind::Increment => (INCREMENT, vec![worker.into()], Idempotency::NotIdempotent),
+    };
+    let result = transaction(db, &patient(), idempotency, |txn| {
+        let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, values.clone());
+        Box::pin(async move {
+            txn.execute_raw(statement).await?;
+            let row = txn
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT pg_backend_pid() AS pid",
+                ))
+                .await?
+                .ok_or_else(|| DbErr::Custom("no backend pid".into()))?;
+            row.try_get::<i32>("", "pid")
+        })
+    })
+    .await;
+    match result {
+        Ok(done) => {
+            report.backends.insert(done.value);
+            report.retried += u64::from(done.attempts > 1);
+            match kind {
+                Kind::Insert => report.acknowledged.push(key),
+                Kind::Increment => report.increments_ok += 1,
+            }
+        }
+        Err(Error::OutcomeUnknown { .. }) if kind == Kind::Increment => {
+            report.increments_unknown += 1;
+        }
+        Err(error) => report.errors.push(format!("{kind:?}: {error}")),
+    }
+}
+
+/// Rows per key in `fault_write`.
+async fn stored_keys(pool: &PgPool) -> HashMap<Uuid, i64> {
+    sqlx::query_as::<_, (Uuid, i64)>("SELECT key, count(*) FROM fault_write GROUP BY key")
+        .fetch_all(pool)
+        .await
+        .expect("read the keys back")
+        .into_iter()
+        .collect()
+}
+
+/// Every acknowledged key is stored, exactly once, and nothing was stored that no worker tried.
+async fn assert_inserts_exactly_once(pool: &PgPool, report: &Report) {
+    let stored = stored_keys(pool).await;
+    let twice: Vec<_> = stored.iter().filter(|(_, rows)| **rows != 1).collect();
+    assert!(twice.is_empty(), "keys applied more than once: {twice:?}");
+    let lost: Vec<_> = report
+        .acknowledged
+        .iter()
+        .filter(|key| !stored.contains_key(key))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but not stored: {lost:?}");
+    let attempted: HashSet<_> = report.attempted.iter().collect();
+    assert!(
+        stored.keys().all(|key| attempted.contains(key)),
+        "stored keys nobody wrote"
+    );
+    assert!(!report.acknowledged.is_empty(), "no write was acknowledged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_server_restarts_and_none_is_applied_twice() {
+    let mut server = LocalServer::start()
+        .await
+        .expect("start a server of its own");
+    server.create_database("restarts").await.expect("database");
+    let pool = app_pool(&server, "restarts", &server.admin().clone()).await;
+    let workload = Workload::start(&pool.database(), &[Kind::Insert; 4], None).await;
+
+    workload
+        .progress(200, "writes before the first restart")
+        .await;
+    for restart in 1..=2 {
+        within(
+            Duration::from_secs(30),
+            "stop the server",
+            server.stop_in_place(),
+        )
+        .await
+        .expect("stop the server in place");
+        // Down for a moment: clients get refused connections, open transactions are gone.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        within(
+            Duration::from_secs(90),
+            "start the server",
+            server.start_in_place(),
+        )
+        .await
+        .expect("start the server again in place");
+        workload
+            .progress(200, &format!("writes after restart {restart}"))
+            .await;
+    }
+    let report = workload.finish().await;
+
+    assert!(
+        report.errors.is_empty(),
+        "failed writes: {:?}",
+        report.errors
+    );
+    assert!(
+        report.retried > 0,
+        "no write was interrupted by the restarts"
+    );
+    assert_inserts_exactly_once(pool.pool(), &report).await;
+    within(Duration::from_secs(30), "close the pool", pool.close()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_backend_killed_every_two_seconds_no_increment_is_applied_twice() {
+    let server = LocalServer::start()
+        .await
+        .expect("start a server of its own");
+    server.create_database("kills").await.expect("database");
+    let admin = server.admin().clone();
+    let pool = app_pool(&server, "kills", &admin).await;
+    let kinds = [
+        Kind::Increment,
+        Kind::Increment,
+        Kind::Increment,
+        Kind::Increment,
+        Kind::Insert,
+        Kind::Insert,
+    ];
+    let workload = Workload::start(&pool.database(), &kinds, None).await;
+
+    // As admin, who may signal the backends of its own role; never its own backend.
+    let mut killer = PgConnection::connect_with(&server.connect_options("kills", &admin))
+        .await
+        .expect("the killer's connection");
+    let mut killed = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND backend_type = 'client backend'",
+        )
+        .fetch_one(&mut killer)
+        .await
+        .expect("terminate the backends");
+        killed.push(count);
+    }
+    killer.close().await.expect("close the killer's connection");
+    let report = workload.finish().await;
+
+    assert!(
+        killed.iter().sum::<i64>() >= 10,
+        "too few backends killed: {killed:?}"
+    );
+    assert!(
+        report.errors.is_empty(),
+        "failed operations: {:?}",
+        report.errors
+    );
+    assert!(report.retried > 0, "no operation was interrupted");
+    assert!(report.increments_ok > 0);
+    let total: i64 = sqlx::query_scalar("SELECT sum(n)::bigint FROM fault_counter")
+        .fetch_one(pool.pool())
+        .await
+        .expect("read the counters");
+    let total = u64::try_from(total).expect("a count");
+    assert!(
+        total >= report.increments_ok,
+        "an acknowledged increment was lost: {total} < {}",
+        report.increments_ok
+    );
+    assert!(
+        total <= report.increments_ok + report.increments_unknown,
+        "an increment was applied twice: {total} > {} ok + {} unknown",
+        report.increments_ok,
+        report.increments_unknown
+    );
+    assert_inserts_exactly_once(pool.pool(), &report).await;
+    within(Duration::from_secs(30), "close the pool", pool.close()).await;
+}
+
+/// A role's password, set anew (the stand-in's stand-in for a new IAM token).
+async fn new_password(database: &str, role: &str) -> app::Result<Secret> {
+    let password = Secret::random();
+    let credentials = Credentials {
+        user: role.to_owned(),
+        password: password.clone(),
+    };
+    server().await.set_password(database, &credentials).await?;
+    Ok(password)
+}
+
+/// The rotation's write guard on the gate, with the refresh count that releases it.
+type HeldGate = Arc<Mutex<Option<(u64, OwnedRwLockWriteGuard<()>)>>>;
+
+/// Rotates the role's password on every call, each valid for `valid_for`.
+///
+/// The server forgets the old password at once, where DSQL keeps an old token valid until it
+/// expires. So that the test checks the pool and not that difference, the rotation holds
+/// `gate` for writing from just before the password changes until the pool reports the new
+/// token installed (`RefreshStatus::successes`): no operation, and so no new connection, is
+/// under way while the role has a password the pool does not know yet.
+struct Rotating {
+    database: String,
+    role: String,
+    valid_for: Duration,
+    calls: AtomicU64,
+    passwords: Arc<Mutex<Vec<Secret>>>,
+    gate: Arc<RwLock<()>>,
+    /// The write guard, and the refresh count that releases it.
+    held: HeldGate,
+}
+
+impl TokenSource for Rotating {
+    async fn token(&self) -> app::Result<Token> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let guard = match call {
+            1 => None,
+            _ => Some(self.gate.clone().write_owned().await),
+        };
+        let password = new_password(&self.database, &self.role).await?;
+        self.passwords
+            .lock()
+            .expect("passwords")
+            .push(password.clone());
+        if let Some(guard) = guard {
+            *self.held.lock().expect("held") = Some((call - 1, guard));
+        }
+        Ok(Token {
+            secret: password,
+            valid_for: Some(self.valid_for),
+        })
+    }
+}
+
+/// Lets operations through again once the pool has installed the token that closed the gate.
+fn open_gate_when_installed(
+    held: HeldGate,
+    status: Arc<RefreshStatus>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while !stop.load(Ordering::SeqCst) {
+            {
+                let mut held = held.lock().expect("held");
+                if held
+                    .as_ref()
+                    .is_some_and(|(refresh, _)| status.successes() >= *refresh)
+                {
+                    *held = None;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        *held.lock().expect("held") = None;
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_the_credential_every_three_seconds_under_load_fails_no_operation() {
+    const ROTATIONS: u64 = 10;
+    let (database, user) = database_with_user("rotation").await;
+    let source = Rotating {
+        database: database.clone(),
+        role: user.user.clone(),
+        // Refreshed at 80 % of its life: every 3 s.
+        valid_for: Duration::from_millis(3750),
+        calls: AtomicU64::new(0),
+        passwords: Arc::new(Mutex::new(Vec::new())),
+        gate: Arc::new(RwLock::new(())),
+        held: Arc::new(Mutex::new(None)),
+    };
+    let (passwords, gate, held) = (
+        source.passwords.clone(),
+        source.gate.clone(),
+        source.held.clone(),
+    );
+    let server = server().await;
+    // Connections are retired after half a second, so new ones are opened all the time.
+    let pool = RefreshingPool::connect(
+        server.connect_options(&database, &user),
+        Some(app::local::USER_SCHEMA),
+        &pool_settings(Duration::from_millis(500)),
+        source,
+        RefreshPolicy::default(),
+    )
+    .await
+    .expect("connect with the first password");
+    create_tables(&pool.database()).await;
+    let status = pool.status();
+    let stop_gate = Arc::new(AtomicBool::new(false));
+    let gatekeeper = open_gate_when_installed(held, status.clone(), stop_gate.clone());
+
+    let workload = Workload::start(&pool.database(), &[Kind::Insert; 4], Some(gate)).await;
+    until(Duration::from_secs(90), "ten rotations", || {
+        status.successes() >= ROTATIONS
+    })
+    .await;
+    workload
+        .progress(50, "writes after the last rotation")
+        .await;
+    let report = workload.finish().await;
+    stop_gate.store(true, Ordering::SeqCst);
+    gatekeeper.await.expect("the gatekeeper");
+
+    assert!(
+        report.errors.is_empty(),
+        "failed operations: {:?}",
+        report.errors
+    );
+    assert_eq!(status.failures(), 0);
+    assert!(
+        report.backends.len() as u64 > ROTATIONS,
+        "only {} connections opened",
+        report.backends.len()
+    );
+    // The rotations were real: the first password no longer opens a connection.
+    let first = passwords.lock().expect("passwords")[0].clone();
+    let stale = Credentials {
+        user: user.user.clone(),
+        password: first,
+    };
+    let (code, _) = database_error(
+        PgConnection::connect_with(&server.connect_options(&database, &stale)).await,
+    );
+    assert_eq!(code, "28P01");
+    assert_inserts_exactly_once(pool.pool(), &report).await;
+    within(Duration::from_secs(30), "close the pool", pool.close()).await;
+}
+
+/// How long the token source is down.
+const OUTAGE: Duration = Duration::from_secs(20);
+
+/// A token source that works once, then fails for [`OUTAGE`] from its first refresh on, then
+/// works again. When the outage begins the first password is replaced by one nobody knows,
+/// as the first token would expire: during the outage no new connection can open.
+struct Outage {
+    database: String,
+    role: String,
+    calls: AtomicU64,
+    ends: Mutex<Option<Instant>>,
+}
+
+impl TokenSource for Outage {
+    async fn token(&self) -> app::Result<Token> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if call == 1 {
+            return Ok(Token {
+                secret: new_password(&self.database, &self.role).await?,
+                valid_for: Some(Duration::from_secs(1)),
+            });
+        }
+        let started = self.ends.lock().expect("ends").is_none();
+        if started {
+            new_password(&self.database, &self.role).await?;
+            *self.ends.lock().expect("ends") = Some(Instant::now() + OUTAGE);
+        }
+        let ends = self.ends.lock().expect("ends").unwrap_or_else(Instant::now);
+        if Instant::now() < ends {
+            return Err(Error::Token(format!("simulated outage (call {call})")));
+        }
+        Ok(Token {
+            secret: new_password(&self.database, &self.role).await?,
+            valid_for: Some(Duration::from_secs(600)),
+        })
+    }
+}
+
+/// How many refresh attempts start within `window` if every wait is `fraction` of its backoff
+/// step (`retry_initial`, doubling up to `retry_max`), the first attempt at the start.
+fn attempts_within(policy: &RefreshPolicy, window: Duration, fraction: f64) -> u64 {
+    let (mut at, mut step, mut attempts) = (Duration::ZERO, policy.retry_initial, 0);
+    while at < window {
+        attempts += 1;
+        at += step.mul_f64(fraction);
+        step = (step * 2).min(policy.retry_max);
+    }
+    attempts
+}
+
+/// A connection the pool has to open now, with its current password.
+async fn brand_new_connection(pool: &PgPool) -> Result<i32, sqlx::Error> {
+    while let Some(idle) = pool.try_acquire() {
+        idle.close().await?;
+    }
+    let mut conn = pool.acquire().await?;
+    sqlx::query_scalar("SELECT 1").fetch_one(&mut *conn).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_twenty_second_token_outage_the_pool_serves_again_with_bounded_backoff() {
+    let (database, user) = database_with_user("outage").await;
+    let source = Outage {
+        database: database.clone(),
+        role: user.user.clone(),
+        calls: AtomicU64::new(0),
+        ends: Mutex::new(None),
+    };
+    let policy = RefreshPolicy {
+        retry_initial: Duration::from_millis(100),
+        retry_max: Duration::from_secs(2),
+        ..RefreshPolicy::default()
+    };
+    let pool = RefreshingPool::connect(
+        server().await.connect_options(&database, &user),
+        None,
+        &pool_settings(Duration::from_secs(600)),
+        source,
+        policy.clone(),
+    )
+    .await
+    .expect("connect with the first password");
+    let status = pool.status();
+
+    until(Duration::from_secs(10), "the outage to begin", || {
+        status.failures() >= 1
+    })
+    .await;
+    let (code, _) = database_error(brand_new_connection(pool.pool()).await);
+    assert_eq!(code, "28P01", "during the outage no new connection opens");
+
+    until(OUTAGE * 2, "a refresh after the outage", || {
+        status.successes() >= 1
+    })
+    .await;
+    assert_eq!(
+        brand_new_connection(pool.pool())
+            .await
+            .expect("a brand-new connection after the outage"),
+        1
+    );
+    let (attempts, failures) = (status.attempts(), status.failures());
+    assert_eq!(
+        attempts,
+        failures + 1,
+        "the first try after the outage works"
+    );
+    // Fastest schedule (every wait half its step) and slowest (every wait its whole step,
+    // with one `retry_max` of slack for a loaded machine).
+    let most = attempts_within(&policy, OUTAGE, 0.5);
+    let fewest = attempts_within(&policy, OUTAGE - policy.retry_max, 1.0);
+    assert!(
+        (fewest..=most).contains(&failures),
+        "{failures} failed refreshes in {OUTAGE:?}, expected {fewest} to {most}"
+    );
+    within(Duration::from_secs(30), "close the pool", pool.close()).await;
+}
+
+#[test]
+fn the_demo_against_a_closed_port_fails_at_once_naming_the_address() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let empty = tempfile::tempdir().expect("a directory without .env");
+    let mut app = Command::new(env!("CARGO_BIN_EXE_app"));
+    app.arg("demo")
+        .current_dir(empty.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "warn")
+        .env("PGPASSWORD", "unused")
+        .env(
+            "DATABASE_URL",
+            format!("postgres://admin@127.0.0.1:{port}/postgres"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = app.spawn().expect("run app demo");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("poll app").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("app demo still runs after 60 s with nothing listening");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().expect("app's output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("could not connect to 127.0.0.1:{port} as admin")),
+        "{stderr}"
+    );
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("Connected"),
+        "{stderr}"
+    );
+}
