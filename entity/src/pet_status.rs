@@ -48,7 +48,10 @@ impl fmt::Display for PetStatus {
 
 /// A status string that is not one of [`PetStatus::DB_VALUES`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InvalidPetStatus(pub String);
+pub struct InvalidPetStatus(
+    /// The string that was given, as it was given.
+    pub String,
+);
 
 impl fmt::Display for InvalidPetStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

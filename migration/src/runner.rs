@@ -10,9 +10,12 @@
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Table};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, IntoIden, Table, TableCreateStatement, TableDropStatement,
+};
 use sea_orm::{
-    ActiveValue, ConnectionTrait, DbErr, DynIden, EntityTrait, QueryFilter, QueryTrait, Schema,
+    ActiveValue, ConnectionTrait, DbBackend, DbErr, DynIden, EntityTrait, QueryFilter, QueryTrait,
+    Schema,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager, seaql_migrations};
 use tracing::info;
@@ -22,18 +25,30 @@ use crate::dsql::{retry_on_conflict, sqlstate};
 
 const UNIQUE_VIOLATION: &str = "23505";
 
+/// The statement [`install`] sends: `CREATE TABLE IF NOT EXISTS` of the bookkeeping table
+/// `table`, with sea-orm-migration's columns, for `backend`.
+pub fn install_statement(backend: DbBackend, table: DynIden) -> TableCreateStatement {
+    let mut create = Schema::new(backend).create_table_from_entity(seaql_migrations::Entity);
+    create.table(table).if_not_exists();
+    create
+}
+
+/// The statement [`uninstall`] sends for the bookkeeping table, and [`fresh`] for each table:
+/// `DROP TABLE IF EXISTS`.
+pub fn drop_table_statement(table: impl IntoIden) -> TableDropStatement {
+    Table::drop().table(table).if_exists().to_owned()
+}
+
 /// Creates the bookkeeping table if it is missing (one DDL statement, retried).
 pub async fn install<C: ConnectionTrait>(db: &C, table: DynIden) -> Result<(), DbErr> {
-    let mut create =
-        Schema::new(db.get_database_backend()).create_table_from_entity(seaql_migrations::Entity);
-    create.table(table).if_not_exists();
+    let create = install_statement(db.get_database_backend(), table);
     retry_on_conflict("install migration table", || db.execute(&create)).await?;
     Ok(())
 }
 
 /// Drops the bookkeeping table (one DDL statement, retried).
 pub async fn uninstall<C: ConnectionTrait>(db: &C, table: DynIden) -> Result<(), DbErr> {
-    let drop = Table::drop().table(table).if_exists().to_owned();
+    let drop = drop_table_statement(table);
     retry_on_conflict("uninstall migration table", || db.execute(&drop)).await?;
     Ok(())
 }
@@ -101,10 +116,7 @@ pub async fn fresh<M: MigratorTrait + ?Sized>(manager: &SchemaManager<'_>) -> Re
     for row in rows {
         let name: String = row.try_get("", "table_name")?;
         info!(target: LOG_TARGET, "Dropping table '{name}'");
-        let drop = Table::drop()
-            .table(Alias::new(&name))
-            .if_exists()
-            .to_owned();
+        let drop = drop_table_statement(Alias::new(&name));
         retry_on_conflict(&format!("drop table {name}"), || db.execute(&drop)).await?;
     }
     up::<M>(manager, None).await

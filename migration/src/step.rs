@@ -188,12 +188,7 @@ impl IndexSpec {
         };
         let job_id: String = row.try_get("", "job_id")?;
         info!(target: LOG_TARGET, job_id, "waiting for index {}", self.name);
-        let wait = Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "CALL sys.wait_for_job($1)",
-            [job_id.clone().into()],
-        );
-        db.execute_raw(wait).await?;
+        db.execute_unprepared(&wait_for_job_sql(&job_id)?).await?;
         let status = Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT status, details FROM sys.jobs WHERE job_id = $1",
@@ -214,6 +209,28 @@ impl IndexSpec {
             )))
         }
     }
+}
+
+/// Longest job id [`wait_for_job_sql`] accepts. DSQL's ids are 26 characters.
+const MAX_JOB_ID_LEN: usize = 64;
+
+/// `CALL sys.wait_for_job('<job_id>')`, with the id as a string literal. DSQL's documented form
+/// takes a literal and refuses a subquery argument (`sys_call_wait_for_job` in the DSQL
+/// recordings). The id comes from the server, but it is checked before it goes into SQL: it
+/// must be 1 to [`MAX_JOB_ID_LEN`] characters of `A-Z`, `a-z`, `0-9`, `_` and `-`.
+fn wait_for_job_sql(job_id: &str) -> Result<String, DbErr> {
+    let well_formed = !job_id.is_empty()
+        && job_id.len() <= MAX_JOB_ID_LEN
+        && job_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !well_formed {
+        return Err(DbErr::Migration(format!(
+            "CREATE INDEX ASYNC answered the job id {job_id:?}, which is not 1 to \
+             {MAX_JOB_ID_LEN} characters of A-Z, a-z, 0-9, '_' and '-'"
+        )));
+    }
+    Ok(format!("CALL sys.wait_for_job('{job_id}')"))
 }
 
 /// Sets `column` to `value` wherever it is `NULL`, at most [`MAX_ROWS_PER_TRANSACTION`] rows at
@@ -291,7 +308,10 @@ impl Backfill {
 
 /// Wraps a [`DsqlMigration`] so sea-orm-migration can run it. Never asks for a transaction:
 /// each step manages its own.
-pub struct Steps(pub Box<dyn DsqlMigration>);
+pub struct Steps(
+    /// The migration whose [`Plan`] `up` and `down` run, one step at a time.
+    pub Box<dyn DsqlMigration>,
+);
 
 impl MigrationName for Steps {
     fn name(&self) -> &str {
@@ -324,4 +344,43 @@ async fn run_all(steps: &[Step], manager: &SchemaManager<'_>) -> Result<(), DbEr
 /// A double-quoted SQL identifier.
 fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_JOB_ID_LEN, wait_for_job_sql};
+
+    #[test]
+    fn a_job_id_goes_into_the_call_as_a_string_literal() {
+        // A job id as DSQL answered one (`create_index_async` in the DSQL recordings).
+        assert_eq!(
+            wait_for_job_sql("srnwmlngyfhcndf5g2e6f3a3xm")
+                .ok()
+                .as_deref(),
+            Some("CALL sys.wait_for_job('srnwmlngyfhcndf5g2e6f3a3xm')")
+        );
+        let longest = "A-_9".repeat(MAX_JOB_ID_LEN / 4);
+        assert_eq!(
+            wait_for_job_sql(&longest).ok(),
+            Some(format!("CALL sys.wait_for_job('{longest}')"))
+        );
+    }
+
+    #[test]
+    fn a_malformed_job_id_is_refused_before_it_reaches_sql() {
+        let too_long = "a".repeat(MAX_JOB_ID_LEN + 1);
+        for job_id in [
+            "",
+            too_long.as_str(),
+            "x'); DROP TABLE pet; --",
+            "it's",
+            "with space",
+            "tab\t",
+            "dot.ted",
+            "\u{e9}t\u{e9}",
+        ] {
+            let err = wait_for_job_sql(job_id).expect_err(job_id);
+            assert!(err.to_string().contains("job id"), "{job_id:?}: {err}");
+        }
+    }
 }

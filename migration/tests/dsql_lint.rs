@@ -1,7 +1,9 @@
-//! Every statement the migrations send, as sent to Aurora DSQL, passes `dsql-lint`; and the
-//! `CHECK` on `pet.status` allows exactly the entity's values.
+//! Every statement the migrations and the runner's own bookkeeping send, as sent to Aurora DSQL,
+//! passes `dsql-lint`; and the `CHECK` on `pet.status` allows exactly the entity's values.
 
-use migration::{PET_STATUS_VALUES, Step, plan};
+use migration::sea_orm::DbBackend;
+use migration::{Alias, Migrator, MigratorTrait, PET_STATUS_VALUES, PostgresQueryBuilder, Step};
+use migration::{plan, runner};
 
 /// Every statement of every migration, both ways, rendered for a DSQL server.
 fn dsql_statements() -> Vec<(String, String)> {
@@ -18,12 +20,27 @@ fn dsql_statements() -> Vec<(String, String)> {
         .collect()
 }
 
+/// The runner's own DDL: the bookkeeping table's `CREATE` (`install`) and `DROP`
+/// (`uninstall`), and the `DROP TABLE` that `fresh` sends for each table (shown for `pet`).
+fn runner_statements() -> Vec<(String, String)> {
+    let table = Migrator::migration_table_name();
+    [
+        runner::install_statement(DbBackend::Postgres, table.clone())
+            .to_string(PostgresQueryBuilder),
+        runner::drop_table_statement(table).to_string(PostgresQueryBuilder),
+        runner::drop_table_statement(Alias::new("pet")).to_string(PostgresQueryBuilder),
+    ]
+    .into_iter()
+    .map(|sql| ("runner".to_owned(), sql))
+    .collect()
+}
+
 #[test]
-fn every_migration_statement_passes_dsql_lint() {
+fn every_migration_and_runner_statement_passes_dsql_lint() {
     let statements = dsql_statements();
     assert!(statements.len() >= 2 * plan().len());
     let mut failures = Vec::new();
-    for (migration, sql) in &statements {
+    for (migration, sql) in statements.iter().chain(&runner_statements()) {
         // Each statement runs in its own transaction, so each is linted on its own.
         for diagnostic in dsql_lint::lint_sql(sql) {
             failures.push(format!(
@@ -81,4 +98,19 @@ fn the_status_check_lists_exactly_the_entity_values() {
         "{}",
         create_pet.1
     );
+}
+
+#[test]
+fn the_runner_creates_and_drops_its_bookkeeping_table_if_needed() {
+    let sql: Vec<String> = runner_statements()
+        .into_iter()
+        .map(|(_, sql)| sql)
+        .collect();
+    assert!(
+        sql[0].starts_with(r#"CREATE TABLE IF NOT EXISTS "seaql_migrations" ("#),
+        "{}",
+        sql[0]
+    );
+    assert_eq!(sql[1], r#"DROP TABLE IF EXISTS "seaql_migrations""#);
+    assert_eq!(sql[2], r#"DROP TABLE IF EXISTS "pet""#);
 }
