@@ -180,8 +180,8 @@ impl LocalServer {
             .await?)
     }
 
-    /// Creates an empty database owned by `admin`, with the DSQL rules (inherited from
-    /// `template1`). DSQL itself has only `postgres`; separate databases let tests run side by
+    /// Creates an empty database owned by `admin`, with the DSQL rules and a `public` schema
+    /// that `admin` owns and only it may create in (both inherited from `template1`). DSQL itself has only `postgres`; separate databases let tests run side by
     /// side on one server.
     pub async fn create_database(&self, name: &str) -> Result<()> {
         let mut conn = self.superuser_connection(DATABASE).await?;
@@ -311,7 +311,10 @@ impl LocalServer {
     }
 
     /// Creates `admin` as DSQL has it (owner of `postgres` and its `public` schema, may create
-    /// roles, not a superuser) and installs the rules in `template1` and `postgres`.
+    /// roles, not a superuser) and, in `template1` and `postgres`, gives it `public` and
+    /// installs the rules. `public` is handed over explicitly, with `CREATE` on it taken from
+    /// everyone else: before PostgreSQL 15 it belongs to the bootstrap superuser and everyone
+    /// may create in it. Databases made from `template1` inherit both.
     async fn install_dsql_profile(&self) -> Result<()> {
         let mut conn = self.superuser_connection(DATABASE).await?;
         for sql in [
@@ -324,8 +327,14 @@ impl LocalServer {
             sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
         }
         conn.close().await?;
+        let public_schema = format!(
+            "ALTER SCHEMA public OWNER TO {ADMIN_USER}; REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+        );
         for database in ["template1", DATABASE] {
             let mut conn = self.superuser_connection(database).await?;
+            sqlx::raw_sql(AssertSqlSafe(public_schema.as_str()))
+                .execute(&mut conn)
+                .await?;
             sqlx::raw_sql(DSQL_RULES_SQL).execute(&mut conn).await?;
             conn.close().await?;
         }
