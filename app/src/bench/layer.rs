@@ -5,6 +5,7 @@
 //! Both sides take the same inputs and return the same entity models, decoded from the rows:
 //! what differs is only the client-side work of getting there.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use entity::pet_metadata::PetMetadata;
@@ -80,6 +81,8 @@ const INSERT_PET: &str = concat!(
 );
 const INSERT_PETS: &str = concat!(r#"INSERT INTO "pet" ("#, pet_columns!(), ") ");
 const PET_BY_NAME: &str = r#"SELECT "pet"."id", "pet"."name", "pet"."birth_date", "pet"."owner_id", "pet"."status", "pet"."metadata", "pet"."visit_count" FROM "pet" WHERE "pet"."name" = $1 LIMIT $2"#;
+const SPECIALTY_BY_NAME: &str =
+    r#"SELECT "specialty"."name" FROM "specialty" WHERE "specialty"."name" = $1 LIMIT $2"#;
 const ENSURE_SPECIALTY: &str =
     r#"INSERT INTO "specialty" ("name") VALUES ($1) ON CONFLICT ("name") DO NOTHING"#;
 const INCREMENT: &str = r#"UPDATE "bench_counter" SET "n" = "n" + $1 WHERE "id" = $2"#;
@@ -247,18 +250,53 @@ impl Layer {
         }
     }
 
-    /// Makes sure the specialty `name` exists.
-    pub(crate) async fn ensure_specialty(&self, name: &str) -> Result<()> {
+    /// The specialty `name`, created if there is none, race-free: the app side is
+    /// [`vets::find_or_create_specialty`]; the raw side is the same transaction (a find by key,
+    /// then `INSERT … ON CONFLICT DO NOTHING`) retried the same way, by hand.
+    pub(crate) async fn find_or_create_specialty(&self, name: &str) -> Result<Found> {
         match self.side {
-            Side::App => Ok(vets::ensure_specialty(&self.db, name).await?),
+            Side::App => Ok(vets::find_or_create_specialty(&self.db, &self.policy, name)
+                .await?
+                .value
+                .1),
             Side::Raw => {
-                sqlx::query(ENSURE_SPECIALTY)
-                    .bind(name)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                for _ in 0..self.policy.max_attempts.max(1) {
+                    let (found, _) = self.raw_retry(|| self.raw_specialty(name)).await?;
+                    if let Some(found) = found {
+                        return Ok(found);
+                    }
+                }
+                Err(Error::Invalid(format!(
+                    "specialty {name} kept being created and removed concurrently"
+                )))
             }
         }
+    }
+
+    /// One raw try of [`find_or_create_specialty`](Self::find_or_create_specialty); `None`
+    /// when a concurrent caller's insert won.
+    async fn raw_specialty(&self, name: &str) -> Result<Option<Found>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let existing = sqlx::query(SPECIALTY_BY_NAME)
+            .bind(name)
+            .bind(ONE)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let found = match existing {
+            Some(row) => {
+                let _: String = row.try_get(0)?;
+                Some(Found::Existing)
+            }
+            None => {
+                let inserted = sqlx::query(ENSURE_SPECIALTY)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                (inserted.rows_affected() == 1).then_some(Found::Created)
+            }
+        };
+        tx.commit().await?;
+        Ok(found)
     }
 
     /// The owner `id` with its pets, in one query (`LEFT JOIN`); the app side is SeaORM's
@@ -358,31 +396,40 @@ impl Layer {
                     .await?;
                 Ok(retried.attempts)
             }
-            Side::Raw => {
-                let max_attempts = self.policy.max_attempts.max(1);
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    let err = match self.raw_increment(id).await {
-                        Ok(()) => return Ok(attempts),
-                        Err(e) => DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e))),
-                    };
-                    let retryable = matches!(
-                        retry::classify(&err),
-                        ErrorClass::Conflict | ErrorClass::Transient
-                    );
-                    if !retryable {
-                        return Err(err.into());
-                    }
-                    if attempts >= max_attempts {
-                        return Err(Error::RetriesExhausted {
-                            attempts,
-                            last: err,
-                        });
-                    }
-                    tokio::time::sleep(self.policy.delay(attempts)).await;
-                }
+            Side::Raw => Ok(self.raw_retry(|| self.raw_increment(id)).await?.1),
+        }
+    }
+
+    /// Runs `attempt` (one raw transaction) until it succeeds, as the app's retry would: again
+    /// after [`RetryPolicy::delay`] on what [`retry::classify`] calls a conflict or transient,
+    /// at most `max_attempts` times. Returns the value and the attempts it took.
+    async fn raw_retry<T, F, Fut>(&self, mut attempt: F) -> Result<(T, u32)>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let max_attempts = self.policy.max_attempts.max(1);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let err = match attempt().await {
+                Ok(value) => return Ok((value, attempts)),
+                Err(e) => DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e))),
+            };
+            let retryable = matches!(
+                retry::classify(&err),
+                ErrorClass::Conflict | ErrorClass::Transient
+            );
+            if !retryable {
+                return Err(err.into());
             }
+            if attempts >= max_attempts {
+                return Err(Error::RetriesExhausted {
+                    attempts,
+                    last: err,
+                });
+            }
+            tokio::time::sleep(self.policy.delay(attempts)).await;
         }
     }
 

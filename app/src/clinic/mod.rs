@@ -5,6 +5,7 @@
 //! find-or-create, batches) take the pool and run through [`crate::retry::transaction`].
 
 pub mod batch;
+pub mod find_or_create;
 pub mod locking;
 pub mod owners;
 pub mod pets;

@@ -9,9 +9,11 @@ use sea_orm::{
 use uuid::Uuid;
 use validator::Validate;
 
+pub use super::find_or_create::Found;
+use super::find_or_create::find_or_create;
 use super::validated;
-use crate::error::{Error, Result};
-use crate::retry::{Idempotency, Retried, RetryPolicy, transaction};
+use crate::error::Result;
+use crate::retry::{Retried, RetryPolicy};
 
 /// An owner as the user gives it, checked against the schema's limits before any SQL is sent.
 #[derive(Clone, Debug, Validate)]
@@ -82,59 +84,32 @@ pub async fn upsert_by_email(db: &impl ConnectionTrait, new: &NewOwner) -> Resul
         .await?)
 }
 
-/// Whether [`find_or_create_by_email`] found the row or wrote it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Found {
-    /// It was there already (possibly written by a concurrent caller).
-    Existing,
-    /// This call inserted it.
-    Created,
-}
-
 /// Returns the owner with `new.email`, creating it from `new` if there is none; an existing row
-/// is kept as it is. Safe under concurrency: all callers end up with the same single row.
-///
-/// Each try is one retried transaction: look for the row; if it is missing,
-/// `INSERT … ON CONFLICT DO NOTHING`. If that inserted nothing, a concurrent caller won the
-/// race, and its row is invisible to this transaction's snapshot (repeatable read), so the next
-/// try — a fresh transaction — finds it.
+/// is kept as it is. Safe under concurrency: all callers end up with the same single row (see
+/// [`super::find_or_create`]).
 pub async fn find_or_create_by_email(
     db: &DatabaseConnection,
     policy: &RetryPolicy,
     new: &NewOwner,
 ) -> Result<Retried<(owner::Model, Found)>> {
     validated(new)?;
-    let mut attempts = 0;
-    for _ in 0..policy.max_attempts.max(1) {
-        let retried = transaction(db, policy, Idempotency::Idempotent, |txn| {
-            let new = new.clone();
-            Box::pin(async move {
-                if let Some(existing) = find_by_email(txn, &new.email).await? {
-                    return Ok(Some((existing, Found::Existing)));
-                }
-                let row = new.active_model();
-                // Without RETURNING: SeaORM 2.0.4 reports an empty RETURNING as an error.
-                let inserted = owner::Entity::insert(row.clone())
-                    .on_conflict_do_nothing_on([owner::Column::Email])
-                    .exec_without_returning(txn)
-                    .await?;
-                Ok(match inserted {
-                    TryInsertResult::Inserted(1) => Some((row.try_into()?, Found::Created)),
-                    _ => None,
-                })
+    find_or_create(db, policy, &format!("owner {}", new.email), |txn| {
+        let new = new.clone();
+        Box::pin(async move {
+            if let Some(existing) = find_by_email(txn, &new.email).await? {
+                return Ok(Some((existing, Found::Existing)));
+            }
+            let row = new.active_model();
+            // Without RETURNING: SeaORM 2.0.4 reports an empty RETURNING as an error.
+            let inserted = owner::Entity::insert(row.clone())
+                .on_conflict_do_nothing_on([owner::Column::Email])
+                .exec_without_returning(txn)
+                .await?;
+            Ok(match inserted {
+                TryInsertResult::Inserted(1) => Some((row.try_into()?, Found::Created)),
+                _ => None,
             })
         })
-        .await?;
-        attempts += retried.attempts;
-        if let Some(value) = retried.value {
-            return Ok(Retried { value, attempts });
-        }
-    }
-    Err(Error::RetriesExhausted {
-        attempts,
-        last: DbErr::RecordNotFound(format!(
-            "owner {} kept being created and removed concurrently",
-            new.email
-        )),
     })
+    .await
 }

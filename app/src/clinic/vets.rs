@@ -2,8 +2,15 @@
 
 use entity::{specialty, vet, vet_specialty};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, ModelTrait, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, ModelTrait,
+    QueryOrder, TryInsert, TryInsertResult,
+};
 use uuid::Uuid;
+
+use super::find_or_create::{Found, find_or_create};
+use crate::error::Result;
+use crate::retry::{Retried, RetryPolicy};
 
 /// Inserts a vet named `name`.
 pub async fn create(db: &impl ConnectionTrait, name: &str) -> Result<vet::Model, DbErr> {
@@ -17,13 +24,42 @@ pub async fn create(db: &impl ConnectionTrait, name: &str) -> Result<vet::Model,
 
 /// Makes sure the specialty `name` exists (`INSERT … ON CONFLICT DO NOTHING` on its key).
 pub async fn ensure_specialty(db: &impl ConnectionTrait, name: &str) -> Result<(), DbErr> {
+    specialty_if_new(name).exec_without_returning(db).await?;
+    Ok(())
+}
+
+/// Returns the specialty `name`, creating it if there is none; race-free (see
+/// [`super::find_or_create`]), so concurrent callers end up with the one row.
+pub async fn find_or_create_specialty(
+    db: &DatabaseConnection,
+    policy: &RetryPolicy,
+    name: &str,
+) -> Result<Retried<(specialty::Model, Found)>> {
+    find_or_create(db, policy, &format!("specialty {name}"), |txn| {
+        let name = name.to_owned();
+        Box::pin(async move {
+            if let Some(existing) = specialty::Entity::find_by_id(name.clone()).one(txn).await? {
+                return Ok(Some((existing, Found::Existing)));
+            }
+            Ok(
+                match specialty_if_new(&name).exec_without_returning(txn).await? {
+                    TryInsertResult::Inserted(1) => {
+                        Some((specialty::Model { name }, Found::Created))
+                    }
+                    _ => None,
+                },
+            )
+        })
+    })
+    .await
+}
+
+/// `INSERT INTO specialty (name) VALUES (name) ON CONFLICT DO NOTHING`.
+fn specialty_if_new(name: &str) -> TryInsert<specialty::ActiveModel> {
     specialty::Entity::insert(specialty::ActiveModel {
         name: Set(name.to_owned()),
     })
     .on_conflict_do_nothing()
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
 }
 
 /// Links the vet to the specialty, once: a second link of the same pair is a no-op (the unique
