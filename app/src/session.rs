@@ -3,13 +3,15 @@
 //! pool gets its password; everything after that is the same code.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::DatabaseConnection;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::config::{Config, Target};
 use crate::dsql::pool::{RefreshPolicy, RefreshingPool};
-use crate::dsql::token::{IamTokenSource, StaticPassword};
+use crate::dsql::token::{CountingSource, IamTokenSource, StaticPassword};
 use crate::error::Result;
 use crate::local::{DATABASE, LocalServer};
 
@@ -17,6 +19,7 @@ use crate::local::{DATABASE, LocalServer};
 pub struct Session {
     pool: RefreshingPool,
     description: String,
+    tokens_issued: Arc<AtomicU64>,
     // Dropped last: the server outlives the pool.
     local: Option<LocalServer>,
 }
@@ -54,14 +57,17 @@ impl Session {
                 if let Some(root) = std::env::var_os("PGSSLROOTCERT") {
                     options = options.ssl_root_cert(root);
                 }
-                let source =
+                let source = CountingSource::new(
                     IamTokenSource::from_environment(endpoint, &config.user, config.token_lifetime)
-                        .await?;
+                        .await?,
+                );
+                let tokens_issued = source.issued();
                 let pool =
                     RefreshingPool::connect(options, schema, &config.pool, source, policy).await?;
                 Ok(Self {
                     pool,
                     description: format!("Aurora DSQL at {endpoint}:{port}"),
+                    tokens_issued,
                     local: None,
                 })
             }
@@ -76,6 +82,7 @@ impl Session {
                 Ok(Self {
                     pool,
                     description,
+                    tokens_issued: Arc::default(),
                     local: None,
                 })
             }
@@ -87,7 +94,8 @@ impl Session {
                     server.create_user(DATABASE, &config.user).await?
                 };
                 let options = server.connect_options(DATABASE, &credentials);
-                let source = StaticPassword(credentials.password);
+                let source = CountingSource::new(StaticPassword(credentials.password));
+                let tokens_issued = source.issued();
                 let pool =
                     RefreshingPool::connect(options, schema, &config.pool, source, policy).await?;
                 Ok(Self {
@@ -97,6 +105,7 @@ impl Session {
                         server.host(),
                         server.port()
                     ),
+                    tokens_issued,
                     local: Some(server),
                 })
             }
@@ -116,6 +125,13 @@ impl Session {
     /// The pool, with its refresh status.
     pub fn pool(&self) -> &RefreshingPool {
         &self.pool
+    }
+
+    /// How many passwords or tokens the pool's token source has handed out since the session
+    /// opened: one at connect time plus one per refresh (none for `DATABASE_URL`, whose
+    /// password is in the URL).
+    pub fn tokens_issued(&self) -> u64 {
+        self.tokens_issued.load(Ordering::Acquire)
     }
 
     /// Closes the pool (ending its refresh task), then stops the local server if any.

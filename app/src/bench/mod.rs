@@ -336,14 +336,20 @@ pub async fn run(session: &Session, options: &BenchOptions) -> Result<Vec<Report
     Migrator::up(&ctx.db, None).await?;
     let machine = machine();
     let mut reports = Vec::new();
+    let mut clinic_tokens = None;
     for workload in options.selected() {
         info!(%workload, "benchmark workload starts");
         let lines = match workload {
-            Workload::Clinic => clinic::run(&ctx, options).await?,
+            Workload::Clinic => {
+                let before = session.tokens_issued();
+                let lines = clinic::run(&ctx, options).await?;
+                clinic_tokens = Some(session.tokens_issued() - before);
+                lines
+            }
             Workload::Ops => ops::run(&ctx, options).await?,
             Workload::Bulk => bulk::run(&ctx, options).await?,
             Workload::Contention => contention::run(&ctx, options).await?,
-            Workload::Tokens => tokens::run(&ctx, options, started).await?,
+            Workload::Tokens => tokens::run(&ctx, options, started, clinic_tokens).await?,
         };
         reports.push(Report {
             workload,

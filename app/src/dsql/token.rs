@@ -12,6 +12,8 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -43,7 +45,10 @@ pub struct Token {
 /// A fixed password that never expires: the password of a `DATABASE_URL`, or of the local
 /// stand-in. Its `Debug` prints `***`.
 #[derive(Debug, Clone)]
-pub struct StaticPassword(pub Secret);
+pub struct StaticPassword(
+    /// The password, sent as it is at every login.
+    pub Secret,
+);
 
 impl TokenSource for StaticPassword {
     /// Always the same password, with `valid_for` `None`. Never fails.
@@ -52,6 +57,40 @@ impl TokenSource for StaticPassword {
             secret: self.0.clone(),
             valid_for: None,
         })
+    }
+}
+
+/// A token source that counts the tokens it hands out: every successful call of the inner
+/// source's [`TokenSource::token`], whoever makes it. [`Session`](crate::session::Session)
+/// wraps its source in one, so that "one token at connect time plus one per refresh, never one
+/// per query or connection" can be checked from outside the pool.
+#[derive(Debug)]
+pub struct CountingSource<S> {
+    inner: S,
+    issued: Arc<AtomicU64>,
+}
+
+impl<S: TokenSource> CountingSource<S> {
+    /// Wraps `inner`, with a count of zero.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            issued: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The count, shared: it keeps counting after the source has moved into a pool.
+    pub fn issued(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.issued)
+    }
+}
+
+impl<S: TokenSource> TokenSource for CountingSource<S> {
+    /// The inner source's token; counted if it is one.
+    async fn token(&self) -> Result<Token> {
+        let token = self.inner.token().await?;
+        self.issued.fetch_add(1, Ordering::AcqRel);
+        Ok(token)
     }
 }
 
