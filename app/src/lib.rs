@@ -10,6 +10,7 @@
 //!   tested without an AWS account.
 //! - [`bench`]: benchmarks of the app's data functions against raw sqlx.
 //! - [`catalog`]: the schema read back from the server.
+//! - [`logging`]: the log filter, with the targets that would log secrets capped.
 //! - [`secret`]: passwords and tokens that never show up in logs or `Debug` output.
 //! - [`error`]: the library's error type.
 
@@ -21,6 +22,7 @@ pub mod demo;
 pub mod dsql;
 pub mod error;
 pub mod local;
+pub mod logging;
 pub mod retry;
 pub mod secret;
 pub mod session;

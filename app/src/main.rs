@@ -9,7 +9,6 @@ use app::retry::RetryPolicy;
 use app::session::Session;
 use clap::{Args, Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
-use tracing_subscriber::EnvFilter;
 
 /// SeaORM on Amazon Aurora DSQL: the pet-clinic demo.
 ///
@@ -127,10 +126,19 @@ async fn main() -> Result<()> {
         Some(Command::Bench(_)) => "info,app::retry=error",
         _ => "info",
     };
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|directives| !directives.is_empty());
+    let filter = match directives.as_deref().map(app::logging::filter) {
+        Some(Ok(filter)) => filter,
+        Some(Err(error)) => {
+            eprintln!("RUST_LOG: {error}; logging with {default_filter:?} instead");
+            app::logging::filter(default_filter)?
+        }
+        None => app::logging::filter(default_filter)?,
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let command = cli.command.unwrap_or(Command::Demo);
@@ -216,7 +224,13 @@ async fn with_session(
 async fn demo(session: &Session) -> Result<()> {
     let db = session.db();
     Migrator::up(&db, None).await.context("migrating")?;
-    println!("Schema migrated (DSQL-safe: one DDL statement per transaction)");
+    let columns = app::catalog::columns(&db)
+        .await
+        .context("reading the schema back")?;
+    println!(
+        "Schema migrated (DSQL-safe: one DDL statement per transaction): {}",
+        app::catalog::summary(&columns)
+    );
     app::demo::run(&db, &RetryPolicy::default(), |line| println!("{line}"))
         .await
         .context("running the demo")?;
@@ -252,6 +266,11 @@ async fn migrate(session: &Session, action: &MigrateAction) -> Result<()> {
             for migration in Migrator::get_migration_with_status(&db).await? {
                 println!("{}  {}", migration.status(), migration.name());
             }
+            let columns = app::catalog::columns(&db).await?;
+            print!(
+                "\nTables in the current schema:\n{}",
+                app::catalog::render(&columns)
+            );
         }
     }
     Ok(())

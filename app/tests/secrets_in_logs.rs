@@ -2,9 +2,17 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use common::{admin_db, fresh_database, server};
+use app::config::PoolSettings;
+use app::dsql::endpoint::Endpoint;
+use app::dsql::pool::{RefreshPolicy, RefreshingPool};
+use app::dsql::token::{IamTokenSource, Token, TokenSource};
+use app::local::Credentials;
+use app::secret::Secret;
+use aws_config::{BehaviorVersion, Region};
+use common::{admin_db, database_with_user, fresh_database, server};
 use migration::{Migrator, MigratorTrait};
 
 /// Collects every log line, from every target and level, into memory.
@@ -21,18 +29,36 @@ impl std::io::Write for Captured {
     }
 }
 
+impl Captured {
+    /// Everything logged so far.
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+}
+
+/// The process-wide capture of every event at every level the app lets through, installed on
+/// first use. Global, in
+/// a test binary of its own: a thread-scoped subscriber misses events when other tests run at
+/// the same time.
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        // The app's own filter at its most verbose: every target at TRACE, but for the caps
+        // the app always applies.
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(app::logging::filter("trace").expect("a valid filter"))
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+        captured
+    })
+}
+
 #[tokio::test]
 async fn no_password_appears_in_any_log_line_of_a_run() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    // Global, in a test binary of its own: a thread-scoped subscriber misses events when
-    // other tests run at the same time.
-    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-
+    let captured = captured();
     let server = server().await;
     let database = fresh_database("no_secret_in_logs").await;
     let user = server
@@ -46,12 +72,130 @@ async fn no_password_appears_in_any_log_line_of_a_run() {
         .await
         .expect("demo");
 
-    let log = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let log = captured.text();
     assert!(
         log.contains("INSERT INTO"),
         "statements were logged and captured"
     );
     for secret in [server.admin().password.expose(), user.password.expose()] {
         assert!(!log.contains(secret), "a password appears in the log");
+    }
+}
+
+/// The secret access key of the fake AWS credentials below.
+const SECRET_ACCESS_KEY: &str = "fake/secret+access-key";
+
+/// Real DSQL IAM tokens (signed offline with fake credentials, valid 2 s), each made the role's
+/// password on the local server before it is handed out, so the pool logs in with real tokens
+/// and refreshes them as it would on DSQL. Keeps every token it issued.
+struct IamTokensAsPasswords {
+    signer: IamTokenSource,
+    database: String,
+    role: String,
+    issued: Arc<Mutex<Vec<Secret>>>,
+}
+
+impl TokenSource for IamTokensAsPasswords {
+    async fn token(&self) -> app::Result<Token> {
+        let token = self.signer.token().await?;
+        let credentials = Credentials {
+            user: self.role.clone(),
+            password: token.secret.clone(),
+        };
+        server()
+            .await
+            .set_password(&self.database, &credentials)
+            .await?;
+        self.issued
+            .lock()
+            .expect("issued")
+            .push(token.secret.clone());
+        Ok(token)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes() {
+    let captured = captured();
+    let (database, user) = database_with_user("iam_tokens_in_logs").await;
+    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+        .empty_test_environment()
+        .region(Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "AKIDLOCALTEST",
+            SECRET_ACCESS_KEY,
+            Some("fake-session-token".to_owned()),
+            None,
+            "test",
+        ))
+        .load()
+        .await;
+    let endpoint =
+        Endpoint::parse("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", None).expect("host");
+    let signer =
+        IamTokenSource::with_sdk_config(&endpoint, &user.user, Duration::from_secs(2), sdk_config)
+            .expect("a signer");
+    let issued = Arc::new(Mutex::new(Vec::new()));
+    let source = IamTokensAsPasswords {
+        signer,
+        database: database.clone(),
+        role: user.user.clone(),
+        issued: Arc::clone(&issued),
+    };
+    let settings = PoolSettings {
+        max_connections: 2,
+        // New connections all the time, each logging in with the current token.
+        max_lifetime: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(60),
+    };
+    let pool = RefreshingPool::connect(
+        server().await.connect_options(&database, &user),
+        Some(app::local::USER_SCHEMA),
+        &settings,
+        source,
+        RefreshPolicy::default(),
+    )
+    .await
+    .expect("log in with an IAM token");
+    let status = pool.status();
+    let db = pool.database();
+    Migrator::up(&db, None).await.expect("migrate as the user");
+    let policy = app::retry::RetryPolicy::default();
+    while status.successes() < 2 {
+        app::demo::run(&db, &policy, |line| tracing::info!("{line}"))
+            .await
+            .expect("demo");
+    }
+    pool.close().await;
+
+    let log = captured.text();
+    assert!(
+        log.contains("connected"),
+        "the pool's log lines were captured"
+    );
+    let tokens = issued.lock().expect("issued").clone();
+    assert!(tokens.len() >= 3, "one token at connect and two refreshes");
+    for token in &tokens {
+        assert!(
+            token.expose().contains("Action=DbConnect&"),
+            "a real IAM token"
+        );
+        assert!(!log.contains(token.expose()), "a token appears in the log");
+        // The signature alone is enough to replay the token.
+        let signature = token
+            .expose()
+            .rsplit("X-Amz-Signature=")
+            .next()
+            .expect("a signature");
+        assert!(
+            !log.contains(&signature[..20]),
+            "a token's signature appears in the log"
+        );
+    }
+    for secret in [SECRET_ACCESS_KEY, "fake-session-token"] {
+        assert!(
+            !log.contains(secret),
+            "an AWS credential appears in the log"
+        );
     }
 }
