@@ -25,6 +25,23 @@ async fn table_names(db: &DatabaseConnection) -> Vec<String> {
     names
 }
 
+/// The current schema's columns, indexes and constraints, as the catalog describes them.
+async fn schema(
+    db: &DatabaseConnection,
+) -> (
+    Vec<catalog::ColumnInfo>,
+    Vec<catalog::IndexInfo>,
+    Vec<catalog::ConstraintInfo>,
+) {
+    (
+        catalog::columns(db).await.expect("read the columns"),
+        catalog::indexes(db).await.expect("read the indexes"),
+        catalog::constraints(db)
+            .await
+            .expect("read the constraints"),
+    )
+}
+
 async fn applied(db: &DatabaseConnection) -> usize {
     Migrator::get_applied_migrations(db)
         .await
@@ -94,7 +111,19 @@ async fn up_builds_the_clinic_schema_and_a_second_up_changes_nothing() {
 async fn down_all_then_up_restores_the_same_schema() {
     let db = admin_db(&fresh_database("down_up").await).await;
     Migrator::up(&db, None).await.expect("up");
-    let migrated = catalog::columns(&db).await.expect("catalog");
+    let migrated = schema(&db).await;
+    let (_, indexes, constraints) = &migrated;
+    // The comparison below covers the migrations' indexes and the tables' keys and checks.
+    assert!(
+        indexes.iter().any(|i| i.index_name == "owner_email_idx"),
+        "{indexes:?}"
+    );
+    assert!(
+        constraints
+            .iter()
+            .any(|c| c.definition.starts_with("CHECK") && c.definition.contains("status")),
+        "{constraints:?}"
+    );
 
     Migrator::down(&db, Some(1)).await.expect("down one");
     assert_eq!(applied(&db).await, Migrator::migrations().len() - 1);
@@ -103,7 +132,7 @@ async fn down_all_then_up_restores_the_same_schema() {
     assert_eq!(applied(&db).await, 0);
 
     Migrator::up(&db, None).await.expect("up again");
-    assert_eq!(catalog::columns(&db).await.expect("catalog"), migrated);
+    assert_eq!(schema(&db).await, migrated);
 }
 
 #[tokio::test]
