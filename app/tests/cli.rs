@@ -30,7 +30,7 @@ fn stderr(output: &Output) -> String {
 fn help_lists_every_command() {
     let output = app(&["--help"], &[]);
     assert!(output.status.success());
-    for command in ["demo", "migrate", "user", "token", "local"] {
+    for command in ["demo", "migrate", "user", "token", "local", "bench"] {
         assert!(
             stdout(&output).contains(command),
             "{command} missing from --help"
@@ -127,4 +127,45 @@ fn migrate_status_lists_every_migration() {
     let printed = stdout(&output);
     let listed = printed.lines().filter(|l| l.contains("m2026")).count();
     assert_eq!(listed, migration::plan().len(), "{printed}");
+}
+
+/// The benchmark as a smoke test, tiny sizes: every workload reports, SeaORM against raw sqlx
+/// where both exist, and the outcomes the issue fixes hold whatever the speed: every contention
+/// increment lands exactly once, and the stand-in's fixed password is fetched once for the whole
+/// run, however many connections open. Speeds are not asserted.
+#[test]
+fn bench_json_reports_every_workload_and_exactly_once_increments() {
+    let output = app(&["bench", "--iterations", "20", "--json"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let reports: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    let workloads: Vec<&str> = reports
+        .iter()
+        .map(|r| r["workload"].as_str().expect("a workload name"))
+        .collect();
+    assert_eq!(workloads, ["clinic", "ops", "bulk", "contention", "tokens"]);
+    let lines = |workload: usize| reports[workload]["lines"].as_array().expect("lines");
+    // clinic at C = 1 and 8; six ops; one bulk line: each with both sides and a ratio.
+    for (workload, count) in [(0, 2), (1, 6), (2, 1)] {
+        assert_eq!(lines(workload).len(), count, "{}", workloads[workload]);
+        for line in lines(workload) {
+            assert!(line["app"]["count"].as_u64() > Some(0), "{line}");
+            assert!(line["raw"]["count"].as_u64() > Some(0), "{line}");
+            assert!(line["ratio"].as_f64().is_some(), "{line}");
+        }
+    }
+    // 16 workers x 20 increments, on 4 hot rows and on 16 rows, both sides, two passes each.
+    for line in &lines(3)[..2] {
+        for side in ["app", "raw"] {
+            let check = &line[side]["check"];
+            assert_eq!(check["expected"].as_u64(), Some(2 * 16 * 20), "{line}");
+            assert_eq!(check["found"], check["expected"], "{line}");
+            assert_eq!(line[side]["retries"]["failed"].as_u64(), Some(0), "{line}");
+        }
+    }
+    let issued = &lines(4)[1];
+    assert_eq!(issued["app"]["count"].as_u64(), Some(1), "{issued}");
+    assert_eq!(issued["met"].as_bool(), Some(true), "{issued}");
 }
