@@ -122,6 +122,18 @@ impl Layer {
         Self { policy, ..self }
     }
 
+    /// Untimed, the same on both sides: `ANALYZE owner`, then `ANALYZE pet` (DSQL accepts
+    /// `ANALYZE`; it runs the job itself as well). Run between the phases of a pass, so that
+    /// each phase is planned on statistics of the rows it reads: without it, whether the
+    /// server's autovacuum has analyzed the freshly filled tables yet decides between a scan
+    /// and an index lookup, and the phases of one side can be planned worse than the other's.
+    pub(crate) async fn analyze(&self) -> Result<()> {
+        for statement in ["ANALYZE owner", "ANALYZE pet"] {
+            sqlx::raw_sql(statement).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Inserts an owner with a fresh client-generated key; returns the stored row.
     pub(crate) async fn create_owner(&self, new: &NewOwner) -> Result<owner::Model> {
         match self.side {

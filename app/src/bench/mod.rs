@@ -14,8 +14,10 @@
 //!   with [`delete_all`], since DSQL has no `TRUNCATE`) and on a warm pool: `max_connections`
 //!   connections are acquired at once and released before the clock starts.
 //! - The passes alternate A B B A (app, raw, raw, app), so that a drift over time (a filling
-//!   cache, a growing table) does not favour one side; each side's two passes are combined
-//!   (operations and time added up, latencies pooled).
+//!   cache, a growing table) does not favour one side, and this is done [`ROUNDS`] times, so
+//!   that a passing disturbance (the server's autovacuum or a checkpoint, another process on
+//!   the machine) weighs less; each side's passes are combined (operations and time added up,
+//!   latencies pooled).
 //! - Latency percentiles are by nearest rank over all recorded latencies.
 //!
 //! The benchmark deletes every row of the clinic tables, before and after each pass.
@@ -362,6 +364,9 @@ pub async fn run(session: &Session, options: &BenchOptions) -> Result<Vec<Report
     Ok(reports)
 }
 
+/// How many times each workload runs its A B B A passes (see the module documentation).
+pub const ROUNDS: usize = 3;
+
 /// Rows per transaction in bulk writes: DSQL's limit.
 const BATCH_ROWS: usize = migration::MAX_ROWS_PER_TRANSACTION as usize;
 
@@ -671,8 +676,8 @@ impl<'s> Ctx<'s> {
         Ok(())
     }
 
-    /// Runs `pass` four times, app, raw, raw, app, each on empty tables and a warm pool, and
-    /// returns each side's two passes combined: `(app, raw)`.
+    /// Runs `pass` [`ROUNDS`] times four times, app, raw, raw, app, each on empty tables and a
+    /// warm pool, and returns each side's passes combined: `(app, raw)`.
     async fn abba<T: Combine>(
         &self,
         what: &str,
@@ -680,10 +685,8 @@ impl<'s> Ctx<'s> {
     ) -> Result<(T, T)> {
         let mut app: Option<T> = None;
         let mut raw: Option<T> = None;
-        for (number, side) in [Side::App, Side::Raw, Side::Raw, Side::App]
-            .into_iter()
-            .enumerate()
-        {
+        let order = [Side::App, Side::Raw, Side::Raw, Side::App];
+        for (number, side) in order.into_iter().cycle().take(4 * ROUNDS).enumerate() {
             self.empty_tables().await?;
             self.warm_pool().await?;
             info!(what, pass = number + 1, ?side, "benchmark pass");
