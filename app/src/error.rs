@@ -56,6 +56,10 @@ pub enum Error {
     /// An IAM authentication token could not be generated. Never contains the token.
     #[error("could not generate a DSQL authentication token: {0}")]
     Token(String),
+    /// The local front door's TLS set-up failed: minting its certificates or building the
+    /// rustls configuration. Never contains a private key.
+    #[error("TLS set-up of the local front door failed: {0}")]
+    Tls(String),
     /// Input refused by validation before it reached the database.
     #[error("invalid input: {0}")]
     Invalid(String),

@@ -1,6 +1,8 @@
 //! The `app` command: the clinic demo, migrations, user onboarding, IAM tokens, and the local
 //! DSQL stand-in.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 use app::bench::{BenchOptions, Sizes, Workload};
 use app::config::{Config, Target};
@@ -282,7 +284,7 @@ async fn local() -> Result<()> {
         .context("starting the local DSQL stand-in")?;
     let pgpass = server.write_pgpass().context("writing the password file")?;
     let (host, port) = (server.host(), server.port());
-    println!(
+    let banner = format!(
         "Local DSQL stand-in running (PostgreSQL on {host}:{port}, files in {dir}).\n\
          The admin password is in {pgpass}; point libpq, sqlx and sea-orm-cli at it:\n\n\
          export PGPASSFILE={pgpass}\n\
@@ -290,12 +292,25 @@ async fn local() -> Result<()> {
          psql \"$DATABASE_URL\"\n\
          sea-orm-cli migrate up      # or: cargo run -p migration -- up\n\
          sea-orm-cli migrate status\n\n\
-         Press Ctrl-C to stop it and delete its files.",
+         Press Ctrl-C to stop it and delete its files.\n",
         dir = server.dir().display(),
         pgpass = pgpass.display(),
     );
+    print_or_warn(&banner);
     // Runs until Ctrl-C, which drops the server (see `main`).
     std::future::pending::<()>().await;
     drop(server);
     Ok(())
+}
+
+/// Writes `text` to stdout in one go. If stdout is gone (a closed pipe), says so on stderr and
+/// goes on: the server keeps running for whoever uses it, where `println!` would panic.
+fn print_or_warn(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        tracing::warn!(%error, "could not print the connection details");
+    }
 }

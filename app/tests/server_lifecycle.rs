@@ -2,6 +2,7 @@
 //! to stop with Ctrl-C, or killed outright.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,6 +38,13 @@ async fn dropping_the_server_stops_it_and_removes_its_directory() {
     let server = LocalServer::start().await.expect("start");
     let (pid, dir) = (server.pid(), server.dir().to_path_buf());
     assert!(alive(pid) && dir.join("data").exists());
+    // The Unix socket in it trusts every login, so nobody but the server's user may enter.
+    let mode = std::fs::metadata(&dir)
+        .expect("the directory")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "directory mode {mode:o}");
+    assert!(server.socket_path().starts_with(&dir));
     drop(server);
     assert!(!alive(pid), "postgres {pid} still runs");
     assert!(!dir.exists(), "{} still exists", dir.display());

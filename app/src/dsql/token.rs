@@ -217,10 +217,15 @@ impl fmt::Debug for IamTokenSource {
     }
 }
 
+/// How finely a token's signing time is recorded: SigV4's `X-Amz-Date` has whole seconds.
+const SIGNING_TIME_GRANULARITY: Duration = Duration::from_secs(1);
+
 impl TokenSource for IamTokenSource {
     /// Signs a fresh token. `valid_for` is the requested lifetime, or less when the AWS
     /// credentials expire sooner: a token signed with temporary credentials stops working
-    /// when they do, so the pool must renew it by then.
+    /// when they do, so the pool must renew it by then. Either way one second less: the
+    /// signing time in the token (`X-Amz-Date`) is truncated to the whole second, so the token
+    /// expires up to a second before `now + lifetime`.
     ///
     /// Fails with [`Error::Token`] when no credentials can be found or they have expired, or
     /// signing fails; the message never contains the token or the secret key.
@@ -241,9 +246,11 @@ impl TokenSource for IamTokenSource {
             .ok_or_else(|| Error::Token("the AWS configuration has no time source".to_owned()))?;
         let now = clock.now();
         let valid_for = match credentials.expiry() {
-            None => self.lifetime,
+            None => self.lifetime.saturating_sub(SIGNING_TIME_GRANULARITY),
             Some(expiry) => match expiry.duration_since(now) {
-                Ok(left) if !left.is_zero() => left.min(self.lifetime),
+                Ok(left) if !left.is_zero() => left
+                    .min(self.lifetime)
+                    .saturating_sub(SIGNING_TIME_GRANULARITY),
                 _ => {
                     return Err(Error::Token(
                         "the AWS credentials have expired; refresh them (e.g. `aws sso login`)"

@@ -18,9 +18,12 @@
 //! schema; [`LocalServer::create_user`] adds a non-admin role whose only schema is `myschema`.
 
 mod binaries;
+#[cfg(feature = "front-door")]
+pub mod front_door;
 mod process;
 
 use std::fmt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -81,8 +84,10 @@ impl LocalServer {
     pub async fn start() -> Result<Self> {
         let binaries = ServerBinaries::find()?;
         let os_user = ServerUser::for_this_process()?;
+        // Only the server's OS user (and root) may enter: its Unix socket trusts every login.
         let dir = tempfile::Builder::new()
             .prefix("dsql-local-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(Error::io("create a temporary directory"))?;
         os_user.own(dir.path())?;
@@ -150,6 +155,12 @@ impl LocalServer {
     /// The server's temporary directory (data directory, log, password file).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The server's Unix socket, `<dir>/.s.PGSQL.<port>`. Logins there need no password, so
+    /// only the front door (and tests) connect through it.
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.path().join(format!(".s.PGSQL.{}", self.port))
     }
 
     /// The server's process id (of its latest start, if it was restarted in place).
@@ -360,7 +371,12 @@ async fn init_data_dir(
         .arg(SUPERUSER)
         .arg(format!("--pwfile={}", pwfile.display()))
         .args([
-            "--auth=scram-sha-256",
+            // Passwords for every TCP login. The Unix socket, in the server's own directory
+            // (mode 0700: only this process's user, or root and `postgres`, can reach it), is
+            // trusted: it is how the front door, which checks IAM tokens itself, reaches the
+            // server.
+            "--auth-host=scram-sha-256",
+            "--auth-local=trust",
             "--encoding=UTF8",
             "--locale=C",
             "--no-sync",

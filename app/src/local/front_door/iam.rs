@@ -1,0 +1,960 @@
+//! Checking Aurora DSQL IAM authentication tokens the way DSQL does, against access keys the
+//! stand-in knows.
+//!
+//! A token is a SigV4-presigned `GET https://<host>/?Action=DbConnect[Admin]` for the service
+//! `dsql`, without its scheme:
+//! `<host>/?Action=…&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<key id>%2F<yyyymmdd>%2F<region>%2Fdsql%2Faws4_request&X-Amz-Date=<yyyymmddTHHMMSSZ>&X-Amz-Expires=<secs>[&X-Amz-Security-Token=…]&X-Amz-SignedHeaders=host&X-Amz-Signature=<64 hex>`.
+//! [`TokenVerifier::verify`] checks every part of it, then recomputes the signature with the
+//! secret access key of the token's key id and compares in constant time.
+//!
+//! The host in the signed request is the verifier's host in lower case, as DSQL signs for its
+//! endpoint name. (aws-sdk-dsql, given a host name with capitals, writes it in lower case in
+//! the token but signs the spelling it was given, so such a token is refused; the app's
+//! endpoints are always lower case.)
+//!
+//! What the stand-in cannot check: a session token (`X-Amz-Security-Token`) is covered by the
+//! signature, but not validated with STS, and there are no IAM policies; an access key the
+//! verifier knows may use both actions.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use sha2::{Digest, Sha256};
+
+use crate::secret::Secret;
+
+/// SQLSTATE `invalid_password`: what DSQL answers for a token it cannot accept.
+const INVALID_PASSWORD: &str = "28P01";
+/// SQLSTATE `invalid_authorization_specification`: the token is valid, but not for this user.
+const INVALID_AUTHORIZATION: &str = "28000";
+/// DSQL's message for every refused token.
+const ACCESS_DENIED: &str = "unable to accept connection, access denied";
+
+/// The SigV4 signing algorithm DSQL tokens use.
+const ALGORITHM: &str = "AWS4-HMAC-SHA256";
+/// The service name in the credential scope.
+const SERVICE: &str = "dsql";
+/// The last element of the credential scope.
+const TERMINATOR: &str = "aws4_request";
+/// The format of `X-Amz-Date`.
+const DATE_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+/// The longest `X-Amz-Expires` SigV4 allows: one week.
+const MAX_EXPIRES_SECS: u64 = 604_800;
+/// How far in the future a token's `X-Amz-Date` may be, for clock skew (SigV4's 5 minutes).
+const MAX_CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
+/// The database user that needs `DbConnectAdmin`.
+const ADMIN_USER: &str = "admin";
+
+/// What SigV4's URI encoding leaves alone: the unreserved characters `A-Z a-z 0-9 - _ . ~`.
+/// Everything else becomes `%XX` with upper-case hex digits.
+const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Which IAM action a token was signed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// `dsql:DbConnect`: any database role except `admin`.
+    DbConnect,
+    /// `dsql:DbConnectAdmin`: the `admin` role, and only it.
+    DbConnectAdmin,
+}
+
+impl Action {
+    /// The action as it appears in a token's `Action` parameter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DbConnect => "DbConnect",
+            Self::DbConnectAdmin => "DbConnectAdmin",
+        }
+    }
+
+    /// The action `user` must present: `DbConnectAdmin` for `admin`, `DbConnect` for every
+    /// other user.
+    pub fn required_for(user: &str) -> Self {
+        if user == ADMIN_USER {
+            Self::DbConnectAdmin
+        } else {
+            Self::DbConnect
+        }
+    }
+
+    /// The action named `name`, exactly (case-sensitive), if it is one.
+    fn parse(name: &str) -> Option<Self> {
+        [Self::DbConnect, Self::DbConnectAdmin]
+            .into_iter()
+            .find(|action| action.as_str() == name)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token that passed every check. Holds nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The access key id that signed the token.
+    pub access_key_id: String,
+    /// The action it was signed for, always the one the user needs.
+    pub action: Action,
+    /// When it was signed (`X-Amz-Date`).
+    pub signed_at: SystemTime,
+    /// When it stops being accepted: `X-Amz-Date` plus `X-Amz-Expires`.
+    pub expires_at: SystemTime,
+    /// Whether it carried a session token (temporary credentials).
+    pub session_token: bool,
+}
+
+/// Why a token was refused, as DSQL reports it: a SQLSTATE, DSQL's message and an optional
+/// hint. Built only from fixed text, the verifier's own host and region, and times, so neither
+/// it nor its `Display` or `Debug` ever contains the token, its signature, a session token or
+/// a secret key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The SQLSTATE: `28P01` for a token that is not valid, `28000` for a valid token with the
+    /// wrong action for the user.
+    pub code: &'static str,
+    /// DSQL's message: `unable to accept connection, access denied`.
+    pub message: String,
+    /// Which check failed, e.g. `Signature expired: … is now earlier than …`.
+    pub hint: Option<String>,
+}
+
+impl Refusal {
+    /// A `28P01` refusal: the token itself is not acceptable.
+    fn invalid(hint: impl Into<String>) -> Self {
+        Self::new(INVALID_PASSWORD, hint.into())
+    }
+
+    fn new(code: &'static str, hint: String) -> Self {
+        Self {
+            code,
+            message: ACCESS_DENIED.to_owned(),
+            hint: Some(hint),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// Checks DSQL IAM authentication tokens for one endpoint and region against a set of access
+/// keys. Its `Debug` shows the host, the region and the access key ids, never a secret key.
+pub struct TokenVerifier {
+    host: String,
+    region: String,
+    keys: HashMap<String, Secret>,
+}
+
+impl TokenVerifier {
+    /// A verifier for tokens signed for `host` (the endpoint name clients sign for, compared
+    /// ASCII case-insensitively) in `region`, by one of `keys`: access key id → secret access
+    /// key. A key id given twice keeps its last secret.
+    pub fn new(host: &str, region: &str, keys: impl IntoIterator<Item = (String, Secret)>) -> Self {
+        Self {
+            host: host.to_ascii_lowercase(),
+            region: region.to_owned(),
+            keys: keys.into_iter().collect(),
+        }
+    }
+
+    /// Accepts `token` as the password of `user` at `now` if, and only if: it is
+    /// `<host>/?<query>` with this verifier's host; each parameter appears once; the
+    /// algorithm is `AWS4-HMAC-SHA256`; the credential scope is
+    /// `<known key id>/<X-Amz-Date's date>/<this region>/dsql/aws4_request`; `X-Amz-Date` is a
+    /// valid `yyyymmddTHHMMSSZ`; `X-Amz-Expires` is 1 to 604800 seconds; `now` is no more
+    /// than 5 minutes before `X-Amz-Date` and before `X-Amz-Date + X-Amz-Expires`; the only
+    /// signed header is `host`; `Action` is `DbConnectAdmin` for `admin` and `DbConnect` for
+    /// every other user; and `X-Amz-Signature` is the SigV4 signature of the request, by the
+    /// key id's secret (compared in constant time).
+    ///
+    /// A refusal has code `28000` when only the action is wrong for the user, `28P01`
+    /// otherwise (its hint then says which check failed: e.g. `Signature expired: …`). Never
+    /// panics, whatever the input.
+    pub fn verify(&self, token: &str, user: &str, now: SystemTime) -> Result<Verified, Refusal> {
+        let (host, query) = token
+            .split_once("/?")
+            .ok_or_else(|| Refusal::invalid("the password is not an IAM authentication token"))?;
+        if !host.eq_ignore_ascii_case(&self.host) {
+            return Err(Refusal::invalid(format!(
+                "the token is not signed for this endpoint, {}",
+                self.host
+            )));
+        }
+        let params = Params::parse(query)?;
+
+        if params.required("X-Amz-Algorithm")? != ALGORITHM {
+            return Err(Refusal::invalid(format!(
+                "the signing algorithm must be {ALGORITHM}"
+            )));
+        }
+        let credential = params.required("X-Amz-Credential")?;
+        let scope = Scope::parse(credential)?;
+        let secret = self
+            .keys
+            .get(scope.access_key_id)
+            .ok_or_else(|| Refusal::invalid("the token's access key id is not known here"))?;
+        if scope.region != self.region {
+            return Err(Refusal::invalid(format!(
+                "the token's credential scope is not for this region, {}",
+                self.region
+            )));
+        }
+
+        let amz_date = params.required("X-Amz-Date")?;
+        let signed_at = NaiveDateTime::parse_from_str(amz_date, DATE_FORMAT)
+            .ok()
+            .filter(|_| amz_date.len() == "yyyymmddTHHMMSSZ".len())
+            .ok_or_else(|| Refusal::invalid("X-Amz-Date is not a yyyymmddTHHMMSSZ time"))?
+            .and_utc();
+        if amz_date.get(..8) != Some(scope.date) {
+            return Err(Refusal::invalid(
+                "the credential scope's date is not the date of X-Amz-Date",
+            ));
+        }
+        let expires_secs = parse_expires(params.required("X-Amz-Expires")?)?;
+        let expires_at = i64::try_from(expires_secs)
+            .ok()
+            .and_then(TimeDelta::try_seconds)
+            .and_then(|lifetime| signed_at.checked_add_signed(lifetime))
+            .ok_or_else(|| Refusal::invalid("X-Amz-Expires is out of range"))?;
+        let now = utc(now).ok_or_else(|| Refusal::invalid("the server's clock is out of range"))?;
+        check_time(signed_at, expires_at, now)?;
+
+        if params.required("X-Amz-SignedHeaders")? != "host" {
+            return Err(Refusal::invalid(
+                "the token must sign exactly one header, host",
+            ));
+        }
+        let action = Action::parse(params.required("Action")?)
+            .ok_or_else(|| Refusal::invalid("Action must be DbConnect or DbConnectAdmin"))?;
+        let needed = Action::required_for(user);
+        if action != needed {
+            return Err(Refusal::new(
+                INVALID_AUTHORIZATION,
+                format!(
+                    "the token is signed for {action}, but the user {user:?} needs a token \
+                     signed for {needed}"
+                ),
+            ));
+        }
+
+        let signature = hex::decode(params.required("X-Amz-Signature")?)
+            .map_err(|_| Refusal::invalid("X-Amz-Signature is not hexadecimal"))?;
+        let string_to_sign = format!(
+            "{ALGORITHM}\n{amz_date}\n{}\n{}",
+            scope.without_key_id(),
+            hex::encode(Sha256::digest(
+                self.canonical_request(&params.canonical_query())
+            )),
+        );
+        let signing_key = [scope.date, scope.region, SERVICE, TERMINATOR]
+            .into_iter()
+            .try_fold(
+                format!("AWS4{}", secret.expose()).into_bytes(),
+                |key, part| {
+                    hmac_sha256(&key, part.as_bytes())
+                        .map(|mac| mac.finalize().into_bytes().to_vec())
+                },
+            )?;
+        hmac_sha256(&signing_key, string_to_sign.as_bytes())?
+            .verify_slice(&signature)
+            .map_err(|_| Refusal::invalid("the signature does not match"))?;
+
+        Ok(Verified {
+            access_key_id: scope.access_key_id.to_owned(),
+            action,
+            signed_at: signed_at.into(),
+            expires_at: expires_at.into(),
+            session_token: params.get("X-Amz-Security-Token").is_some(),
+        })
+    }
+
+    /// The SigV4 canonical request of a presigned `GET /` with `query` (already canonical),
+    /// the one signed header `host`, and an empty payload.
+    fn canonical_request(&self, query: &str) -> String {
+        format!(
+            "GET\n/\n{query}\nhost:{}\n\nhost\n{}",
+            self.host,
+            hex::encode(Sha256::digest(b""))
+        )
+    }
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut key_ids: Vec<&str> = self.keys.keys().map(String::as_str).collect();
+        key_ids.sort_unstable();
+        f.debug_struct("TokenVerifier")
+            .field("host", &self.host)
+            .field("region", &self.region)
+            .field("access_key_ids", &key_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token's query parameters, percent-decoded.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    /// Splits `name=value&…` and decodes each name and value. Refuses an empty or nameless
+    /// parameter, one without `=`, a name given twice, and an escape that does not decode to
+    /// UTF-8.
+    fn parse(query: &str) -> Result<Self, Refusal> {
+        let malformed = || Refusal::invalid("the token's query string is malformed");
+        let mut params: Vec<(String, String)> = Vec::new();
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=').ok_or_else(malformed)?;
+            let decode = |text: &str| {
+                percent_decode_str(text)
+                    .decode_utf8()
+                    .map(|text| text.into_owned())
+                    .map_err(|_| malformed())
+            };
+            let (name, value) = (decode(name)?, decode(value)?);
+            if name.is_empty() || params.iter().any(|(seen, _)| *seen == name) {
+                return Err(malformed());
+            }
+            params.push((name, value));
+        }
+        Ok(Self(params))
+    }
+
+    /// The value of `name`, if present.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(candidate, _)| candidate == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The value of `name`; its absence refuses the token.
+    fn required(&self, name: &str) -> Result<&str, Refusal> {
+        self.get(name)
+            .ok_or_else(|| Refusal::invalid(format!("the token has no {name} parameter")))
+    }
+
+    /// SigV4's canonical query string: every parameter but the signature, name and value
+    /// URI-encoded, sorted by encoded name, joined with `&`.
+    fn canonical_query(&self) -> String {
+        let encode = |text: &str| utf8_percent_encode(text, SIGV4_ENCODE).to_string();
+        let mut pairs: Vec<(String, String)> = self
+            .0
+            .iter()
+            .filter(|(name, _)| name != "X-Amz-Signature")
+            .map(|(name, value)| (encode(name), encode(value)))
+            .collect();
+        pairs.sort_unstable();
+        pairs
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// A credential scope, `<key id>/<yyyymmdd>/<region>/dsql/aws4_request`.
+struct Scope<'a> {
+    access_key_id: &'a str,
+    date: &'a str,
+    region: &'a str,
+}
+
+impl<'a> Scope<'a> {
+    /// Splits `credential`; refuses anything with other than five parts, an empty part, or a
+    /// service other than `dsql`.
+    fn parse(credential: &'a str) -> Result<Self, Refusal> {
+        let parts: Vec<&str> = credential.split('/').collect();
+        match parts.as_slice() {
+            [access_key_id, date, region, SERVICE, TERMINATOR]
+                if !access_key_id.is_empty() && !date.is_empty() && !region.is_empty() =>
+            {
+                Ok(Self {
+                    access_key_id,
+                    date,
+                    region,
+                })
+            }
+            _ => Err(Refusal::invalid(
+                "X-Amz-Credential is not <key id>/<date>/<region>/dsql/aws4_request",
+            )),
+        }
+    }
+
+    /// The scope as the string to sign has it: `<yyyymmdd>/<region>/dsql/aws4_request`.
+    fn without_key_id(&self) -> String {
+        format!("{}/{}/{SERVICE}/{TERMINATOR}", self.date, self.region)
+    }
+}
+
+/// `X-Amz-Expires`: decimal digits only, 1 to 604800.
+fn parse_expires(text: &str) -> Result<u64, Refusal> {
+    text.bytes()
+        .all(|byte| byte.is_ascii_digit())
+        .then(|| text.parse::<u64>().ok())
+        .flatten()
+        .filter(|secs| (1..=MAX_EXPIRES_SECS).contains(secs))
+        .ok_or_else(|| {
+            Refusal::invalid(format!(
+                "X-Amz-Expires must be 1 to {MAX_EXPIRES_SECS} seconds"
+            ))
+        })
+}
+
+/// Refuses a token used more than 5 minutes before it was signed, or at or after it expires,
+/// with AWS's wording.
+fn check_time(
+    signed_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    let show = |time: DateTime<Utc>| time.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let latest = now
+        .checked_add_signed(MAX_CLOCK_SKEW)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    if latest < signed_at {
+        return Err(Refusal::invalid(format!(
+            "Signature not yet current: {} is still later than {} ({} + 5 min.)",
+            show(signed_at),
+            show(latest),
+            show(now)
+        )));
+    }
+    if now >= expires_at {
+        return Err(Refusal::invalid(format!(
+            "Signature expired: {} is now earlier than {}",
+            show(expires_at),
+            show(now)
+        )));
+    }
+    Ok(())
+}
+
+/// `time` in UTC, if chrono can represent it (chrono's own `From<SystemTime>` panics when it
+/// cannot).
+fn utc(time: SystemTime) -> Option<DateTime<Utc>> {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => DateTime::UNIX_EPOCH.checked_add_signed(TimeDelta::from_std(after).ok()?),
+        Err(before) => {
+            DateTime::UNIX_EPOCH.checked_sub_signed(TimeDelta::from_std(before.duration()).ok()?)
+        }
+    }
+}
+
+/// An HMAC-SHA256 of `data` under `key`, not yet finalized.
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Hmac<Sha256>, Refusal> {
+    // HMAC takes keys of any length; the error cannot happen.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .map_err(|_| Refusal::invalid("internal error: HMAC key"))?;
+    mac.update(data);
+    Ok(mac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::time::Duration;
+
+    use aws_config::{BehaviorVersion, Region};
+    use aws_credential_types::Credentials;
+    use aws_sdk_dsql::auth_token::{AuthTokenGenerator, Config};
+    use proptest::prelude::*;
+
+    const HOST: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
+    const REGION: &str = "us-east-1";
+    const AKID: &str = "AKIDLOCALDSQL000001";
+    const SECRET: &str = "fake-secret-key/with+chars";
+    const SESSION_TOKEN: &str = "FwoGZXIvYXdzE+session/token==";
+
+    /// aws-sdk-dsql 1.79.0's own test vectors (`src/auth_token.rs`, tests `signing_works` and
+    /// `signing_works_admin`): key id `akid`, secret `secret`, signed at 2024-08-27T00:00:00Z
+    /// for 450 s.
+    const SDK_HOST: &str = "peccy.dsql.us-east-1.on.aws";
+    const SDK_VECTOR: &str = "peccy.dsql.us-east-1.on.aws/?Action=DbConnect&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=akid%2F20240827%2Fus-east-1%2Fdsql%2Faws4_request&X-Amz-Date=20240827T000000Z&X-Amz-Expires=450&X-Amz-SignedHeaders=host&X-Amz-Signature=f5f2ad764ca5df44045d4ab6ccecba0eef941b0007e5765885a0b6ed3702a3f8";
+    const SDK_VECTOR_ADMIN: &str = "peccy.dsql.us-east-1.on.aws/?Action=DbConnectAdmin&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=akid%2F20240827%2Fus-east-1%2Fdsql%2Faws4_request&X-Amz-Date=20240827T000000Z&X-Amz-Expires=450&X-Amz-SignedHeaders=host&X-Amz-Signature=267cf8d04d84444f7a62d5bdb40c44bfc6cb13dd6c64fa7f772df6bbaa90fff1";
+    /// 2024-08-27T00:00:00Z, when the SDK vectors were signed.
+    const SDK_SIGNED_AT: u64 = 1_724_716_800;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn sdk_verifier() -> TokenVerifier {
+        TokenVerifier::new(
+            SDK_HOST,
+            REGION,
+            [("akid".to_owned(), Secret::new("secret"))],
+        )
+    }
+
+    fn verifier() -> TokenVerifier {
+        TokenVerifier::new(
+            HOST,
+            REGION,
+            [
+                (AKID.to_owned(), Secret::new(SECRET)),
+                ("AKIDOTHER".to_owned(), Secret::new("another-secret")),
+            ],
+        )
+    }
+
+    /// What a token is minted with; `Mint::default()` is a `DbConnect` token for [`HOST`] in
+    /// [`REGION`] by [`AKID`]/[`SECRET`], valid for 900 s.
+    struct Mint {
+        host: &'static str,
+        region: &'static str,
+        akid: &'static str,
+        secret: &'static str,
+        session_token: Option<&'static str>,
+        admin: bool,
+        expires_in: u64,
+    }
+
+    impl Default for Mint {
+        fn default() -> Self {
+            Self {
+                host: HOST,
+                region: REGION,
+                akid: AKID,
+                secret: SECRET,
+                session_token: None,
+                admin: false,
+                expires_in: 900,
+            }
+        }
+    }
+
+    impl Mint {
+        /// A real token from aws-sdk-dsql's `AuthTokenGenerator`, signed now (system clock).
+        async fn token(self) -> String {
+            let credentials = Credentials::new(
+                self.akid,
+                self.secret,
+                self.session_token.map(str::to_owned),
+                None,
+                "test",
+            );
+            let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+                .empty_test_environment()
+                .region(Region::new(self.region))
+                .credentials_provider(credentials)
+                .load()
+                .await;
+            let generator = AuthTokenGenerator::new(
+                Config::builder()
+                    .hostname(self.host)
+                    .region(Region::new(self.region))
+                    .expires_in(self.expires_in)
+                    .build()
+                    .expect("a generator config"),
+            );
+            let token = if self.admin {
+                generator.db_connect_admin_auth_token(&sdk_config).await
+            } else {
+                generator.db_connect_auth_token(&sdk_config).await
+            };
+            token.expect("a token").as_str().to_owned()
+        }
+    }
+
+    /// Asserts `result` is a `code` refusal whose hint contains `hint` and whose `Display`
+    /// and `Debug` show none of `token`'s signature and none of the secrets.
+    #[track_caller]
+    fn assert_refused(
+        result: Result<Verified, Refusal>,
+        code: &str,
+        hint: &str,
+        token: &str,
+    ) -> Refusal {
+        let refusal = result.expect_err("the token must be refused");
+        assert_eq!(refusal.code, code, "{refusal}");
+        assert_eq!(refusal.message, ACCESS_DENIED);
+        let shown = refusal.hint.as_deref().unwrap_or_default();
+        assert!(shown.contains(hint), "hint {shown:?} lacks {hint:?}");
+        for text in [refusal.to_string(), format!("{refusal:?}")] {
+            if let Some((_, signature)) = token.split_once("X-Amz-Signature=") {
+                assert!(!signature.is_empty() && !text.contains(signature), "{text}");
+            }
+            // Every test secret contains "secret".
+            for secret in ["secret", SESSION_TOKEN] {
+                assert!(!text.contains(secret), "{text}");
+            }
+        }
+        refusal
+    }
+
+    #[test]
+    fn the_sdk_test_vectors_verify() {
+        let verifier = sdk_verifier();
+        let now = at(SDK_SIGNED_AT + 10);
+        let verified = verifier
+            .verify(SDK_VECTOR, "clinic_app", now)
+            .expect("the SDK's DbConnect vector");
+        assert_eq!(
+            verified,
+            Verified {
+                access_key_id: "akid".to_owned(),
+                action: Action::DbConnect,
+                signed_at: at(SDK_SIGNED_AT),
+                expires_at: at(SDK_SIGNED_AT + 450),
+                session_token: false,
+            }
+        );
+        let admin = verifier
+            .verify(SDK_VECTOR_ADMIN, "admin", now)
+            .expect("the SDK's DbConnectAdmin vector");
+        assert_eq!(admin.action, Action::DbConnectAdmin);
+    }
+
+    #[test]
+    fn the_validity_window_is_skew_to_expiry() {
+        let verifier = sdk_verifier();
+        let verify = |secs| verifier.verify(SDK_VECTOR, "clinic_app", at(secs));
+        assert!(
+            verify(SDK_SIGNED_AT - 300).is_ok(),
+            "5 minutes of clock skew"
+        );
+        assert!(verify(SDK_SIGNED_AT + 449).is_ok(), "the last second");
+        assert_refused(
+            verify(SDK_SIGNED_AT - 301),
+            "28P01",
+            "Signature not yet current: 2024-08-27T00:00:00Z is still later than \
+             2024-08-26T23:59:59Z (2024-08-26T23:54:59Z + 5 min.)",
+            SDK_VECTOR,
+        );
+        assert_refused(
+            verify(SDK_SIGNED_AT + 450),
+            "28P01",
+            "Signature expired: 2024-08-27T00:07:30Z is now earlier than 2024-08-27T00:07:30Z",
+            SDK_VECTOR,
+        );
+        let refusal = assert_refused(verify(SDK_SIGNED_AT + 600), "28P01", "", SDK_VECTOR);
+        assert_eq!(
+            refusal.hint.as_deref(),
+            Some(
+                "Signature expired: 2024-08-27T00:07:30Z is now earlier than 2024-08-27T00:10:00Z"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_admin_token_admits_admin() {
+        let token = Mint {
+            admin: true,
+            ..Mint::default()
+        }
+        .token()
+        .await;
+        let before = SystemTime::now();
+        let verified = verifier()
+            .verify(&token, "admin", SystemTime::now())
+            .expect("admin with DbConnectAdmin");
+        assert_eq!(verified.access_key_id, AKID);
+        assert_eq!(verified.action, Action::DbConnectAdmin);
+        assert!(!verified.session_token);
+        assert_eq!(
+            verified.expires_at.duration_since(verified.signed_at).ok(),
+            Some(Duration::from_secs(900))
+        );
+        assert!(
+            verified.signed_at <= before,
+            "X-Amz-Date is truncated to the second"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_db_connect_token_admits_another_user() {
+        let token = Mint::default().token().await;
+        let verified = verifier()
+            .verify(&token, "clinic_app", SystemTime::now())
+            .expect("clinic_app with DbConnect");
+        assert_eq!(verified.action, Action::DbConnect);
+    }
+
+    #[tokio::test]
+    async fn a_token_with_a_session_token_verifies() {
+        let token = Mint {
+            session_token: Some(SESSION_TOKEN),
+            expires_in: MAX_EXPIRES_SECS,
+            ..Mint::default()
+        }
+        .token()
+        .await;
+        assert!(token.contains("X-Amz-Security-Token="), "{token}");
+        let verified = verifier()
+            .verify(&token, "clinic_app", SystemTime::now())
+            .expect("a token of temporary credentials");
+        assert!(verified.session_token);
+
+        // The session token is signed: changing it breaks the signature.
+        let tampered = token.replace("session", "Session");
+        assert_ne!(tampered, token);
+        assert_refused(
+            verifier().verify(&tampered, "clinic_app", SystemTime::now()),
+            "28P01",
+            "signature does not match",
+            &tampered,
+        );
+    }
+
+    #[tokio::test]
+    async fn the_host_is_compared_case_insensitively() {
+        let token = Mint::default().token().await;
+        let upper = TokenVerifier::new(
+            &HOST.to_ascii_uppercase(),
+            REGION,
+            [(AKID.to_owned(), Secret::new(SECRET))],
+        );
+        assert!(
+            upper
+                .verify(&token, "clinic_app", SystemTime::now())
+                .is_ok()
+        );
+        let shouted = token.replacen(HOST, &HOST.to_ascii_uppercase(), 1);
+        assert!(
+            verifier()
+                .verify(&shouted, "clinic_app", SystemTime::now())
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_failing_a_check_are_refused_naming_the_check() {
+        let cases = [
+            (
+                Mint {
+                    secret: "not-the-secret",
+                    ..Mint::default()
+                },
+                "signature does not match",
+            ),
+            (
+                Mint {
+                    akid: "AKIDUNKNOWN",
+                    ..Mint::default()
+                },
+                "access key id is not known",
+            ),
+            (
+                Mint {
+                    host: "zyxwvutsrqponmlkjihgfedcba.dsql.us-east-1.on.aws",
+                    ..Mint::default()
+                },
+                "not signed for this endpoint",
+            ),
+            (
+                Mint {
+                    region: "eu-west-1",
+                    ..Mint::default()
+                },
+                "not for this region, us-east-1",
+            ),
+        ];
+        for (mint, hint) in cases {
+            let token = mint.token().await;
+            assert_refused(
+                verifier().verify(&token, "clinic_app", SystemTime::now()),
+                "28P01",
+                hint,
+                &token,
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_refused() {
+        let token = Mint::default().token().await;
+        let later = SystemTime::now() + Duration::from_secs(901);
+        let refusal = assert_refused(
+            verifier().verify(&token, "clinic_app", later),
+            "28P01",
+            "Signature expired: ",
+            &token,
+        );
+        assert!(
+            refusal
+                .hint
+                .as_deref()
+                .is_some_and(|hint| hint.starts_with("Signature expired: ")),
+            "{refusal}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_action_must_match_the_user() {
+        let connect = Mint::default().token().await;
+        let refusal = assert_refused(
+            verifier().verify(&connect, "admin", SystemTime::now()),
+            "28000",
+            "needs a token signed for DbConnectAdmin",
+            &connect,
+        );
+        assert!(refusal.to_string().starts_with(ACCESS_DENIED), "{refusal}");
+
+        let admin = Mint {
+            admin: true,
+            ..Mint::default()
+        }
+        .token()
+        .await;
+        assert_refused(
+            verifier().verify(&admin, "clinic_app", SystemTime::now()),
+            "28000",
+            "needs a token signed for DbConnect",
+            &admin,
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tampered_action_is_refused() {
+        let token = Mint::default().token().await;
+        let tampered = token.replacen("Action=DbConnect", "Action=DbConnectAdmin", 1);
+        assert_ne!(tampered, token);
+        assert_refused(
+            verifier().verify(&tampered, "admin", SystemTime::now()),
+            "28P01",
+            "signature does not match",
+            &tampered,
+        );
+        assert!(
+            verifier()
+                .verify(&tampered, "clinic_app", SystemTime::now())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused_with_28p01() {
+        let verifier = sdk_verifier();
+        let now = at(SDK_SIGNED_AT + 10);
+        let replace = |from: &str, to: &str| {
+            let token = SDK_VECTOR.replacen(from, to, 1);
+            assert_ne!(token, SDK_VECTOR, "{from} is in the vector");
+            token
+        };
+        let cases = [
+            (String::new(), "not an IAM authentication token"),
+            ("x".to_owned(), "not an IAM authentication token"),
+            (replace("peccy.", "peccx."), "not signed for this endpoint"),
+            (replace("&X-Amz-Date=", "&X-Amz-Date"), "malformed"),
+            (replace("Action=", "X-Amz-Expires=1&Action="), "malformed"),
+            (replace("%2F", "%FF"), "malformed"),
+            (replace("AWS4-HMAC-SHA256", "AWS4-HMAC-SHA1"), "algorithm"),
+            (replace("akid%2F", "akid"), "X-Amz-Credential is not"),
+            (
+                replace("%2Fdsql%2F", "%2Frds-db%2F"),
+                "X-Amz-Credential is not",
+            ),
+            (
+                replace("%2F20240827%2F", "%2F20240826%2F"),
+                "date of X-Amz-Date",
+            ),
+            (
+                replace("X-Amz-Date=20240827T000000Z", "X-Amz-Date=20240827"),
+                "yyyymmddTHHMMSSZ",
+            ),
+            (
+                replace("X-Amz-Expires=450", "X-Amz-Expires=0"),
+                "1 to 604800",
+            ),
+            (
+                replace("X-Amz-Expires=450", "X-Amz-Expires=604801"),
+                "1 to 604800",
+            ),
+            (
+                replace("X-Amz-Expires=450", "X-Amz-Expires=%2B450"),
+                "1 to 604800",
+            ),
+            (
+                replace("X-Amz-Expires=450", "X-Amz-Expires=451"),
+                "signature does not match",
+            ),
+            (
+                replace("SignedHeaders=host", "SignedHeaders=host%3Bx-amz-date"),
+                "host",
+            ),
+            (
+                replace("Action=DbConnect", "Action=DbConnectX"),
+                "DbConnect or",
+            ),
+            (replace("Action=DbConnect&", ""), "no Action parameter"),
+            (
+                replace("&X-Amz-Signature=f5f2", "&X-Amz-Signature=zzzz"),
+                "not hexadecimal",
+            ),
+            (
+                SDK_VECTOR[..SDK_VECTOR.len() - 1].to_owned(),
+                "not hexadecimal",
+            ),
+            (
+                SDK_VECTOR[..SDK_VECTOR.len() - 2].to_owned(),
+                "signature does not match",
+            ),
+            (replace("f5f2ad76", "f5f2ad77"), "signature does not match"),
+            (format!("{SDK_VECTOR}&extra=1"), "signature does not match"),
+        ];
+        for (token, hint) in cases {
+            assert_refused(
+                verifier.verify(&token, "clinic_app", now),
+                "28P01",
+                hint,
+                &token,
+            );
+        }
+    }
+
+    #[test]
+    fn debug_of_a_verifier_shows_no_secret() {
+        let shown = format!("{:?}", verifier());
+        assert!(shown.contains(AKID) && shown.contains(HOST), "{shown}");
+        assert!(
+            !shown.contains(SECRET) && !shown.contains("another-secret"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn canonical_encoding_is_sigv4s() {
+        let params = Params::parse("b=a%2Fb%20c~&a=%2b-_.&X-Amz-Signature=00").expect("parses");
+        assert_eq!(params.canonical_query(), "a=%2B-_.&b=a%2Fb%20c~");
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_is_refused_without_panicking(garbage in any::<Vec<u8>>(), user in "[a-z]{0,8}") {
+            let token = String::from_utf8_lossy(&garbage);
+            let refusal = sdk_verifier()
+                .verify(&token, &user, at(SDK_SIGNED_AT))
+                .expect_err("garbage is no token");
+            prop_assert_eq!(refusal.code, "28P01");
+        }
+
+        #[test]
+        fn garbage_after_the_host_is_refused(query in "[A-Za-z0-9%=&/?._~+-]{0,200}") {
+            let token = format!("{SDK_HOST}/?{query}");
+            let refusal = sdk_verifier()
+                .verify(&token, "clinic_app", at(SDK_SIGNED_AT))
+                .expect_err("garbage is no token");
+            prop_assert_eq!(refusal.code, "28P01");
+        }
+    }
+}
