@@ -5,8 +5,8 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 use app::bench::{BenchOptions, Sizes, Workload};
-use app::config::{Config, Target};
-use app::local::{ADMIN_USER, DATABASE, LocalServer};
+use app::config::Config;
+use app::local::{ADMIN_USER, DATABASE};
 use app::retry::RetryPolicy;
 use app::session::Session;
 use clap::{Args, Parser, Subcommand};
@@ -75,7 +75,7 @@ struct BenchArgs {
 }
 
 impl BenchArgs {
-    fn options(&self, config: &Config) -> BenchOptions {
+    fn options(&self, session: &Session) -> BenchOptions {
         let defaults = BenchOptions::default();
         BenchOptions {
             workloads: self.workloads.clone(),
@@ -83,8 +83,7 @@ impl BenchArgs {
             concurrency: self.concurrency.map_or(defaults.concurrency, |c| {
                 vec![usize::try_from(c).unwrap_or(1)]
             }),
-            token_lifetime: matches!(config.target, Target::Dsql(..))
-                .then_some(config.token_lifetime),
+            token_lifetime: session.token_lifetime(),
         }
     }
 }
@@ -174,11 +173,7 @@ async fn run(command: &Command) -> Result<()> {
             with_session(&config, true, async |s| migrate(s, action).await).await
         }
         Command::Bench(args) => {
-            let options = args.options(&config);
-            with_session(&config, !args.json, async |s| {
-                bench(s, args, &options).await
-            })
-            .await
+            with_session(&config, !args.json, async |s| bench(s, args).await).await
         }
         Command::User {
             action: UserAction::Create { name, iam_role },
@@ -239,8 +234,8 @@ async fn demo(session: &Session) -> Result<()> {
     Ok(())
 }
 
-async fn bench(session: &Session, args: &BenchArgs, options: &BenchOptions) -> Result<()> {
-    let reports = app::bench::run(session, options)
+async fn bench(session: &Session, args: &BenchArgs) -> Result<()> {
+    let reports = app::bench::run(session, &args.options(session))
         .await
         .context("running the benchmark")?;
     if args.json {
@@ -278,26 +273,60 @@ async fn migrate(session: &Session, action: &MigrateAction) -> Result<()> {
     Ok(())
 }
 
+/// `app local`: the stand-in, reached like Aurora DSQL, until Ctrl-C.
+#[cfg(feature = "front-door")]
 async fn local() -> Result<()> {
-    let server = LocalServer::start()
+    use app::local::stand_in::{HOST, PROFILE, REGION, StandIn};
+    let stand_in = StandIn::start()
+        .await
+        .context("starting the local DSQL stand-in")?;
+    let credentials = stand_in
+        .write_credentials_file()
+        .context("writing the AWS credentials file")?;
+    let (port, ca) = (stand_in.port(), stand_in.ca_path().display());
+    let banner = format!(
+        "Local DSQL stand-in running: front door on {HOST}:{port} (TLS, IAM tokens), PostgreSQL \
+         behind it (files in {dir}).\n\
+         Reach it like Aurora DSQL from another shell. The AWS secret key is in {credentials}; \
+         it is never printed.\n\n\
+         export CLUSTER_ENDPOINT={HOST} CLUSTER_PORT={port} AWS_REGION={REGION}\n\
+         export AWS_SHARED_CREDENTIALS_FILE={credentials} AWS_PROFILE={PROFILE}\n\
+         export PGSSLROOTCERT={ca}\n\n\
+         cargo run -p app                    # the demo, through the front door\n\
+         cargo run -p app -- migrate status\n\
+         PGPASSWORD=$(cargo run -q -p app -- token) psql \"host={HOST} port={port} user={ADMIN_USER} \
+         dbname={DATABASE} sslmode=verify-full sslrootcert={ca}\"\n\
+         PGPASSWORD=$(cargo run -q -p app -- token) DATABASE_URL=\"postgres://{ADMIN_USER}@{HOST}:{port}/\
+         {DATABASE}?sslmode=verify-full&sslrootcert={ca}\" sea-orm-cli migrate status\n\n\
+         Press Ctrl-C to stop it and delete its files.\n",
+        dir = stand_in.server().dir().display(),
+        credentials = credentials.display(),
+    );
+    print_or_warn(&banner);
+    // Runs until Ctrl-C, which drops the stand-in (see `main`).
+    std::future::pending::<()>().await;
+    drop(stand_in);
+    Ok(())
+}
+
+/// `app local`, built without the front door: the bare server, reached with a password.
+#[cfg(not(feature = "front-door"))]
+async fn local() -> Result<()> {
+    let server = app::local::LocalServer::start()
         .await
         .context("starting the local DSQL stand-in")?;
     let pgpass = server.write_pgpass().context("writing the password file")?;
     let (host, port) = (server.host(), server.port());
     let banner = format!(
-        "Local DSQL stand-in running (PostgreSQL on {host}:{port}, files in {dir}).\n\
+        "Local PostgreSQL running on {host}:{port} (files in {dir}), without the front door.\n\
          The admin password is in {pgpass}; point libpq, sqlx and sea-orm-cli at it:\n\n\
          export PGPASSFILE={pgpass}\n\
          export DATABASE_URL=postgres://{ADMIN_USER}@{host}:{port}/{DATABASE}\n\n\
-         psql \"$DATABASE_URL\"\n\
-         sea-orm-cli migrate up      # or: cargo run -p migration -- up\n\
-         sea-orm-cli migrate status\n\n\
          Press Ctrl-C to stop it and delete its files.\n",
         dir = server.dir().display(),
         pgpass = pgpass.display(),
     );
     print_or_warn(&banner);
-    // Runs until Ctrl-C, which drops the server (see `main`).
     std::future::pending::<()>().await;
     drop(server);
     Ok(())

@@ -3,25 +3,44 @@
 //! pool gets its password; everything after that is the same code.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::config::{Config, Target};
+use crate::dsql::endpoint::Endpoint;
 use crate::dsql::pool::{RefreshPolicy, RefreshingPool};
-use crate::dsql::token::{CountingSource, IamTokenSource, StaticPassword};
+#[cfg(not(feature = "front-door"))]
+use crate::dsql::token::StaticPassword;
+use crate::dsql::token::{CountingSource, IamTokenSource};
 use crate::error::Result;
-use crate::local::{DATABASE, LocalServer};
+use crate::local::DATABASE;
+#[cfg(not(feature = "front-door"))]
+use crate::local::LocalServer;
+#[cfg(feature = "front-door")]
+use crate::local::stand_in::StandIn;
+
+/// What keeps a local target alive: the stand-in (server and front door), or, built without
+/// the front door, the bare server.
+#[cfg(feature = "front-door")]
+type Local = StandIn;
+/// What keeps a local target alive: the stand-in (server and front door), or, built without
+/// the front door, the bare server.
+#[cfg(not(feature = "front-door"))]
+type Local = LocalServer;
 
 /// A database connection and what keeps it alive (the local server, when there is one).
 pub struct Session {
     pool: RefreshingPool,
     description: String,
     tokens_issued: Arc<AtomicU64>,
+    token_lifetime: Option<Duration>,
     // Dropped last: the server outlives the pool.
-    local: Option<LocalServer>,
+    local: Option<Local>,
 }
 
 impl fmt::Debug for Session {
@@ -38,38 +57,31 @@ impl Session {
     /// - DSQL: TLS `verify-full` (trusting `PGSSLROOTCERT` if set, else Mozilla's root
     ///   certificates compiled into the binary, which include Amazon's), IAM tokens from the default AWS credential chain, refreshed in the background;
     /// - `DATABASE_URL`: the URL's own password and TLS settings;
-    /// - neither: starts the local stand-in and, for a user other than `admin`, onboards that
-    ///   user the way `app user create` does.
+    /// - neither: starts the local stand-in ([`StandIn`]: the server with the front door
+    ///   before it), onboards a user other than `admin`, and connects exactly as to DSQL,
+    ///   with IAM tokens signed by the stand-in's access key and TLS `verify-full` against
+    ///   its CA. Built without the `front-door` feature, it connects to the bare server with
+    ///   a password instead.
     ///
     /// A user other than `admin` works in `myschema` (`SET search_path` on every connection).
     pub async fn open(config: &Config) -> Result<Self> {
-        let schema = (!config.is_admin()).then(|| config.schema());
-        let policy = RefreshPolicy::default();
         match &config.target {
             Target::Dsql(endpoint, port) => {
-                let mut options = PgConnectOptions::new_without_pgpass()
-                    .host(endpoint.host())
-                    .port(*port)
-                    .username(&config.user)
-                    .database(DATABASE)
-                    .ssl_mode(PgSslMode::VerifyFull)
-                    .application_name("seaorm-dsql-clinic");
-                if let Some(root) = std::env::var_os("PGSSLROOTCERT") {
-                    options = options.ssl_root_cert(root);
-                }
-                let source = CountingSource::new(
+                let root_cert = std::env::var_os("PGSSLROOTCERT").map(PathBuf::from);
+                let source =
                     IamTokenSource::from_environment(endpoint, &config.user, config.token_lifetime)
-                        .await?,
-                );
-                let tokens_issued = source.issued();
-                let pool =
-                    RefreshingPool::connect(options, schema, &config.pool, source, policy).await?;
-                Ok(Self {
-                    pool,
-                    description: format!("Aurora DSQL at {endpoint}:{port}"),
-                    tokens_issued,
-                    local: None,
-                })
+                        .await?;
+                let description = format!("Aurora DSQL at {endpoint}:{port}");
+                Self::open_dsql(
+                    config,
+                    endpoint,
+                    *port,
+                    root_cert,
+                    source,
+                    description,
+                    None,
+                )
+                .await
             }
             Target::Url(url) => {
                 let options = url.options().clone();
@@ -78,14 +90,51 @@ impl Session {
                     options.get_host(),
                     options.get_port()
                 );
+                let schema = (!config.is_admin()).then(|| config.schema());
                 let pool = RefreshingPool::without_refresh(options, schema, &config.pool).await?;
                 Ok(Self {
                     pool,
                     description,
                     tokens_issued: Arc::default(),
+                    token_lifetime: None,
                     local: None,
                 })
             }
+            #[cfg(feature = "front-door")]
+            Target::Local => {
+                // Reached exactly like DSQL: endpoint, port, IAM tokens, TLS verify-full.
+                let stand_in = StandIn::start().await?;
+                if !config.is_admin() {
+                    stand_in
+                        .server()
+                        .create_user(DATABASE, &config.user)
+                        .await?;
+                }
+                let endpoint = stand_in.endpoint()?;
+                let source = IamTokenSource::with_sdk_config(
+                    &endpoint,
+                    &config.user,
+                    config.token_lifetime,
+                    stand_in.sdk_config().await,
+                )?;
+                let description = format!(
+                    "the local DSQL stand-in (front door on {}:{}, PostgreSQL behind it)",
+                    endpoint.host(),
+                    stand_in.port()
+                );
+                let (port, root_cert) = (stand_in.port(), Some(stand_in.ca_path().to_path_buf()));
+                Self::open_dsql(
+                    config,
+                    &endpoint,
+                    port,
+                    root_cert,
+                    source,
+                    description,
+                    Some(stand_in),
+                )
+                .await
+            }
+            #[cfg(not(feature = "front-door"))]
             Target::Local => {
                 let server = LocalServer::start().await?;
                 let credentials = if config.is_admin() {
@@ -96,20 +145,65 @@ impl Session {
                 let options = server.connect_options(DATABASE, &credentials);
                 let source = CountingSource::new(StaticPassword(credentials.password));
                 let tokens_issued = source.issued();
+                let schema = (!config.is_admin()).then(|| config.schema());
+                let policy = RefreshPolicy::default();
                 let pool =
                     RefreshingPool::connect(options, schema, &config.pool, source, policy).await?;
                 Ok(Self {
                     pool,
                     description: format!(
-                        "the local DSQL stand-in (PostgreSQL on {}:{})",
+                        "the local PostgreSQL on {}:{} (built without the front door)",
                         server.host(),
                         server.port()
                     ),
                     tokens_issued,
+                    token_lifetime: None,
                     local: Some(server),
                 })
             }
         }
+    }
+
+    /// Connects to a DSQL endpoint (a cluster, or the stand-in's front door) with IAM tokens
+    /// from `source`: TLS `verify-full` (against `root_cert` if given, else the Mozilla roots
+    /// compiled in), refreshed in the background.
+    async fn open_dsql(
+        config: &Config,
+        endpoint: &Endpoint,
+        port: u16,
+        root_cert: Option<PathBuf>,
+        source: IamTokenSource,
+        description: String,
+        local: Option<Local>,
+    ) -> Result<Self> {
+        let schema = (!config.is_admin()).then(|| config.schema());
+        let mut options = PgConnectOptions::new_without_pgpass()
+            .host(endpoint.host())
+            .port(port)
+            .username(&config.user)
+            .database(DATABASE)
+            .ssl_mode(PgSslMode::VerifyFull)
+            .application_name("seaorm-dsql-clinic");
+        if let Some(root) = root_cert {
+            options = options.ssl_root_cert(root);
+        }
+        let source = CountingSource::new(source);
+        let tokens_issued = source.issued();
+        let pool = RefreshingPool::connect(
+            options,
+            schema,
+            &config.pool,
+            source,
+            RefreshPolicy::default(),
+        )
+        .await?;
+        Ok(Self {
+            pool,
+            description,
+            tokens_issued,
+            token_lifetime: Some(config.token_lifetime),
+            local,
+        })
     }
 
     /// The SeaORM connection.
@@ -120,6 +214,12 @@ impl Session {
     /// Where this session is connected, for people (no secrets).
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// How long each IAM token is valid, when the session signs them (Aurora DSQL and the
+    /// stand-in); `None` with a fixed password (`DATABASE_URL`).
+    pub fn token_lifetime(&self) -> Option<Duration> {
+        self.token_lifetime
     }
 
     /// The pool, with its refresh status.

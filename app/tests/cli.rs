@@ -171,3 +171,80 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
     assert_eq!(issued["app"]["count"].as_u64(), Some(1), "{issued}");
     assert_eq!(issued["met"].as_bool(), Some(true), "{issued}");
 }
+
+/// `app local` from another shell: its `export` lines are all the app needs to reach the
+/// stand-in the DSQL way (endpoint, port, region, AWS credentials file, CA certificate), for
+/// `token` and `migrate`; and the banner never shows the secret key.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_prints_the_settings_that_reach_it_like_dsql() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut local = Command::new(env!("CARGO_BIN_EXE_app"))
+        .arg("local")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run app local");
+    let mut lines = BufReader::new(local.stdout.take().expect("stdout")).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("read the banner");
+        let last = line.starts_with("Press Ctrl-C");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
+    let mut vars: Vec<(String, String)> = Vec::new();
+    for line in banner.iter().filter_map(|l| l.strip_prefix("export ")) {
+        for pair in line.split_whitespace() {
+            let (name, value) = pair.split_once('=').expect("NAME=value");
+            vars.push((name.to_owned(), value.to_owned()));
+        }
+    }
+    let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "CLUSTER_ENDPOINT",
+            "CLUSTER_PORT",
+            "AWS_REGION",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_PROFILE",
+            "PGSSLROOTCERT"
+        ],
+        "{banner:?}"
+    );
+    let credentials = std::fs::read_to_string(&vars[3].1).expect("the credentials file");
+    let secret = credentials
+        .lines()
+        .find_map(|l| l.strip_prefix("aws_secret_access_key = "))
+        .expect("a secret key in the file");
+    assert!(
+        !banner.join("\n").contains(secret),
+        "the banner shows the secret key"
+    );
+
+    let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let token = app(&["token"], &env);
+    assert!(token.status.success(), "{}", stderr(&token));
+    assert!(stdout(&token).starts_with("localhost/?Action=DbConnectAdmin&"));
+    let status = app(&["migrate", "status"], &env);
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stdout(&status).starts_with(&format!(
+            "Connected to Aurora DSQL at localhost:{}",
+            vars[1].1
+        )),
+        "{}",
+        stdout(&status)
+    );
+    assert!(stdout(&status).contains("Pending  m20261125_000001_create_owner_table"));
+
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(local.id()).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("Ctrl-C");
+    assert!(local.wait().expect("app local ends").success());
+}

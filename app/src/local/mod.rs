@@ -21,6 +21,8 @@ mod binaries;
 #[cfg(feature = "front-door")]
 pub mod front_door;
 mod process;
+#[cfg(feature = "front-door")]
+pub mod stand_in;
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
@@ -457,7 +459,7 @@ fn free_port() -> Result<u16> {
 }
 
 /// Creates `path` with mode 0600 and writes `contents`.
-fn write_private_file(path: &Path, contents: &str) -> Result<()> {
+pub(crate) fn write_private_file(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let action = || format!("write {}", path.display());
