@@ -13,6 +13,7 @@ use app::dsql::pool::{RefreshPolicy, RefreshingPool};
 use app::dsql::token::{IamTokenSource, TokenSource};
 use app::local::front_door::FrontDoor;
 use app::local::front_door::iam::TokenVerifier;
+use app::local::front_door::relay::AllowAll;
 use app::local::front_door::tls::LocalCa;
 use app::secret::Secret;
 use aws_config::{BehaviorVersion, Region};
@@ -44,6 +45,7 @@ async fn door() -> Door {
         server.socket_path(),
         ca.server_config().expect("a TLS configuration"),
         verifier,
+        AllowAll,
     )
     .await
     .expect("start the front door");

@@ -7,13 +7,15 @@
 //! message; the front door asks for a cleartext password, which must be a valid IAM token for
 //! the stand-in's endpoint, the user's action and an access key the stand-in knows ([`iam`]).
 //! Only then is a backend session opened, over the server's Unix socket with the client's
-//! startup parameters, and from there the bytes are relayed both ways untouched ([`wire`]
-//! frames only the messages of the opening).
+//! startup parameters, and from there messages are relayed both ways ([`relay`]), with the
+//! statements DSQL refuses and the server cannot see refused on the way ([`wire`] frames the
+//! messages).
 //!
 //! A refused login gets an `ErrorResponse` with DSQL's SQLSTATE and message, and no backend
 //! session ever exists for it.
 
 pub mod iam;
+pub mod relay;
 pub mod tls;
 pub mod wire;
 
@@ -30,6 +32,7 @@ use tracing::{debug, info};
 
 use crate::error::{Error, Result};
 use iam::TokenVerifier;
+use relay::Policy;
 use wire::Opening;
 
 /// The longest password message accepted: an IAM token with a long session token is a few
@@ -41,6 +44,7 @@ struct Shared {
     backend: PathBuf,
     tls: TlsAcceptor,
     verifier: TokenVerifier,
+    policy: Box<dyn Policy>,
 }
 
 /// A running front door on a loopback port. Dropping it stops accepting and ends every
@@ -52,11 +56,13 @@ pub struct FrontDoor {
 
 impl FrontDoor {
     /// Listens on a free port of 127.0.0.1 and serves each connection as the module
-    /// documentation says, relaying to the PostgreSQL Unix socket at `backend`.
+    /// documentation says, relaying to the PostgreSQL Unix socket at `backend` and refusing
+    /// the statements `policy` refuses ([`relay`]).
     pub async fn start(
         backend: PathBuf,
         tls: Arc<rustls::ServerConfig>,
         verifier: TokenVerifier,
+        policy: impl Policy,
     ) -> Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -69,6 +75,7 @@ impl FrontDoor {
             backend,
             tls: TlsAcceptor::from(tls),
             verifier,
+            policy: Box::new(policy),
         });
         info!(port, "front door listening");
         let accept = tokio::spawn(accept_loop(listener, shared));
@@ -163,8 +170,7 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
     );
     backend.write_all(&startup).await?;
     debug!(user, "front door relays a session");
-    tokio::io::copy_bidirectional(&mut client, &mut backend).await?;
-    Ok(())
+    relay::run(client, backend, shared.policy.as_ref()).await
 }
 
 /// Passes a `CancelRequest` on to the server, which matches it to its own backend keys (the

@@ -1,0 +1,277 @@
+//! The relay between an authenticated client and its backend session, message by message, so
+//! that the front door can refuse a statement the way DSQL does.
+//!
+//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at; every other message
+//! passes as it came. A query text that the [`Policy`] refuses is replaced by a marker that is
+//! a syntax error (`__dsql_refused_<n>__`), so PostgreSQL itself fails the message: the
+//! responses stay in order, an extended-protocol batch is skipped up to its `Sync`, and a
+//! transaction is aborted (25P02 until `ROLLBACK`) exactly as for any other error. Server to
+//! client, only `ErrorResponse` (`E`) is looked at: the one naming a marker is replaced by
+//! DSQL's SQLSTATE and message.
+//!
+//! Messages are read whole into a buffer that is reused, and written to a buffered writer
+//! that is flushed whenever no further input is already waiting, so a pipelined batch goes out
+//! in one write.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+
+use super::wire;
+
+/// The largest message relayed: PostgreSQL's own limit for most messages is 1 GiB; the relay
+/// keeps to 256 MiB, far above any statement or row the app sends.
+const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// Markers kept at most for errors still to come. A marker whose `Parse` the server skipped
+/// (after an earlier error in the same batch) never comes back; the oldest go first.
+const MAX_PENDING: usize = 1024;
+
+/// A statement refused as DSQL refuses it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The SQLSTATE.
+    pub code: &'static str,
+    /// DSQL's message.
+    pub message: String,
+}
+
+/// What DSQL would refuse that the server behind the front door cannot see.
+pub trait Policy: Send + Sync + 'static {
+    /// `Some` to refuse `sql`, one query text as a client sent it (possibly several
+    /// statements); `None` to let the server run it.
+    fn check(&self, sql: &str) -> Option<Refusal>;
+}
+
+/// A policy that refuses nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AllowAll;
+
+impl Policy for AllowAll {
+    fn check(&self, _sql: &str) -> Option<Refusal> {
+        None
+    }
+}
+
+/// Markers sent to the server, and the refusal each stands for.
+#[derive(Default)]
+struct Pending {
+    next: u64,
+    refusals: HashMap<String, (u64, Refusal)>,
+}
+
+impl Pending {
+    /// A new marker for `refusal`.
+    fn add(&mut self, refusal: Refusal) -> String {
+        self.next += 1;
+        if self.refusals.len() >= MAX_PENDING {
+            let oldest = self
+                .refusals
+                .iter()
+                .min_by_key(|(_, (n, _))| *n)
+                .map(|(marker, _)| marker.clone());
+            if let Some(oldest) = oldest {
+                self.refusals.remove(&oldest);
+            }
+        }
+        let marker = format!("__dsql_refused_{}__", self.next);
+        self.refusals.insert(marker.clone(), (self.next, refusal));
+        marker
+    }
+
+    /// The refusal whose marker `message` names, removed.
+    fn take_named_in(&mut self, message: &str) -> Option<Refusal> {
+        let start = message.find("__dsql_refused_")?;
+        let rest = &message[start..];
+        let end = rest["__dsql_refused_".len()..].find("__")? + "__dsql_refused_".len() + 2;
+        self.refusals.remove(&rest[..end]).map(|(_, r)| r)
+    }
+}
+
+/// Relays `client` ⇄ `server` until either side ends, refusing what `policy` refuses.
+pub async fn run<C, S>(client: C, server: S, policy: &dyn Policy) -> io::Result<()>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client_in, client_out) = tokio::io::split(client);
+    let (server_in, server_out) = tokio::io::split(server);
+    let pending = Arc::new(Mutex::new(Pending::default()));
+    let upstream = client_to_server(
+        BufReader::new(client_in),
+        BufWriter::new(server_out),
+        policy,
+        &pending,
+    );
+    let downstream = server_to_client(
+        BufReader::new(server_in),
+        BufWriter::new(client_out),
+        &pending,
+    );
+    // Whichever direction ends first ends the session.
+    tokio::select! {
+        result = upstream => result,
+        result = downstream => result,
+    }
+}
+
+/// Client messages to the server, with refused query texts replaced by markers.
+async fn client_to_server<R, W>(
+    mut from: BufReader<R>,
+    mut to: W,
+    policy: &dyn Policy,
+    pending: &Mutex<Pending>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut out = Vec::new();
+    while let Some(message) = wire::read_message(&mut from, MAX_MESSAGE).await? {
+        out.clear();
+        let replaced = match message.tag {
+            b'Q' => checked_query(&message.body, policy, pending)?,
+            b'P' => checked_parse(&message.body, policy, pending)?,
+            _ => None,
+        };
+        let body = replaced.as_deref().unwrap_or(&message.body);
+        wire::put_message(&mut out, message.tag, body);
+        to.write_all(&out).await?;
+        if from.buffer().is_empty() {
+            to.flush().await?;
+        }
+    }
+    to.shutdown().await
+}
+
+/// A `Query` body with its text replaced by a marker, if the policy refuses the text.
+fn checked_query(
+    body: &[u8],
+    policy: &dyn Policy,
+    pending: &Mutex<Pending>,
+) -> io::Result<Option<Vec<u8>>> {
+    let (sql, _) = wire::cstr(body)?;
+    Ok(policy.check(sql).map(|refusal| {
+        let marker = lock(pending).add(refusal);
+        let mut body = marker.into_bytes();
+        body.push(0);
+        body
+    }))
+}
+
+/// A `Parse` body (statement name, query text, parameter types) with its query text replaced
+/// by a marker, if the policy refuses the text.
+fn checked_parse(
+    body: &[u8],
+    policy: &dyn Policy,
+    pending: &Mutex<Pending>,
+) -> io::Result<Option<Vec<u8>>> {
+    let (name, rest) = wire::cstr(body)?;
+    let (sql, parameter_types) = wire::cstr(rest)?;
+    Ok(policy.check(sql).map(|refusal| {
+        let marker = lock(pending).add(refusal);
+        let mut body = Vec::with_capacity(name.len() + marker.len() + parameter_types.len() + 2);
+        body.extend_from_slice(name.as_bytes());
+        body.push(0);
+        body.extend_from_slice(marker.as_bytes());
+        body.push(0);
+        body.extend_from_slice(parameter_types);
+        body
+    }))
+}
+
+/// Server messages to the client, with a marker's syntax error replaced by its refusal.
+async fn server_to_client<R, W>(
+    mut from: BufReader<R>,
+    mut to: W,
+    pending: &Mutex<Pending>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut out = Vec::new();
+    while let Some(message) = wire::read_message(&mut from, MAX_MESSAGE).await? {
+        out.clear();
+        let refusal = if message.tag == b'E' {
+            error_message(&message.body).and_then(|m| lock(pending).take_named_in(m))
+        } else {
+            None
+        };
+        match refusal {
+            Some(refusal) => out.extend_from_slice(&wire::error_response(
+                "ERROR",
+                refusal.code,
+                &refusal.message,
+                None,
+            )),
+            None => wire::put_message(&mut out, message.tag, &message.body),
+        }
+        to.write_all(&out).await?;
+        if from.buffer().is_empty() {
+            to.flush().await?;
+        }
+    }
+    to.shutdown().await
+}
+
+/// The message field (`M`) of an `ErrorResponse` body.
+fn error_message(body: &[u8]) -> Option<&str> {
+    let mut rest = body;
+    while let Some((&field, after)) = rest.split_first() {
+        if field == 0 {
+            return None;
+        }
+        let (value, next) = wire::cstr(after).ok()?;
+        if field == b'M' {
+            return Some(value);
+        }
+        rest = next;
+    }
+    None
+}
+
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(n: u32) -> Refusal {
+        Refusal {
+            code: "0A000",
+            message: format!("refusal {n}"),
+        }
+    }
+
+    #[test]
+    fn a_marker_comes_back_once_from_the_servers_syntax_error() {
+        let mut pending = Pending::default();
+        let marker = pending.add(refusal(1));
+        let error = format!("syntax error at or near \"{marker}\"");
+        assert_eq!(pending.take_named_in(&error), Some(refusal(1)));
+        assert_eq!(pending.take_named_in(&error), None);
+        assert_eq!(pending.take_named_in("syntax error at or near \"x\""), None);
+    }
+
+    #[test]
+    fn the_oldest_markers_are_dropped_beyond_the_bound() {
+        let mut pending = Pending::default();
+        let first = pending.add(refusal(0));
+        for n in 1..=u32::try_from(MAX_PENDING).expect("small") {
+            pending.add(refusal(n));
+        }
+        assert_eq!(pending.refusals.len(), MAX_PENDING);
+        assert_eq!(pending.take_named_in(&first), None);
+    }
+
+    #[test]
+    fn the_message_field_is_found_among_the_others() {
+        let response = wire::error_response("ERROR", "42601", "syntax error", Some("h"));
+        assert_eq!(error_message(&response[5..]), Some("syntax error"));
+        assert_eq!(error_message(b"\0"), None);
+    }
+}
