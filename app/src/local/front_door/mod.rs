@@ -16,6 +16,7 @@
 
 pub mod iam;
 pub mod relay;
+pub mod rules;
 pub mod tls;
 pub mod wire;
 
