@@ -6,32 +6,10 @@ mod common;
 use std::collections::BTreeSet;
 
 use app::local::{ADMIN_USER, Credentials, USER_SCHEMA};
+use common::recordings::{Observation, Recording, read_json};
 use common::{connect, database_error, fresh_database, server};
 use serde::Deserialize;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
-
-#[derive(Deserialize)]
-struct Recording {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    steps: Vec<String>,
-    #[serde(default)]
-    observations: Vec<Observation>,
-    #[serde(default)]
-    ignore_rows: bool,
-}
-
-#[derive(Deserialize, Debug)]
-struct Observation {
-    outcome: String,
-    sqlstate: Option<String>,
-    message: Option<String>,
-    rows: Option<Vec<Vec<serde_json::Value>>>,
-}
 
 #[derive(Deserialize)]
 struct Fixtures {
@@ -175,15 +153,6 @@ const MUST_AGREE: &[(&str, &[&str])] = &[
     ("isolation.json", &["begin_repeatable_read"]),
 ];
 
-fn read_json<T: for<'de> Deserialize<'de>>(file: &str) -> T {
-    let path = format!(
-        "{}/tests/dsql-conformance/{file}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {path}: {e}"))
-}
-
 /// What DSQL answered to step `step` (from 0) of the recorded case `name` in `file`.
 fn recorded(file: &str, name: &str, step: usize) -> Observation {
     let mut recording: Recording = read_json(file);
@@ -286,7 +255,7 @@ async fn replay(file: &str, must_agree: &[&str]) -> Vec<String> {
     let mut failures = Vec::new();
     for case in &recording.cases {
         let mut conn = connect(&database, &admin).await;
-        for (step, recorded) in case.steps.iter().zip(&case.observations) {
+        for (step, recorded) in case.steps().iter().zip(&case.observations) {
             let actual = run_step(&mut conn, step).await;
             let mismatch = disagreement(recorded, &actual, !case.ignore_rows);
             if let Some(how) = mismatch.filter(|_| must_agree.contains(&case.name.as_str())) {

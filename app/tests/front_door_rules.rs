@@ -6,36 +6,13 @@
 //! or the backend answers them), except where the session answers first (25P02).
 #![cfg(feature = "front-door")]
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::Path;
 
 use app::local::front_door::rules::{Classified, Kind, classify};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct Recording {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    #[serde(default)]
-    steps: Option<Vec<String>>,
-    #[serde(default)]
-    observations: Vec<Observation>,
-    #[serde(default)]
-    simple_protocol: bool,
-}
-
-#[derive(Deserialize)]
-struct Observation {
-    outcome: String,
-    sqlstate: Option<String>,
-    message: Option<String>,
-    #[serde(default)]
-    results: Option<Vec<serde_json::Value>>,
-}
+use common::recordings::{Observation, Recording, read_json};
 
 /// Recorded refusals the classifier does not decide, matched by case name or by SQLSTATE and
 /// message prefix, with the reason.
@@ -178,12 +155,10 @@ fn classifier_agrees_with_the_recordings() {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        let text = std::fs::read_to_string(path).expect("read recording");
-        let recording: Recording = serde_json::from_str(&text).expect("parse recording");
+        let recording: Recording = read_json(file);
         for case in recording.cases {
             // Concurrent sessions record no SQL per step: nothing to classify.
-            let Some(steps) = &case.steps else { continue };
-            for (sql, observation) in steps.iter().zip(&case.observations) {
+            for (sql, observation) in case.steps().iter().zip(&case.observations) {
                 let verdict = if case.simple_protocol {
                     judge_multi(&case.name, sql, observation)
                 } else {
