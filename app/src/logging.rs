@@ -1,36 +1,49 @@
-//! The log filter: `RUST_LOG`'s directives (tracing `EnvFilter` syntax), with the targets that
-//! would log secrets capped, whatever the directives say.
+//! Logging: `RUST_LOG`'s directives (tracing `EnvFilter` syntax), with the targets that would
+//! log secrets capped, whatever the directives say.
 //!
 //! `aws_sigv4` logs, at `TRACE`, the canonical request of every signature it computes. For a
 //! DSQL IAM token that request holds `X-Amz-Security-Token`, the session token of temporary AWS
 //! credentials, which is as secret as the token itself. Its `DEBUG` events and above hold no
-//! secret, so the target is capped at `DEBUG`.
+//! secret, so the crate (every module in it) is capped at `DEBUG`. The cap is a second filter
+//! that every event must also pass, so no directive, however specific, lifts it.
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::{Directive, ParseError};
+use tracing::Subscriber;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::{FilterExt, ParseError, Targets};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Targets whose events at a finer level than the one given would reveal a secret.
-const CAPS: [&str; 1] = ["aws_sigv4=debug"];
+/// Targets (and their modules) that would reveal a secret above the level given.
+const CAPS: [(&str, LevelFilter); 1] = [("aws_sigv4", LevelFilter::DEBUG)];
 
-/// A filter from `directives` (e.g. `info,sqlx=debug`) with [`CAPS`] applied on top: a cap
-/// replaces any directive for the same target, so `RUST_LOG=trace` or even
-/// `RUST_LOG=aws_sigv4=trace` never logs a secret. Fails if `directives` do not parse.
-pub fn filter(directives: &str) -> Result<EnvFilter, ParseError> {
-    let mut filter = EnvFilter::builder().parse(directives)?;
-    for cap in CAPS {
-        filter = filter.add_directive(cap.parse::<Directive>()?);
-    }
-    Ok(filter)
+/// A formatting layer writing to `writer`, filtered by `directives` (e.g. `info,sqlx=debug`)
+/// and by [`CAPS`]: an event is written only if both let it through, so `RUST_LOG=trace` or
+/// even `RUST_LOG=aws_sigv4::http_request=trace` never logs a secret. Fails if `directives` do
+/// not parse.
+pub fn layer<S, W>(directives: &str, writer: W) -> Result<impl Layer<S> + Send + Sync, ParseError>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let directives = EnvFilter::builder().parse(directives)?;
+    let caps = Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(CAPS);
+    Ok(tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_filter(directives.and(caps)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracing_subscriber::Registry;
 
     #[test]
-    fn valid_directives_parse_and_invalid_ones_are_refused() {
-        assert!(filter("info,sqlx=debug").is_ok());
-        assert!(filter("trace").is_ok());
-        assert!(filter("app=notalevel").is_err());
+    fn valid_directives_make_a_layer_and_invalid_ones_are_refused() {
+        assert!(layer::<Registry, _>("info,sqlx=debug", std::io::sink).is_ok());
+        assert!(layer::<Registry, _>("trace", std::io::sink).is_ok());
+        assert!(layer::<Registry, _>("app=notalevel", std::io::sink).is_err());
     }
 }

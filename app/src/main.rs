@@ -11,6 +11,8 @@ use app::retry::RetryPolicy;
 use app::session::Session;
 use clap::{Args, Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// SeaORM on Amazon Aurora DSQL: the pet-clinic demo.
 ///
@@ -130,18 +132,18 @@ async fn main() -> Result<()> {
     let directives = std::env::var("RUST_LOG")
         .ok()
         .filter(|directives| !directives.is_empty());
-    let filter = match directives.as_deref().map(app::logging::filter) {
-        Some(Ok(filter)) => filter,
+    let layer = match directives
+        .as_deref()
+        .map(|d| app::logging::layer(d, std::io::stderr))
+    {
+        Some(Ok(layer)) => layer,
         Some(Err(error)) => {
             eprintln!("RUST_LOG: {error}; logging with {default_filter:?} instead");
-            app::logging::filter(default_filter)?
+            app::logging::layer(default_filter, std::io::stderr)?
         }
-        None => app::logging::filter(default_filter)?,
+        None => app::logging::layer(default_filter, std::io::stderr)?,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::registry().with(layer).init();
     let command = cli.command.unwrap_or(Command::Demo);
     // Ctrl-C drops the work in progress, and with it any local server, which stops it.
     tokio::select! {

@@ -131,7 +131,7 @@ fn migrate_status_lists_every_migration() {
 
 /// The benchmark as a smoke test, tiny sizes: every workload reports, SeaORM against raw sqlx
 /// where both exist, and the outcomes the issue fixes hold whatever the speed: every contention
-/// increment lands exactly once, and the stand-in's fixed password is fetched once for the whole
+/// increment lands exactly once, and one IAM token is signed for the whole
 /// run, however many connections open. Speeds are not asserted.
 #[test]
 fn bench_json_reports_every_workload_and_exactly_once_increments() {

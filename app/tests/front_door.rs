@@ -118,7 +118,8 @@ async fn sessions_established(conn: &mut PgConnection, database: &str) -> i64 {
 async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_pool").await;
-    // Tokens valid 2 s: refreshed at 1.6 s, so the test sees refreshes, and a connection opened
+    // Tokens signed for 2 s, trusted for 1 s (X-Amz-Date has whole seconds), refreshed at
+    // 0.8 s: the test sees refreshes, and a connection opened
     // after the first token expired proves the new one is used.
     let source = door
         .tokens(&user.user, &door.secret, Duration::from_secs(2))
@@ -139,19 +140,24 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     .expect("connect through the front door");
     let status = pool.status();
     let mut seen = std::collections::HashSet::new();
-    while status.successes() < 2 {
-        // The backend sees a Unix-socket client (no address): the relay, not the app.
-        let (user_name, pid, via_socket): (String, i32, bool) = sqlx::query_as(
-            "SELECT current_user::text, pg_backend_pid(), inet_client_addr() IS NULL",
-        )
-        .fetch_one(pool.pool())
-        .await
-        .expect("a query through the relay");
-        assert_eq!(user_name, user.user);
-        assert!(via_socket);
-        seen.insert(pid);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A guard against a hang only: failing refreshes end the test instead of looping.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while status.successes() < 2 {
+            // The backend sees a Unix-socket client (no address): the relay, not the app.
+            let (user_name, pid, via_socket): (String, i32, bool) = sqlx::query_as(
+                "SELECT current_user::text, pg_backend_pid(), inet_client_addr() IS NULL",
+            )
+            .fetch_one(pool.pool())
+            .await
+            .expect("a query through the relay");
+            assert_eq!(user_name, user.user);
+            assert!(via_socket);
+            seen.insert(pid);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("two refreshes within 60 s");
     assert!(seen.len() > 2, "new connections kept opening: {seen:?}");
     assert_eq!(status.failures(), 0);
     pool.close().await;
@@ -220,6 +226,14 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
             door.tokens(&user.user, &door.secret, Duration::from_secs(900))
                 .await,
             "admin",
+            "28000",
+        ),
+        // A valid token for the server's superuser, whom the Unix socket would trust.
+        (
+            "superuser",
+            door.tokens("postgres", &door.secret, Duration::from_secs(900))
+                .await,
+            "postgres",
             "28000",
         ),
         // A token that expired a second after it was signed.

@@ -14,6 +14,7 @@ use app::secret::Secret;
 use aws_config::{BehaviorVersion, Region};
 use common::{admin_db, database_with_user, fresh_database, server};
 use migration::{Migrator, MigratorTrait};
+use tracing_subscriber::layer::SubscriberExt;
 
 /// Collects every log line, from every target and level, into memory.
 #[derive(Clone, Default)]
@@ -45,12 +46,13 @@ fn captured() -> &'static Captured {
     CAPTURED.get_or_init(|| {
         let captured = Captured::default();
         let writer = captured.clone();
-        // The app's own filter at its most verbose: every target at TRACE, but for the caps
-        // the app always applies.
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(app::logging::filter("trace").expect("a valid filter"))
-            .with_writer(move || writer.clone())
-            .finish();
+        // The app's own logging at its most verbose, with a directive that tries to lift the
+        // cap on aws_sigv4's module that prints the signed request.
+        let layer = app::logging::layer("trace,aws_sigv4::http_request=trace", move || {
+            writer.clone()
+        })
+        .expect("valid directives");
+        let subscriber = tracing_subscriber::registry().with(layer);
         tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
         captured
     })
@@ -161,11 +163,16 @@ async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refre
     let db = pool.database();
     Migrator::up(&db, None).await.expect("migrate as the user");
     let policy = app::retry::RetryPolicy::default();
-    while status.successes() < 2 {
-        app::demo::run(&db, &policy, |line| tracing::info!("{line}"))
-            .await
-            .expect("demo");
-    }
+    // A guard against a hang only: failing refreshes end the test instead of looping.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while status.successes() < 2 {
+            app::demo::run(&db, &policy, |line| tracing::info!("{line}"))
+                .await
+                .expect("demo");
+        }
+    })
+    .await
+    .expect("two refreshes within 60 s");
     pool.close().await;
 
     let log = captured.text();

@@ -4,8 +4,9 @@
 //! Signing is timed offline, with fixed fake credentials (`AKIDEXAMPLE`) and the system clock,
 //! through [`IamTokenSource`], the source the pool uses on Aurora DSQL. The session's own count
 //! comes from a counting wrapper around its token source: one token at connect time plus one
-//! per refresh, never one per query or per connection. The local stand-in uses a fixed
-//! password (one "token", never refreshed); `DATABASE_URL` has no token source.
+//! per refresh, never one per query or per connection. The local stand-in signs IAM tokens
+//! like Aurora DSQL (built without the front door, it uses a fixed password: one "token",
+//! never refreshed); `DATABASE_URL` has no token source.
 
 use std::time::{Duration, Instant};
 
@@ -81,7 +82,7 @@ pub(super) async fn run(
 /// wrapper around the source, so a token fetched per query or per connection would show) in
 /// `elapsed`, and during the `clinic` workload if it ran. Met when that is one at connect time
 /// plus no more than the refresh schedule allows (plus failed attempts, which are retried
-/// sooner); with a fixed password, exactly one.
+/// sooner); with a fixed password (built without the front door), exactly one.
 ///
 /// [`Session::tokens_issued`]: crate::session::Session::tokens_issued
 fn signed_by_session(

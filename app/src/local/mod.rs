@@ -47,7 +47,7 @@ pub const DSQL_RULES_SQL: &str = include_str!("dsql_rules.sql");
 pub const DATABASE: &str = "postgres";
 pub use crate::config::{ADMIN_USER, USER_SCHEMA};
 
-const SUPERUSER: &str = "postgres";
+pub(crate) const SUPERUSER: &str = "postgres";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A role name and its password.

@@ -20,6 +20,7 @@ pub mod rules;
 pub mod tls;
 pub mod wire;
 
+use std::future::Future;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tracing::{debug, info};
 
 use crate::error::{Error, Result};
@@ -39,6 +41,10 @@ use wire::Opening;
 /// The longest password message accepted: an IAM token with a long session token is a few
 /// kilobytes.
 const MAX_PASSWORD_LEN: usize = 16 * 1024;
+/// DSQL's message for a refused login.
+const ACCESS_DENIED: &str = "unable to accept connection, access denied";
+/// How long a client may take from connecting to sending its token.
+const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What every connection needs: where the server is, the TLS configuration and the token check.
 struct Shared {
@@ -110,15 +116,36 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                         }
                     });
                 }
-                Err(error) => debug!(%error, "front door accept failed"),
+                Err(error) => {
+                    // E.g. out of file descriptors: wait rather than spin.
+                    debug!(%error, "front door accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }
 
-/// One client connection, from its first byte to the end of the relay.
-async fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
+/// One client connection, from its first byte to the end of the relay. The login must be
+/// done within [`LOGIN_TIMEOUT`].
+async fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
+    let login = tokio::time::timeout(LOGIN_TIMEOUT, login(client, shared))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no login within 30 s"))??;
+    match login {
+        Some((client, backend)) => relay::run(client, backend, shared.policy.as_ref()).await,
+        None => Ok(()),
+    }
+}
+
+/// The opening, TLS and the token check; then the backend session, opened with the client's
+/// startup parameters. `None` when the connection ended there (refused, or a cancel request
+/// passed on).
+async fn login(
+    mut client: TcpStream,
+    shared: &Shared,
+) -> io::Result<Option<(TlsStream<TcpStream>, UnixStream)>> {
     client.set_nodelay(true)?;
     loop {
         match wire::read_opening(&mut client).await? {
@@ -127,19 +154,19 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
                 break;
             }
             Opening::GssEnc => client.write_all(b"N").await?,
-            Opening::Cancel { packet, .. } => return cancel(&shared.backend, &packet).await,
+            Opening::Cancel { packet, .. } => return ended(cancel(&shared.backend, &packet)).await,
             Opening::Startup { .. } => {
-                return refuse(&mut client, "28000", "SSL/TLS is required", None).await;
+                return ended(refuse(&mut client, "28000", "SSL/TLS is required", None)).await;
             }
         }
     }
     let mut client = shared.tls.accept(client).await?;
-    let opening = wire::read_opening(&mut client).await?;
-    let parameters = match opening {
+    let parameters = match wire::read_opening(&mut client).await? {
         Opening::Startup { parameters, .. } => parameters,
-        Opening::Cancel { packet, .. } => return cancel(&shared.backend, &packet).await,
+        Opening::Cancel { packet, .. } => return ended(cancel(&shared.backend, &packet)).await,
         Opening::Ssl | Opening::GssEnc => {
-            return refuse(&mut client, "08P01", "unexpected encryption request", None).await;
+            let message = "unexpected encryption request";
+            return ended(refuse(&mut client, "08P01", message, None)).await;
         }
     };
     let Some(user) = parameters
@@ -148,30 +175,71 @@ async fn serve(mut client: TcpStream, shared: &Shared) -> io::Result<()> {
         .map(|(_, user)| user.clone())
     else {
         let message = "no PostgreSQL user name specified in startup packet";
-        return refuse(&mut client, "28000", message, None).await;
+        return ended(refuse(&mut client, "28000", message, None)).await;
     };
+    // The server trusts its socket, and its superuser is exempt from the in-server rules:
+    // not a role DSQL has, so nobody logs in as it through the front door.
+    if user == super::SUPERUSER {
+        info!(user, "front door refused the server's superuser");
+        let hint = Some("the stand-in's superuser cannot log in through the front door");
+        return ended(refuse(&mut client, "28000", ACCESS_DENIED, hint)).await;
+    }
+    // Replication and `_pq_.` protocol extensions are not DSQL's; sessions are plain ones.
+    if let Some((name, _)) = parameters
+        .iter()
+        .find(|(name, _)| name == "replication" || name.starts_with("_pq_."))
+    {
+        let message = format!("unsupported startup parameter {name:?}");
+        return ended(refuse(&mut client, "08P01", &message, None)).await;
+    }
     client
         .write_all(&wire::cleartext_password_request())
         .await?;
     client.flush().await?;
     let token = match wire::read_message(&mut client, MAX_PASSWORD_LEN).await? {
-        Some(message) if message.tag == b'p' => wire::password(&message.body)?.to_owned(),
-        _ => return refuse(&mut client, "08P01", "expected a password message", None).await,
+        Some(message) if message.tag == b'p' => match wire::password(&message.body) {
+            Ok(token) => token.to_owned(),
+            Err(_) => {
+                let hint = Some("the password is not text");
+                return ended(refuse(&mut client, "28P01", ACCESS_DENIED, hint)).await;
+            }
+        },
+        _ => {
+            let message = "expected a password message";
+            return ended(refuse(&mut client, "08P01", message, None)).await;
+        }
     };
     if let Err(refusal) = shared.verifier.verify(&token, &user, SystemTime::now()) {
         info!(user, code = refusal.code, "front door refused a login");
         let hint = refusal.hint.as_deref();
-        return refuse(&mut client, refusal.code, &refusal.message, hint).await;
+        return ended(refuse(&mut client, refusal.code, &refusal.message, hint)).await;
     }
-    let mut backend = UnixStream::connect(&shared.backend).await?;
     let startup = wire::startup_message(
         parameters
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str())),
     );
-    backend.write_all(&startup).await?;
-    debug!(user, "front door relays a session");
-    relay::run(client, backend, shared.policy.as_ref()).await
+    let backend = async {
+        let mut backend = UnixStream::connect(&shared.backend).await?;
+        backend.write_all(&startup).await?;
+        Ok::<_, io::Error>(backend)
+    };
+    match backend.await {
+        Ok(backend) => {
+            debug!(user, "front door relays a session");
+            Ok(Some((client, backend)))
+        }
+        Err(error) => {
+            let message = format!("the server behind the front door is unreachable: {error}");
+            refuse(&mut client, "08006", &message, None).await?;
+            Err(error)
+        }
+    }
+}
+
+/// `Ok(None)` once `step`, the last thing a connection does, is done.
+async fn ended<T>(step: impl Future<Output = io::Result<()>>) -> io::Result<Option<T>> {
+    step.await.map(|()| None)
 }
 
 /// Passes a `CancelRequest` on to the server, which matches it to its own backend keys (the

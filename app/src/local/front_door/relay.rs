@@ -24,6 +24,9 @@ use super::wire;
 /// The largest message relayed: PostgreSQL's own limit for most messages is 1 GiB; the relay
 /// keeps to 256 MiB, far above any statement or row the app sends.
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// How long answers still coming from the server are delivered after the client stopped
+/// sending.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Markers kept at most for errors still to come. A marker whose `Parse` the server skipped
 /// (after an earlier error in the same batch) never comes back; the oldest go first.
 const MAX_PENDING: usize = 1024;
@@ -109,10 +112,19 @@ where
         BufWriter::new(client_out),
         &pending,
     );
-    // Whichever direction ends first ends the session.
+    tokio::pin!(upstream, downstream);
     tokio::select! {
-        result = upstream => result,
-        result = downstream => result,
+        // The client is done sending (its write half closed, the server's with it): what the
+        // server still answers is delivered, within DRAIN.
+        result = &mut upstream => {
+            result?;
+            match tokio::time::timeout(DRAIN, &mut downstream).await {
+                Ok(result) => result,
+                Err(_) => Ok(()),
+            }
+        }
+        // The server ended the session: nothing more can come.
+        result = &mut downstream => result,
     }
 }
 
@@ -151,7 +163,10 @@ fn checked_query(
     policy: &dyn Policy,
     pending: &Mutex<Pending>,
 ) -> io::Result<Option<Vec<u8>>> {
-    let (sql, _) = wire::cstr(body)?;
+    // Text that is not UTF-8 is not judged: the server answers it as it came.
+    let Ok((sql, _)) = wire::cstr(body) else {
+        return Ok(None);
+    };
     Ok(policy.check(sql).map(|refusal| {
         let marker = lock(pending).add(refusal);
         let mut body = marker.into_bytes();
@@ -167,8 +182,13 @@ fn checked_parse(
     policy: &dyn Policy,
     pending: &Mutex<Pending>,
 ) -> io::Result<Option<Vec<u8>>> {
-    let (name, rest) = wire::cstr(body)?;
-    let (sql, parameter_types) = wire::cstr(rest)?;
+    // Text that is not UTF-8 is not judged: the server answers it as it came.
+    let Ok((name, rest)) = wire::cstr(body) else {
+        return Ok(None);
+    };
+    let Ok((sql, parameter_types)) = wire::cstr(rest) else {
+        return Ok(None);
+    };
     Ok(policy.check(sql).map(|refusal| {
         let marker = lock(pending).add(refusal);
         let mut body = Vec::with_capacity(name.len() + marker.len() + parameter_types.len() + 2);

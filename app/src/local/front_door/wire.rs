@@ -59,8 +59,9 @@ impl Opening {
     }
 }
 
-/// Reads one opening packet. An unknown code, a malformed parameter list or a length outside
-/// 8..=[`MAX_STARTUP_LEN`] is an [`io::ErrorKind::InvalidData`] error.
+/// Reads one opening packet. An unknown code, a malformed parameter list, a parameter given
+/// twice, or a length outside 8..=[`MAX_STARTUP_LEN`] is an [`io::ErrorKind::InvalidData`]
+/// error.
 pub async fn read_opening<R: AsyncRead + Unpin>(reader: &mut R) -> io::Result<Opening> {
     let len = usize::try_from(reader.read_u32().await?).unwrap_or(usize::MAX);
     if !(8..=MAX_STARTUP_LEN).contains(&len) {
@@ -102,6 +103,11 @@ fn parameters(mut list: &[u8]) -> io::Result<Vec<(String, String)>> {
             };
         }
         let (value, rest) = cstr(rest)?;
+        // A name given twice would let the server see another value (it keeps the last) than
+        // the one a check saw: refused.
+        if parameters.iter().any(|(seen, _)| seen == name) {
+            return Err(invalid(format!("startup parameter {name:?} given twice")));
+        }
         parameters.push((name.to_owned(), value.to_owned()));
         list = rest;
     }
