@@ -326,6 +326,56 @@ mod tests {
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
+    /// Runs `future` to completion on a fresh single-threaded runtime.
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(future)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Whatever a peer sends first, reading it answers (a packet or an error) and never
+        /// panics or reads past what a length allows.
+        #[test]
+        fn random_bytes_never_panic_the_framing(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            block_on(async {
+                let _ = read_opening(&mut &bytes[..]).await;
+                let mut reader = &bytes[..];
+                while let Ok(Some(_)) = read_message(&mut reader, 128).await {}
+            });
+        }
+
+        /// Random bytes behind a valid length and protocol code: still no panic.
+        #[test]
+        fn random_startup_bodies_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+        ) {
+            let mut packet = u32::try_from(body.len() + 8).expect("small").to_be_bytes().to_vec();
+            packet.extend_from_slice(&PROTOCOL_3_0.to_be_bytes());
+            packet.extend_from_slice(&body);
+            let _ = block_on(read_opening(&mut &packet[..]));
+        }
+
+        /// Any startup message this module writes reads back as written.
+        #[test]
+        fn startup_messages_round_trip(
+            parameters in proptest::collection::btree_map("[a-z_]{1,12}", "[ -~]{0,24}", 0..6),
+        ) {
+            let packet = startup_message(parameters.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            let read = block_on(read_opening(&mut &packet[..])).expect("a startup message");
+            let expected: Vec<(String, String)> = parameters.into_iter().collect();
+            proptest::prop_assert_eq!(
+                read,
+                Opening::Startup { version: PROTOCOL_3_0, parameters: expected }
+            );
+        }
+    }
+
     #[test]
     fn an_error_response_carries_its_fields() {
         let out = error_response("FATAL", "28P01", "access denied", Some("try again"));
