@@ -327,7 +327,7 @@ mod tests {
     }
 
     /// Runs `future` to completion on a fresh single-threaded runtime.
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    fn block_on<F: Future>(future: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime")
