@@ -101,16 +101,15 @@ where
     let (client_in, client_out) = tokio::io::split(client);
     let (server_in, server_out) = tokio::io::split(server);
     let pending = Arc::new(Mutex::new(Pending::default()));
-    let upstream = client_to_server(
+    let upstream = pump(
         BufReader::new(client_in),
         BufWriter::new(server_out),
-        policy,
-        &pending,
+        |message, out| to_server(message, out, policy, &pending),
     );
-    let downstream = server_to_client(
+    let downstream = pump(
         BufReader::new(server_in),
         BufWriter::new(client_out),
-        &pending,
+        |message, out| to_client(message, out, &pending),
     );
     tokio::pin!(upstream, downstream);
     tokio::select! {
@@ -128,12 +127,34 @@ where
     }
 }
 
-/// Client messages to the server, with refused query texts replaced by markers.
-async fn client_to_server<R, W>(
-    mut from: BufReader<R>,
-    mut to: W,
+/// Puts a client message for the server in `out`, its query text replaced by a marker if the
+/// policy refuses it.
+fn to_server(
+    message: &wire::Message,
+    out: &mut Vec<u8>,
     policy: &dyn Policy,
     pending: &Mutex<Pending>,
+) -> io::Result<()> {
+    let replaced = match message.tag {
+        b'Q' => checked(&message.body, 0, policy, pending),
+        b'P' => checked(&message.body, 1, policy, pending),
+        _ => None,
+    };
+    wire::put_message(
+        out,
+        message.tag,
+        replaced.as_deref().unwrap_or(&message.body),
+    );
+    Ok(())
+}
+
+/// Copies messages from `from` to `to` until `from` ends, each written as `write` puts it in
+/// the output buffer; flushes whenever no further input is already buffered, and shuts `to`
+/// down at the end.
+async fn pump<R, W>(
+    mut from: BufReader<R>,
+    mut to: W,
+    mut write: impl FnMut(&wire::Message, &mut Vec<u8>) -> io::Result<()>,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -142,13 +163,7 @@ where
     let mut out = Vec::new();
     while let Some(message) = wire::read_message(&mut from, MAX_MESSAGE).await? {
         out.clear();
-        let replaced = match message.tag {
-            b'Q' => checked_query(&message.body, policy, pending)?,
-            b'P' => checked_parse(&message.body, policy, pending)?,
-            _ => None,
-        };
-        let body = replaced.as_deref().unwrap_or(&message.body);
-        wire::put_message(&mut out, message.tag, body);
+        write(&message, &mut out)?;
         to.write_all(&out).await?;
         if from.buffer().is_empty() {
             to.flush().await?;
@@ -157,83 +172,55 @@ where
     to.shutdown().await
 }
 
-/// A `Query` body with its text replaced by a marker, if the policy refuses the text.
-fn checked_query(
+/// The body of a `Query` (the text) or a `Parse` (statement name, text, parameter types)
+/// with its query text replaced by a marker, if the policy refuses the text. The text comes
+/// after `skip` NUL-terminated strings: 0 for `Query`, 1 for `Parse`. Text that is not UTF-8
+/// is not judged: the server answers it as it came.
+fn checked(
     body: &[u8],
+    skip: usize,
     policy: &dyn Policy,
     pending: &Mutex<Pending>,
-) -> io::Result<Option<Vec<u8>>> {
-    // Text that is not UTF-8 is not judged: the server answers it as it came.
-    let Ok((sql, _)) = wire::cstr(body) else {
-        return Ok(None);
-    };
-    Ok(policy.check(sql).map(|refusal| {
-        let marker = lock(pending).add(refusal);
-        let mut body = marker.into_bytes();
-        body.push(0);
-        body
-    }))
+) -> Option<Vec<u8>> {
+    let mut start = 0;
+    for _ in 0..skip {
+        start += body.get(start..)?.iter().position(|&b| b == 0)? + 1;
+    }
+    let (sql, rest) = wire::cstr(body.get(start..)?).ok()?;
+    let refusal = policy.check(sql)?;
+    let marker = lock(pending).add(refusal);
+    let mut replaced = Vec::with_capacity(start + marker.len() + 1 + rest.len());
+    replaced.extend_from_slice(&body[..start]);
+    replaced.extend_from_slice(marker.as_bytes());
+    replaced.push(0);
+    replaced.extend_from_slice(rest);
+    Some(replaced)
 }
 
-/// A `Parse` body (statement name, query text, parameter types) with its query text replaced
-/// by a marker, if the policy refuses the text.
-fn checked_parse(
-    body: &[u8],
-    policy: &dyn Policy,
+/// Puts a server message for the client in `out`; a marker's syntax error becomes its
+/// refusal.
+fn to_client(
+    message: &wire::Message,
+    out: &mut Vec<u8>,
     pending: &Mutex<Pending>,
-) -> io::Result<Option<Vec<u8>>> {
-    // Text that is not UTF-8 is not judged: the server answers it as it came.
-    let Ok((name, rest)) = wire::cstr(body) else {
-        return Ok(None);
+) -> io::Result<()> {
+    let refusal = if message.tag == b'E' {
+        error_message(&message.body).and_then(|m| lock(pending).take_named_in(m))
+    } else {
+        None
     };
-    let Ok((sql, parameter_types)) = wire::cstr(rest) else {
-        return Ok(None);
-    };
-    Ok(policy.check(sql).map(|refusal| {
-        let marker = lock(pending).add(refusal);
-        let mut body = Vec::with_capacity(name.len() + marker.len() + parameter_types.len() + 2);
-        body.extend_from_slice(name.as_bytes());
-        body.push(0);
-        body.extend_from_slice(marker.as_bytes());
-        body.push(0);
-        body.extend_from_slice(parameter_types);
-        body
-    }))
-}
-
-/// Server messages to the client, with a marker's syntax error replaced by its refusal.
-async fn server_to_client<R, W>(
-    mut from: BufReader<R>,
-    mut to: W,
-    pending: &Mutex<Pending>,
-) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut out = Vec::new();
-    while let Some(message) = wire::read_message(&mut from, MAX_MESSAGE).await? {
-        out.clear();
-        let refusal = if message.tag == b'E' {
-            error_message(&message.body).and_then(|m| lock(pending).take_named_in(m))
-        } else {
-            None
-        };
-        match refusal {
-            Some(refusal) => out.extend_from_slice(&wire::error_response(
+    match refusal {
+        Some(refusal) => {
+            out.extend_from_slice(&wire::error_response(
                 "ERROR",
                 refusal.code,
                 &refusal.message,
                 None,
-            )),
-            None => wire::put_message(&mut out, message.tag, &message.body),
+            ));
         }
-        to.write_all(&out).await?;
-        if from.buffer().is_empty() {
-            to.flush().await?;
-        }
+        None => wire::put_message(out, message.tag, &message.body),
     }
-    to.shutdown().await
+    Ok(())
 }
 
 /// The message field (`M`) of an `ErrorResponse` body.
@@ -286,6 +273,31 @@ mod tests {
         }
         assert_eq!(pending.refusals.len(), MAX_PENDING);
         assert_eq!(pending.take_named_in(&first), None);
+    }
+
+    /// Refuses every text containing `TRUNCATE`.
+    struct NoTruncate;
+
+    impl Policy for NoTruncate {
+        fn check(&self, sql: &str) -> Option<Refusal> {
+            sql.contains("TRUNCATE").then(|| refusal(9))
+        }
+    }
+
+    #[test]
+    fn only_the_query_text_of_a_refused_message_is_replaced() {
+        let pending = Mutex::new(Pending::default());
+        assert_eq!(checked(b"SELECT 1\0", 0, &NoTruncate, &pending), None);
+        let query = checked(b"TRUNCATE t\0", 0, &NoTruncate, &pending).expect("refused");
+        assert_eq!(query, b"__dsql_refused_1__\0".to_vec());
+        let parse = b"stmt\0TRUNCATE t\0\0\x01\0\0\0\x17";
+        let replaced = checked(parse, 1, &NoTruncate, &pending).expect("refused");
+        assert_eq!(
+            replaced,
+            b"stmt\0__dsql_refused_2__\0\0\x01\0\0\0\x17".to_vec()
+        );
+        assert_eq!(checked(b"\xff\0", 0, &NoTruncate, &pending), None);
+        assert_eq!(checked(b"no terminator", 1, &NoTruncate, &pending), None);
     }
 
     #[test]
