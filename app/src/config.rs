@@ -276,6 +276,12 @@ impl Config {
         }
     }
 
+    /// The schema every new connection puts on `search_path`: none for `admin` (`public` is
+    /// already there), [`schema`](Self::schema) for anyone else.
+    pub fn search_path(&self) -> Option<&'static str> {
+        (!self.is_admin()).then(|| self.schema())
+    }
+
     /// Whether the user is DSQL's administrator `admin` (exactly; role names are
     /// case-sensitive). Decides the token's IAM action and the schema.
     pub fn is_admin(&self) -> bool {

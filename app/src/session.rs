@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::config::{Config, Target};
 use crate::dsql::endpoint::Endpoint;
@@ -90,7 +89,7 @@ impl Session {
                     options.get_host(),
                     options.get_port()
                 );
-                let schema = (!config.is_admin()).then(|| config.schema());
+                let schema = config.search_path();
                 let pool = RefreshingPool::without_refresh(options, schema, &config.pool).await?;
                 Ok(Self {
                     pool,
@@ -145,7 +144,7 @@ impl Session {
                 let options = server.connect_options(DATABASE, &credentials);
                 let source = CountingSource::new(StaticPassword(credentials.password));
                 let tokens_issued = source.issued();
-                let schema = (!config.is_admin()).then(|| config.schema());
+                let schema = config.search_path();
                 let policy = RefreshPolicy::default();
                 let pool =
                     RefreshingPool::connect(options, schema, &config.pool, source, policy).await?;
@@ -176,17 +175,9 @@ impl Session {
         description: String,
         local: Option<Local>,
     ) -> Result<Self> {
-        let schema = (!config.is_admin()).then(|| config.schema());
-        let mut options = PgConnectOptions::new_without_pgpass()
-            .host(endpoint.host())
-            .port(port)
-            .username(&config.user)
-            .database(DATABASE)
-            .ssl_mode(PgSslMode::VerifyFull)
-            .application_name("seaorm-dsql-clinic");
-        if let Some(root) = root_cert {
-            options = options.ssl_root_cert(root);
-        }
+        let schema = config.search_path();
+        let options =
+            crate::dsql::connect_options(endpoint, port, &config.user, root_cert.as_deref());
         let source = CountingSource::new(source);
         let tokens_issued = source.issued();
         let pool = RefreshingPool::connect(

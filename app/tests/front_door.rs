@@ -10,13 +10,12 @@ use std::time::Duration;
 use app::config::PoolSettings;
 use app::dsql::endpoint::Endpoint;
 use app::dsql::pool::{RefreshPolicy, RefreshingPool};
-use app::dsql::token::{IamTokenSource, TokenSource};
+use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
 use app::local::front_door::FrontDoor;
 use app::local::front_door::iam::TokenVerifier;
 use app::local::front_door::relay::AllowAll;
 use app::local::front_door::tls::LocalCa;
 use app::secret::Secret;
-use aws_config::{BehaviorVersion, Region};
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{Connection, PgConnection};
 
@@ -56,34 +55,27 @@ async fn door() -> Door {
     }
 }
 
+/// The stand-in's endpoint: `localhost` in [`REGION`].
+fn endpoint() -> Endpoint {
+    Endpoint::parse(HOST, Some(REGION)).expect("the endpoint")
+}
+
 impl Door {
-    /// How the app connects to DSQL, pointed at the front door.
+    /// How the app connects to DSQL (its own options), pointed at the front door.
     fn options(&self, database: &str, user: &str) -> PgConnectOptions {
-        PgConnectOptions::new_without_pgpass()
-            .host(HOST)
-            .port(self.door.port())
-            .username(user)
-            .database(database)
-            .ssl_mode(PgSslMode::VerifyFull)
-            .ssl_root_cert(self.ca_file.path())
+        app::dsql::connect_options(
+            &endpoint(),
+            self.door.port(),
+            user,
+            Some(self.ca_file.path()),
+        )
+        .database(database)
     }
 
     /// The app's own IAM token source, with the stand-in's key (or `secret` instead).
     async fn tokens(&self, user: &str, secret: &Secret, lifetime: Duration) -> IamTokenSource {
-        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-            .empty_test_environment()
-            .region(Region::new(REGION))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                ACCESS_KEY,
-                secret.expose(),
-                None,
-                None,
-                "test",
-            ))
-            .load()
-            .await;
-        let endpoint = Endpoint::parse(HOST, Some(REGION)).expect("the endpoint");
-        IamTokenSource::with_sdk_config(&endpoint, user, lifetime, sdk_config)
+        let sdk_config = fixed_credentials(REGION, ACCESS_KEY, secret.expose(), None).await;
+        IamTokenSource::with_sdk_config(&endpoint(), user, lifetime, sdk_config)
             .expect("a token source")
     }
 

@@ -8,10 +8,9 @@ use std::time::Duration;
 use app::config::PoolSettings;
 use app::dsql::endpoint::Endpoint;
 use app::dsql::pool::{RefreshPolicy, RefreshingPool};
-use app::dsql::token::{IamTokenSource, Token, TokenSource};
+use app::dsql::token::{IamTokenSource, Token, TokenSource, fixed_credentials};
 use app::local::Credentials;
 use app::secret::Secret;
-use aws_config::{BehaviorVersion, Region};
 use common::{admin_db, database_with_user, fresh_database, server};
 use migration::{Migrator, MigratorTrait};
 use tracing_subscriber::layer::SubscriberExt;
@@ -120,18 +119,13 @@ impl TokenSource for IamTokensAsPasswords {
 async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes() {
     let captured = captured();
     let (database, user) = database_with_user("iam_tokens_in_logs").await;
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-        .empty_test_environment()
-        .region(Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "AKIDLOCALTEST",
-            SECRET_ACCESS_KEY,
-            Some("fake-session-token".to_owned()),
-            None,
-            "test",
-        ))
-        .load()
-        .await;
+    let sdk_config = fixed_credentials(
+        "us-east-1",
+        "AKIDLOCALTEST",
+        SECRET_ACCESS_KEY,
+        Some("fake-session-token"),
+    )
+    .await;
     let endpoint =
         Endpoint::parse("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", None).expect("host");
     let signer =

@@ -10,14 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
-
 use super::{BenchOptions, Ctx, Line, Measure, Sample};
 use crate::config::{ADMIN_USER, DEFAULT_TOKEN_LIFETIME};
 use crate::dsql::endpoint::Endpoint;
 use crate::dsql::pool::RefreshPolicy;
-use crate::dsql::token::{IamTokenSource, TokenSource};
+use crate::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
 use crate::error::Result;
 
 /// A cluster host name for the offline signing; nothing connects to it.
@@ -32,18 +29,7 @@ pub(super) async fn run(
     started: Instant,
     clinic_tokens: Option<u64>,
 ) -> Result<Vec<Line>> {
-    let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-        .empty_test_environment()
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDEXAMPLE",
-            "fake-secret",
-            None,
-            None,
-            "bench",
-        ))
-        .load()
-        .await;
+    let sdk_config = fixed_credentials("us-east-1", "AKIDEXAMPLE", "fake-secret", None).await;
     let endpoint = Endpoint::parse(HOST, None)?;
     let source =
         IamTokenSource::with_sdk_config(&endpoint, ADMIN_USER, DEFAULT_TOKEN_LIFETIME, sdk_config)?;

@@ -294,6 +294,29 @@ impl TokenSource for IamTokenSource {
     }
 }
 
+/// An AWS configuration that signs with fixed credentials in `region` and reads nothing from
+/// the host (no environment variables, profiles or instance metadata): what the local
+/// stand-in, the benchmark and tests sign tokens with. Uses the system clock.
+pub async fn fixed_credentials(
+    region: &str,
+    access_key_id: &str,
+    secret_access_key: &str,
+    session_token: Option<&str>,
+) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .empty_test_environment()
+        .region(Region::new(region.to_owned()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token.map(str::to_owned),
+            None,
+            "fixed",
+        ))
+        .load()
+        .await
+}
+
 /// One IAM token for `config`'s DSQL cluster and user, from the default AWS credential chain.
 /// This is what the `app token` command prints; nothing else shows a token.
 ///

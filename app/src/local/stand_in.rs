@@ -5,8 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::Credentials;
+use aws_config::SdkConfig;
 use tracing::info;
 
 use super::front_door::FrontDoor;
@@ -15,6 +14,7 @@ use super::front_door::relay::AllowAll;
 use super::front_door::tls::LocalCa;
 use super::{LocalServer, write_private_file};
 use crate::dsql::endpoint::Endpoint;
+use crate::dsql::token::fixed_credentials;
 use crate::error::Result;
 use crate::secret::Secret;
 
@@ -106,18 +106,13 @@ impl StandIn {
     /// [`REGION`], reading nothing from the environment: what the app's token source signs
     /// with.
     pub async fn sdk_config(&self) -> SdkConfig {
-        aws_config::defaults(BehaviorVersion::latest())
-            .empty_test_environment()
-            .region(Region::new(REGION))
-            .credentials_provider(Credentials::new(
-                &self.access_key_id,
-                self.secret_access_key.expose(),
-                None,
-                None,
-                "dsql-local-stand-in",
-            ))
-            .load()
-            .await
+        fixed_credentials(
+            REGION,
+            &self.access_key_id,
+            self.secret_access_key.expose(),
+            None,
+        )
+        .await
     }
 
     /// Writes the access key as profile [`PROFILE`] of an AWS shared credentials file

@@ -474,8 +474,7 @@ mod tests {
 
     use std::time::Duration;
 
-    use aws_config::{BehaviorVersion, Region};
-    use aws_credential_types::Credentials;
+    use aws_config::Region;
     use aws_sdk_dsql::auth_token::{AuthTokenGenerator, Config};
     use proptest::prelude::*;
 
@@ -546,19 +545,13 @@ mod tests {
     impl Mint {
         /// A real token from aws-sdk-dsql's `AuthTokenGenerator`, signed now (system clock).
         async fn token(self) -> String {
-            let credentials = Credentials::new(
+            let sdk_config = crate::dsql::token::fixed_credentials(
+                self.region,
                 self.akid,
                 self.secret,
-                self.session_token.map(str::to_owned),
-                None,
-                "test",
-            );
-            let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-                .empty_test_environment()
-                .region(Region::new(self.region))
-                .credentials_provider(credentials)
-                .load()
-                .await;
+                self.session_token,
+            )
+            .await;
             let generator = AuthTokenGenerator::new(
                 Config::builder()
                     .hostname(self.host)
