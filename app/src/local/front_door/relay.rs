@@ -9,9 +9,9 @@
 //! client, only `ErrorResponse` (`E`) is looked at: the one naming a marker is replaced by
 //! DSQL's SQLSTATE and message.
 //!
-//! Messages are read whole into a buffer that is reused, and written to a buffered writer
-//! that is flushed whenever no further input is already waiting, so a pipelined batch goes out
-//! in one write.
+//! Messages are read whole into one buffer per direction, reused for every message, and
+//! written as they came (a replaced one is built anew) to a buffered writer that is flushed
+//! whenever no further input is already waiting, so a pipelined batch goes out in one write.
 
 use std::collections::HashMap;
 use std::io;
@@ -104,12 +104,12 @@ where
     let upstream = pump(
         BufReader::new(client_in),
         BufWriter::new(server_out),
-        |message, out| to_server(message, out, policy, &pending),
+        |tag, body| to_server(tag, body, policy, &pending),
     );
     let downstream = pump(
         BufReader::new(server_in),
         BufWriter::new(client_out),
-        |message, out| to_client(message, out, &pending),
+        |tag, body| to_client(tag, body, &pending),
     );
     tokio::pin!(upstream, downstream);
     tokio::select! {
@@ -127,44 +127,43 @@ where
     }
 }
 
-/// Puts a client message for the server in `out`, its query text replaced by a marker if the
-/// policy refuses it.
+/// A client message for the server in place of the one with `tag` and `body`, when the policy
+/// refuses its query text: the same message with a marker instead of the text.
 fn to_server(
-    message: &wire::Message,
-    out: &mut Vec<u8>,
+    tag: u8,
+    body: &[u8],
     policy: &dyn Policy,
     pending: &Mutex<Pending>,
-) -> io::Result<()> {
-    let replaced = match message.tag {
-        b'Q' => checked(&message.body, 0, policy, pending),
-        b'P' => checked(&message.body, 1, policy, pending),
-        _ => None,
+) -> Option<Vec<u8>> {
+    let skip = match tag {
+        b'Q' => 0,
+        b'P' => 1,
+        _ => return None,
     };
-    wire::put_message(
-        out,
-        message.tag,
-        replaced.as_deref().unwrap_or(&message.body),
-    );
-    Ok(())
+    let replaced = checked(body, skip, policy, pending)?;
+    let mut frame = Vec::with_capacity(replaced.len() + 5);
+    wire::put_message(&mut frame, tag, &replaced);
+    Some(frame)
 }
 
-/// Copies messages from `from` to `to` until `from` ends, each written as `write` puts it in
-/// the output buffer; flushes whenever no further input is already buffered, and shuts `to`
-/// down at the end.
+/// Copies messages from `from` to `to` until `from` ends: each as it came, or what `replace`
+/// answers instead for its tag and body. One buffer serves every message; output is flushed
+/// whenever no further input is already buffered, and `to` is shut down at the end.
 async fn pump<R, W>(
     mut from: BufReader<R>,
     mut to: W,
-    mut write: impl FnMut(&wire::Message, &mut Vec<u8>) -> io::Result<()>,
+    mut replace: impl FnMut(u8, &[u8]) -> Option<Vec<u8>>,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut out = Vec::new();
-    while let Some(message) = wire::read_message(&mut from, MAX_MESSAGE).await? {
-        out.clear();
-        write(&message, &mut out)?;
-        to.write_all(&out).await?;
+    let mut frame = Vec::new();
+    while wire::read_frame(&mut from, MAX_MESSAGE, &mut frame).await? {
+        match replace(frame[0], &frame[5..]) {
+            Some(replacement) => to.write_all(&replacement).await?,
+            None => to.write_all(&frame).await?,
+        }
         if from.buffer().is_empty() {
             to.flush().await?;
         }
@@ -197,30 +196,19 @@ fn checked(
     Some(replaced)
 }
 
-/// Puts a server message for the client in `out`; a marker's syntax error becomes its
-/// refusal.
-fn to_client(
-    message: &wire::Message,
-    out: &mut Vec<u8>,
-    pending: &Mutex<Pending>,
-) -> io::Result<()> {
-    let refusal = if message.tag == b'E' {
-        error_message(&message.body).and_then(|m| lock(pending).take_named_in(m))
-    } else {
-        None
-    };
-    match refusal {
-        Some(refusal) => {
-            out.extend_from_slice(&wire::error_response(
-                "ERROR",
-                refusal.code,
-                &refusal.message,
-                None,
-            ));
-        }
-        None => wire::put_message(out, message.tag, &message.body),
+/// A server message for the client in place of the one with `tag` and `body`, when it is the
+/// syntax error of a marker: the marker's refusal.
+fn to_client(tag: u8, body: &[u8], pending: &Mutex<Pending>) -> Option<Vec<u8>> {
+    if tag != b'E' {
+        return None;
     }
-    Ok(())
+    let refusal = error_message(body).and_then(|m| lock(pending).take_named_in(m))?;
+    Some(wire::error_response(
+        "ERROR",
+        refusal.code,
+        &refusal.message,
+        None,
+    ))
 }
 
 /// The message field (`M`) of an `ErrorResponse` body.

@@ -140,21 +140,44 @@ pub async fn read_message<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_body: usize,
 ) -> io::Result<Option<Message>> {
+    let mut frame = Vec::new();
+    if !read_frame(reader, max_body, &mut frame).await? {
+        return Ok(None);
+    }
+    let body = frame.split_off(5);
+    Ok(Some(Message {
+        tag: frame[0],
+        body,
+    }))
+}
+
+/// Reads one tagged message as it came (tag, length, body) into `frame`, replacing what it
+/// held and reusing its capacity; `false` at a clean end of stream before the tag. The same
+/// limits and errors as [`read_message`]. `frame[0]` is the tag and `frame[5..]` the body.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_body: usize,
+    frame: &mut Vec<u8>,
+) -> io::Result<bool> {
     let tag = match reader.read_u8().await {
         Ok(tag) => tag,
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
         Err(error) => return Err(error),
     };
-    let len = usize::try_from(reader.read_u32().await?).unwrap_or(usize::MAX);
-    if len < 4 || len - 4 > max_body {
+    let len = reader.read_u32().await?;
+    let body_len = usize::try_from(len).unwrap_or(usize::MAX).wrapping_sub(4);
+    if len < 4 || body_len > max_body {
         return Err(invalid(format!(
             "message {:?} of {len} bytes",
             char::from(tag)
         )));
     }
-    let mut body = vec![0; len - 4];
-    reader.read_exact(&mut body).await?;
-    Ok(Some(Message { tag, body }))
+    frame.clear();
+    frame.push(tag);
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.resize(5 + body_len, 0);
+    reader.read_exact(&mut frame[5..]).await?;
+    Ok(true)
 }
 
 /// Appends a tagged message with `body` to `out`.
