@@ -8,89 +8,15 @@ mod common;
 use std::time::Duration;
 
 use app::config::PoolSettings;
-use app::dsql::endpoint::Endpoint;
 use app::dsql::pool::{RefreshPolicy, RefreshingPool};
-use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
-use app::local::front_door::FrontDoor;
-use app::local::front_door::iam::TokenVerifier;
-use app::local::front_door::relay::AllowAll;
+use app::dsql::token::TokenSource;
 use app::local::front_door::tls::LocalCa;
 use app::secret::Secret;
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::postgres::PgSslMode;
 use sqlx::{Connection, PgConnection};
 
+use common::door::{HOST, door};
 use common::{database_error, database_with_user, server};
-
-/// The stand-in's endpoint name: it must resolve, and the certificate names it.
-const HOST: &str = "localhost";
-const REGION: &str = "us-east-1";
-const ACCESS_KEY: &str = "AKIDLOCALSTANDIN01";
-
-/// A front door before the binary's shared server, knowing one access key; its CA file.
-struct Door {
-    door: FrontDoor,
-    ca_file: tempfile::NamedTempFile,
-    secret: Secret,
-}
-
-async fn door() -> Door {
-    let server = server().await;
-    let ca = LocalCa::generate(&[HOST, "127.0.0.1", "::1"]).expect("a CA");
-    let ca_file = tempfile::NamedTempFile::new().expect("a CA file");
-    ca.write_ca(ca_file.path()).expect("write the CA");
-    let secret = Secret::random();
-    let verifier = TokenVerifier::new(HOST, REGION, [(ACCESS_KEY.to_owned(), secret.clone())]);
-    let door = FrontDoor::start(
-        server.socket_path(),
-        ca.server_config().expect("a TLS configuration"),
-        verifier,
-        AllowAll,
-    )
-    .await
-    .expect("start the front door");
-    Door {
-        door,
-        ca_file,
-        secret,
-    }
-}
-
-/// The stand-in's endpoint: `localhost` in [`REGION`].
-fn endpoint() -> Endpoint {
-    Endpoint::parse(HOST, Some(REGION)).expect("the endpoint")
-}
-
-impl Door {
-    /// How the app connects to DSQL (its own options), pointed at the front door.
-    fn options(&self, database: &str, user: &str) -> PgConnectOptions {
-        app::dsql::connect_options(
-            &endpoint(),
-            self.door.port(),
-            user,
-            Some(self.ca_file.path()),
-        )
-        .database(database)
-    }
-
-    /// The app's own IAM token source, with the stand-in's key (or `secret` instead).
-    async fn tokens(&self, user: &str, secret: &Secret, lifetime: Duration) -> IamTokenSource {
-        let sdk_config = fixed_credentials(REGION, ACCESS_KEY, secret.expose(), None).await;
-        IamTokenSource::with_sdk_config(&endpoint(), user, lifetime, sdk_config)
-            .expect("a token source")
-    }
-
-    /// One connection with a token from `source`.
-    async fn connect(
-        &self,
-        database: &str,
-        user: &str,
-        source: &IamTokenSource,
-    ) -> Result<PgConnection, sqlx::Error> {
-        let token = source.token().await.expect("a token");
-        PgConnection::connect_with(&self.options(database, user).password(token.secret.expose()))
-            .await
-    }
-}
 
 /// Sessions ever established to `database`, from the server's statistics, read on `conn`
 /// (whose own session is counted once, at its start).

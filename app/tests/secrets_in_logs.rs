@@ -3,15 +3,20 @@
 mod common;
 
 use std::sync::{Arc, Mutex, OnceLock};
+#[cfg(feature = "front-door")]
 use std::time::Duration;
 
+#[cfg(feature = "front-door")]
 use app::config::PoolSettings;
-use app::dsql::endpoint::Endpoint;
+#[cfg(feature = "front-door")]
 use app::dsql::pool::{RefreshPolicy, RefreshingPool};
-use app::dsql::token::{IamTokenSource, Token, TokenSource, fixed_credentials};
-use app::local::Credentials;
+#[cfg(feature = "front-door")]
+use app::dsql::token::{IamTokenSource, Token, TokenSource};
+#[cfg(feature = "front-door")]
 use app::secret::Secret;
-use common::{admin_db, database_with_user, fresh_database, server};
+#[cfg(feature = "front-door")]
+use common::database_with_user;
+use common::{admin_db, fresh_database, server};
 use migration::{Migrator, MigratorTrait};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -83,30 +88,21 @@ async fn no_password_appears_in_any_log_line_of_a_run() {
     }
 }
 
-/// The secret access key of the fake AWS credentials below.
-const SECRET_ACCESS_KEY: &str = "fake/secret+access-key";
+/// The session token of the fake AWS credentials below.
+#[cfg(feature = "front-door")]
+const SESSION_TOKEN: &str = "fake-session-token";
 
-/// Real DSQL IAM tokens (signed offline with fake credentials, valid 2 s), each made the role's
-/// password on the local server before it is handed out, so the pool logs in with real tokens
-/// and refreshes them as it would on DSQL. Keeps every token it issued.
-struct IamTokensAsPasswords {
+/// The app's IAM token source, keeping every token it issued.
+#[cfg(feature = "front-door")]
+struct Recorded {
     signer: IamTokenSource,
-    database: String,
-    role: String,
     issued: Arc<Mutex<Vec<Secret>>>,
 }
 
-impl TokenSource for IamTokensAsPasswords {
+#[cfg(feature = "front-door")]
+impl TokenSource for Recorded {
     async fn token(&self) -> app::Result<Token> {
         let token = self.signer.token().await?;
-        let credentials = Credentials {
-            user: self.role.clone(),
-            password: token.secret.clone(),
-        };
-        server()
-            .await
-            .set_password(&self.database, &credentials)
-            .await?;
         self.issued
             .lock()
             .expect("issued")
@@ -115,27 +111,25 @@ impl TokenSource for IamTokensAsPasswords {
     }
 }
 
+/// Real DSQL IAM tokens (valid 2 s, signed with a session token), checked by the front door
+/// as DSQL checks them: every token the pool logs in with or refreshes to is looked for in the
+/// log, with the secret key and the session token that signed it.
+#[cfg(feature = "front-door")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes() {
     let captured = captured();
+    let door = common::door::door().await;
     let (database, user) = database_with_user("iam_tokens_in_logs").await;
-    let sdk_config = fixed_credentials(
-        "us-east-1",
-        "AKIDLOCALTEST",
-        SECRET_ACCESS_KEY,
-        Some("fake-session-token"),
+    let signer = common::door::signer(
+        &user.user,
+        &door.secret,
+        Some(SESSION_TOKEN),
+        Duration::from_secs(2),
     )
     .await;
-    let endpoint =
-        Endpoint::parse("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", None).expect("host");
-    let signer =
-        IamTokenSource::with_sdk_config(&endpoint, &user.user, Duration::from_secs(2), sdk_config)
-            .expect("a signer");
     let issued = Arc::new(Mutex::new(Vec::new()));
-    let source = IamTokensAsPasswords {
+    let source = Recorded {
         signer,
-        database: database.clone(),
-        role: user.user.clone(),
         issued: Arc::clone(&issued),
     };
     let settings = PoolSettings {
@@ -145,7 +139,7 @@ async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refre
         idle_timeout: Duration::from_secs(60),
     };
     let pool = RefreshingPool::connect(
-        server().await.connect_options(&database, &user),
+        door.options(&database, &user.user),
         Some(app::local::USER_SCHEMA),
         &settings,
         source,
@@ -167,6 +161,7 @@ async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refre
     })
     .await
     .expect("two refreshes within 60 s");
+    assert_eq!(status.failures(), 0, "every refresh succeeded");
     pool.close().await;
 
     let log = captured.text();
@@ -193,7 +188,7 @@ async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refre
             "a token's signature appears in the log"
         );
     }
-    for secret in [SECRET_ACCESS_KEY, "fake-session-token"] {
+    for secret in [door.secret.expose(), SESSION_TOKEN] {
         assert!(
             !log.contains(secret),
             "an AWS credential appears in the log"

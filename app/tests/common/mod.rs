@@ -2,6 +2,8 @@
 //! dead man's switch when the binary exits), and a fresh database per test.
 #![allow(dead_code, missing_docs)]
 
+#[cfg(feature = "front-door")]
+pub mod door;
 pub mod recordings;
 
 use std::sync::atomic::{AtomicU32, Ordering};
