@@ -17,6 +17,7 @@ use sqlx::{Connection, PgConnection};
 
 use common::door::{HOST, door};
 use common::{database_error, database_with_user, server};
+use migration::{Migrator, MigratorTrait};
 
 /// Sessions ever established to `database`, from the server's statistics, read on `conn`
 /// (whose own session is counted once, at its start).
@@ -128,6 +129,17 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
     )
     .await
     .expect("an observer");
+    // A first good login, so that the front door's one-time install of `sys` in the database
+    // (a session of its own) is done before counting.
+    let good = door
+        .tokens(&user.user, &door.secret, Duration::from_secs(900))
+        .await;
+    let conn = door
+        .connect(&database, &user.user, &good)
+        .await
+        .expect("a good login");
+    conn.close().await.expect("close");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = sessions_established(&mut observer, &database).await;
     let cases = [
         // A token signed with a secret the stand-in does not know.
@@ -186,9 +198,6 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sessions_established(&mut observer, &database).await, before);
     // The count does see a session through the front door: one good login adds one.
-    let good = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(900))
-        .await;
     let conn = door
         .connect(&database, &user.user, &good)
         .await
@@ -230,4 +239,129 @@ async fn a_connection_without_tls_or_with_another_ca_is_refused() {
         .await
         .expect_err("a certificate from an unknown CA");
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
+}
+
+#[tokio::test]
+async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_waits_for() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_async_index").await;
+    let source = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
+    let mut conn = door
+        .connect(&database, "admin", &source)
+        .await
+        .expect("admin logs in");
+    sqlx::raw_sql("CREATE TABLE pets (id uuid PRIMARY KEY, name text)")
+        .execute(&mut conn)
+        .await
+        .expect("a table");
+    // DSQL's answer to a plain index (index.json, create_index_sync).
+    let (code, message) = database_error(
+        sqlx::query("CREATE INDEX pets_name ON pets (name)")
+            .execute(&mut conn)
+            .await,
+    );
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("0A000", "unsupported mode. please use CREATE INDEX ASYNC.")
+    );
+    // Extended protocol: one `job_id` row, 26 lower-case base32 characters (index.json).
+    let job_id: String = sqlx::query_scalar("CREATE INDEX ASYNC pets_name ON pets (name)")
+        .fetch_one(&mut conn)
+        .await
+        .expect("a job id");
+    assert_eq!(job_id.len(), 26, "{job_id}");
+    assert!(
+        job_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)),
+        "{job_id}"
+    );
+    let (status, job_type, object_name): (String, String, String) =
+        sqlx::query_as("SELECT status, job_type, object_name FROM sys.jobs WHERE job_id = $1")
+            .bind(&job_id)
+            .fetch_one(&mut conn)
+            .await
+            .expect("the job in sys.jobs");
+    assert_eq!(
+        (status.as_str(), job_type.as_str(), object_name.as_str()),
+        ("completed", "INDEX_BUILD", "pets_name")
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CALL sys.wait_for_job('{job_id}')"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("wait for the job");
+    let indexes: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_indexes WHERE indexname = 'pets_name'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("count indexes");
+    assert_eq!(indexes, 1, "the index exists");
+    // Simple protocol, in a transaction, unique, with IF NOT EXISTS: a new index answers a
+    // job; the same statement again builds nothing and answers no row.
+    let unique =
+        "BEGIN; CREATE UNIQUE INDEX ASYNC IF NOT EXISTS pets_id_name ON pets (id, name); COMMIT";
+    let rows = sqlx::raw_sql(unique)
+        .fetch_all(&mut conn)
+        .await
+        .expect("a unique async index");
+    assert_eq!(rows.len(), 1, "one job row");
+    let again = sqlx::raw_sql(unique)
+        .fetch_all(&mut conn)
+        .await
+        .expect("the same again");
+    assert!(again.is_empty(), "no job when the index exists");
+    // index.json, sys_call_wait_for_job_literal.
+    let (code, message) = database_error(
+        sqlx::raw_sql("CALL sys.wait_for_job('no-such-job')")
+            .execute(&mut conn)
+            .await,
+    );
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("22P02", "Unable to convert text to UUID")
+    );
+    conn.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_migrations_build_their_indexes_the_dsql_way_through_the_front_door() {
+    let door = door().await;
+    let (database, user) = database_with_user("front_door_migrations").await;
+    let source = door
+        .tokens(&user.user, &door.secret, Duration::from_secs(900))
+        .await;
+    let pool = RefreshingPool::connect(
+        door.options(&database, &user.user),
+        Some(app::local::USER_SCHEMA),
+        &PoolSettings::default(),
+        source,
+        RefreshPolicy::default(),
+    )
+    .await
+    .expect("connect through the front door");
+    let db = pool.database();
+    Migrator::up(&db, None)
+        .await
+        .expect("migrate as an onboarded user");
+    // Every index of the migrations (five) came from CREATE INDEX ASYNC: each is a job.
+    let jobs: Vec<String> = sqlx::query_scalar(
+        "SELECT object_name FROM sys.jobs WHERE job_type = 'INDEX_BUILD' AND status = 'completed' ORDER BY object_name",
+    )
+    .fetch_all(pool.pool())
+    .await
+    .expect("read sys.jobs");
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'myschema' AND indexname NOT LIKE '%_pkey' ORDER BY 1",
+    )
+    .fetch_all(pool.pool())
+    .await
+    .expect("read the indexes");
+    assert_eq!(jobs.len(), 5, "{jobs:?}");
+    assert_eq!(jobs, indexes);
+    Migrator::down(&db, None).await.expect("and down again");
+    pool.close().await;
 }

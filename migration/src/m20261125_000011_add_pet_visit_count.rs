@@ -7,7 +7,8 @@ pub struct Migration;
 
 /// Adds `pet.visit_count` to a table that may already hold rows, the DSQL way: DSQL refuses
 /// `ADD COLUMN` with a default or a constraint (`0A000 ALTER TABLE ADD COLUMN with constraint not
-/// supported`), so the column is added bare, then its default is set, then existing rows are
+/// supported`), so the column is added bare (not even an explicit `NULL`, which PostgreSQL's grammar
+/// and so DSQL's parse as a constraint), then its default is set, then existing rows are
 /// filled in batches of at most 3,000 rows per transaction.
 ///
 /// The default is set before the backfill, not after: a row inserted between the two then gets
@@ -19,7 +20,7 @@ impl DsqlMigration for Migration {
                 Step::ddl(
                     Table::alter()
                         .table(Pet::Table)
-                        .add_column_if_not_exists(ColumnDef::new(Pet::VisitCount).integer().null()),
+                        .add_column_if_not_exists(ColumnDef::new(Pet::VisitCount).integer()),
                 ),
                 Step::ddl(
                     Table::alter()

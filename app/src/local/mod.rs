@@ -39,6 +39,32 @@ pub use process::{ServerProcess, ServerUser};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+/// A [`LocalServer`]'s Unix socket, where every role logs in without a password: what the
+/// front door connects its sessions to.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    dir: PathBuf,
+    port: u16,
+}
+
+impl Backend {
+    /// The socket file, `<dir>/.s.PGSQL.<port>`.
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.join(format!(".s.PGSQL.{}", self.port))
+    }
+
+    /// Options to log in to `database` as the server's superuser over the socket, statements
+    /// not logged.
+    pub fn superuser_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new_without_pgpass()
+            .socket(&self.dir)
+            .port(self.port)
+            .username(SUPERUSER)
+            .database(database)
+            .disable_statement_logging()
+    }
+}
+
 /// The SQL that makes a database refuse what DSQL refuses. Run by the superuser in `template1`
 /// (so every later database inherits it) and in `postgres`.
 pub const DSQL_RULES_SQL: &str = include_str!("dsql_rules.sql");
@@ -162,7 +188,15 @@ impl LocalServer {
     /// The server's Unix socket, `<dir>/.s.PGSQL.<port>`. Logins there need no password, so
     /// only the front door (and tests) connect through it.
     pub fn socket_path(&self) -> PathBuf {
-        self.dir.path().join(format!(".s.PGSQL.{}", self.port))
+        self.backend().socket_path()
+    }
+
+    /// How the front door reaches the server: its Unix socket.
+    pub fn backend(&self) -> Backend {
+        Backend {
+            dir: self.dir.path().to_path_buf(),
+            port: self.port,
+        }
     }
 
     /// The server's process id (of its latest start, if it was restarted in place).

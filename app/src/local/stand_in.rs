@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::front_door::FrontDoor;
 use super::front_door::iam::TokenVerifier;
-use super::front_door::relay::AllowAll;
+use super::front_door::policy::DsqlRules;
 use super::front_door::tls::LocalCa;
 use super::{LocalServer, write_private_file};
 use crate::dsql::endpoint::Endpoint;
@@ -65,13 +65,8 @@ impl StandIn {
             REGION,
             [(access_key_id.clone(), secret_access_key.clone())],
         );
-        let door = FrontDoor::start(
-            server.socket_path(),
-            ca.server_config()?,
-            verifier,
-            AllowAll,
-        )
-        .await?;
+        let door =
+            FrontDoor::start(server.backend(), ca.server_config()?, verifier, DsqlRules).await?;
         info!(port = door.port(), "local DSQL stand-in ready");
         Ok(Self {
             door,

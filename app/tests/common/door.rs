@@ -6,7 +6,7 @@ use app::dsql::endpoint::Endpoint;
 use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
 use app::local::front_door::FrontDoor;
 use app::local::front_door::iam::TokenVerifier;
-use app::local::front_door::relay::AllowAll;
+use app::local::front_door::policy::DsqlRules;
 use app::local::front_door::tls::LocalCa;
 use app::secret::Secret;
 use sqlx::postgres::PgConnectOptions;
@@ -34,10 +34,10 @@ pub async fn door() -> Door {
     let secret = Secret::random();
     let verifier = TokenVerifier::new(HOST, REGION, [(ACCESS_KEY.to_owned(), secret.clone())]);
     let door = FrontDoor::start(
-        server.socket_path(),
+        server.backend(),
         ca.server_config().expect("a TLS configuration"),
         verifier,
-        AllowAll,
+        DsqlRules,
     )
     .await
     .expect("start the front door");

@@ -13,18 +13,25 @@
 //!
 //! A refused login gets an `ErrorResponse` with DSQL's SQLSTATE and message, and no backend
 //! session ever exists for it.
+//!
+//! The first login to each database installs DSQL's `sys` schema there ([`DSQL_SYS_SQL`]:
+//! `sys.jobs`, `sys.wait_for_job`, and the function the `ASYNC` rewrites call), as the
+//! server's superuser, before the session is opened.
 
 pub mod iam;
+pub mod policy;
 pub mod relay;
 pub mod rules;
 pub mod tls;
 pub mod wire;
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use sqlx::Connection;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
@@ -33,6 +40,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info};
 
+use super::Backend;
 use crate::error::{Error, Result};
 use iam::TokenVerifier;
 use relay::Policy;
@@ -46,12 +54,40 @@ const ACCESS_DENIED: &str = "unable to accept connection, access denied";
 /// How long a client may take from connecting to sending its token.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// What every connection needs: where the server is, the TLS configuration and the token check.
+/// DSQL's `sys` schema, installed by the front door in each database on its first login.
+pub const DSQL_SYS_SQL: &str = include_str!("../dsql_sys.sql");
+
+/// What every connection needs: where the server is, the TLS configuration, the token check,
+/// the statement policy, and the databases that have `sys` already.
 struct Shared {
-    backend: PathBuf,
+    backend: Backend,
     tls: TlsAcceptor,
     verifier: TokenVerifier,
     policy: Box<dyn Policy>,
+    with_sys: tokio::sync::Mutex<HashSet<String>>,
+}
+
+impl Shared {
+    /// Installs [`DSQL_SYS_SQL`] in `database` unless done before. A failure (a database that
+    /// does not exist, say) is left for the client's own session to meet.
+    async fn install_sys(&self, database: &str) {
+        let mut with_sys = self.with_sys.lock().await;
+        if with_sys.contains(database) {
+            return;
+        }
+        let installed = async {
+            let options = self.backend.superuser_options(database);
+            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+            sqlx::raw_sql(DSQL_SYS_SQL).execute(&mut conn).await?;
+            conn.close().await
+        };
+        match installed.await {
+            Ok(()) => {
+                with_sys.insert(database.to_owned());
+            }
+            Err(error) => debug!(database, %error, "front door did not install sys"),
+        }
+    }
 }
 
 /// A running front door on a loopback port. Dropping it stops accepting and ends every
@@ -63,10 +99,10 @@ pub struct FrontDoor {
 
 impl FrontDoor {
     /// Listens on a free port of 127.0.0.1 and serves each connection as the module
-    /// documentation says, relaying to the PostgreSQL Unix socket at `backend` and refusing
-    /// the statements `policy` refuses ([`relay`]).
+    /// documentation says, relaying to the server's Unix socket (`backend`) with the
+    /// statements judged by `policy` ([`relay`]).
     pub async fn start(
-        backend: PathBuf,
+        backend: Backend,
         tls: Arc<rustls::ServerConfig>,
         verifier: TokenVerifier,
         policy: impl Policy,
@@ -83,6 +119,7 @@ impl FrontDoor {
             tls: TlsAcceptor::from(tls),
             verifier,
             policy: Box::new(policy),
+            with_sys: tokio::sync::Mutex::default(),
         });
         info!(port, "front door listening");
         let accept = tokio::spawn(accept_loop(listener, shared));
@@ -214,13 +251,18 @@ async fn login(
         let hint = refusal.hint.as_deref();
         return ended(refuse(&mut client, refusal.code, &refusal.message, hint)).await;
     }
+    let database = parameters
+        .iter()
+        .find(|(name, _)| name == "database")
+        .map_or(user.as_str(), |(_, database)| database.as_str());
+    shared.install_sys(database).await;
     let startup = wire::startup_message(
         parameters
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str())),
     );
     let backend = async {
-        let mut backend = UnixStream::connect(&shared.backend).await?;
+        let mut backend = UnixStream::connect(shared.backend.socket_path()).await?;
         backend.write_all(&startup).await?;
         Ok::<_, io::Error>(backend)
     };
@@ -244,8 +286,8 @@ async fn ended<T>(step: impl Future<Output = io::Result<()>>) -> io::Result<Opti
 
 /// Passes a `CancelRequest` on to the server, which matches it to its own backend keys (the
 /// relay forwards `BackendKeyData` untouched).
-async fn cancel(backend: &PathBuf, packet: &[u8]) -> io::Result<()> {
-    let mut server = UnixStream::connect(backend).await?;
+async fn cancel(backend: &Backend, packet: &[u8]) -> io::Result<()> {
+    let mut server = UnixStream::connect(backend.socket_path()).await?;
     server.write_all(packet).await?;
     server.shutdown().await
 }

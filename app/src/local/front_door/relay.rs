@@ -5,9 +5,16 @@
 //! passes as it came. A query text that the [`Policy`] refuses is replaced by a marker that is
 //! a syntax error (`__dsql_refused_<n>__`), so PostgreSQL itself fails the message: the
 //! responses stay in order, an extended-protocol batch is skipped up to its `Sync`, and a
-//! transaction is aborted (25P02 until `ROLLBACK`) exactly as for any other error. Server to
-//! client, only `ErrorResponse` (`E`) is looked at: the one naming a marker is replaced by
-//! DSQL's SQLSTATE and message.
+//! transaction is aborted (25P02 until `ROLLBACK`) exactly as for any other error. A text the
+//! policy rewrites is replaced by the rewrite, in the same message.
+//!
+//! Server to client, only `ErrorResponse` (`E`), `RowDescription` (`T`) and `CommandComplete`
+//! (`C`) are looked at. The error naming a marker is replaced by DSQL's SQLSTATE and message.
+//! A result whose only column is one of the [`JobAnswer`] columns is a rewritten `ASYNC`
+//! statement: the column is renamed `job_id` and the next command tag becomes DSQL's
+//! (`CREATE INDEX`). The tag is changed on the next `CommandComplete` after the description,
+//! which in the extended protocol may come after a `Sync` (a statement described, then
+//! executed); an error in between cancels it.
 //!
 //! Messages are read whole into one buffer per direction, reused for every message, and
 //! written as they came (a replaced one is built anew) to a buffered writer that is flushed
@@ -19,6 +26,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
+use super::rules::Refusal;
 use super::wire;
 
 /// The largest message relayed: PostgreSQL's own limit for most messages is 1 GiB; the relay
@@ -31,31 +39,56 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// (after an earlier error in the same batch) never comes back; the oldest go first.
 const MAX_PENDING: usize = 1024;
 
-/// A statement refused as DSQL refuses it.
+/// What the relay does with one query text.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    /// The SQLSTATE.
-    pub code: &'static str,
-    /// DSQL's message.
-    pub message: String,
+pub enum Verdict {
+    /// Send it to the server as it is.
+    Pass,
+    /// Refuse it with DSQL's answer; the server never runs any of it.
+    Refuse(Refusal),
+    /// Send this text instead.
+    Rewrite(String),
 }
 
-/// What DSQL would refuse that the server behind the front door cannot see.
+/// What DSQL would refuse or answer differently that the server behind the front door cannot
+/// see.
 pub trait Policy: Send + Sync + 'static {
-    /// `Some` to refuse `sql`, one query text as a client sent it (possibly several
-    /// statements); `None` to let the server run it.
-    fn check(&self, sql: &str) -> Option<Refusal>;
+    /// The verdict on `sql`, one query text as a client sent it (possibly several statements).
+    fn check(&self, sql: &str) -> Verdict;
 }
 
-/// A policy that refuses nothing.
+/// A policy that passes everything.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AllowAll;
 
 impl Policy for AllowAll {
-    fn check(&self, _sql: &str) -> Option<Refusal> {
-        None
+    fn check(&self, _sql: &str) -> Verdict {
+        Verdict::Pass
     }
 }
+
+/// How a rewritten statement gets DSQL's answer: the rewrite selects one column named
+/// `column`; the relay renames it `job_id` and gives the statement the command tag `tag`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobAnswer {
+    /// The rewrite's only result column.
+    pub column: &'static str,
+    /// The command tag the client sees.
+    pub tag: &'static str,
+}
+
+/// The answer of `CREATE [UNIQUE] INDEX ASYNC`: a `job_id` row, tag `CREATE INDEX`.
+pub const INDEX_JOB: JobAnswer = JobAnswer {
+    column: "__dsql_job_index__",
+    tag: "CREATE INDEX",
+};
+/// The answer of `ALTER TABLE ASYNC … VALIDATE CONSTRAINT`: a `job_id` row, tag `ALTER TABLE`.
+pub const VALIDATE_JOB: JobAnswer = JobAnswer {
+    column: "__dsql_job_validate__",
+    tag: "ALTER TABLE",
+};
+/// The column name the client sees for a job.
+const JOB_ID: &str = "job_id";
 
 /// Markers sent to the server, and the refusal each stands for.
 #[derive(Default)]
@@ -106,10 +139,11 @@ where
         BufWriter::new(server_out),
         |tag, body| to_server(tag, body, policy, &pending),
     );
+    let mut job_tag = None;
     let downstream = pump(
         BufReader::new(server_in),
         BufWriter::new(client_out),
-        |tag, body| to_client(tag, body, &pending),
+        |tag, body| to_client(tag, body, &pending, &mut job_tag),
     );
     tokio::pin!(upstream, downstream);
     tokio::select! {
@@ -128,7 +162,8 @@ where
 }
 
 /// A client message for the server in place of the one with `tag` and `body`, when the policy
-/// refuses its query text: the same message with a marker instead of the text.
+/// refuses or rewrites its query text: the same message with a marker or the rewrite instead
+/// of the text.
 fn to_server(
     tag: u8,
     body: &[u8],
@@ -172,9 +207,9 @@ where
 }
 
 /// The body of a `Query` (the text) or a `Parse` (statement name, text, parameter types)
-/// with its query text replaced by a marker, if the policy refuses the text. The text comes
-/// after `skip` NUL-terminated strings: 0 for `Query`, 1 for `Parse`. Text that is not UTF-8
-/// is not judged: the server answers it as it came.
+/// with its query text replaced by a marker, if the policy refuses the text, or by the
+/// policy's rewrite. The text comes after `skip` NUL-terminated strings: 0 for `Query`, 1 for
+/// `Parse`. Text that is not UTF-8 is not judged: the server answers it as it came.
 fn checked(
     body: &[u8],
     skip: usize,
@@ -186,29 +221,75 @@ fn checked(
         start += body.get(start..)?.iter().position(|&b| b == 0)? + 1;
     }
     let (sql, rest) = wire::cstr(body.get(start..)?).ok()?;
-    let refusal = policy.check(sql)?;
-    let marker = lock(pending).add(refusal);
-    let mut replaced = Vec::with_capacity(start + marker.len() + 1 + rest.len());
+    let text = match policy.check(sql) {
+        Verdict::Pass => return None,
+        Verdict::Refuse(refusal) => lock(pending).add(refusal),
+        Verdict::Rewrite(text) => text,
+    };
+    let mut replaced = Vec::with_capacity(start + text.len() + 1 + rest.len());
     replaced.extend_from_slice(&body[..start]);
-    replaced.extend_from_slice(marker.as_bytes());
+    replaced.extend_from_slice(text.as_bytes());
     replaced.push(0);
     replaced.extend_from_slice(rest);
     Some(replaced)
 }
 
-/// A server message for the client in place of the one with `tag` and `body`, when it is the
-/// syntax error of a marker: the marker's refusal.
-fn to_client(tag: u8, body: &[u8], pending: &Mutex<Pending>) -> Option<Vec<u8>> {
-    if tag != b'E' {
+/// A server message for the client in place of the one with `tag` and `body`: a marker's
+/// syntax error becomes its refusal; a job's description and command tag become DSQL's.
+/// `job_tag` holds the tag for the next `CommandComplete` after a job's description.
+fn to_client(
+    tag: u8,
+    body: &[u8],
+    pending: &Mutex<Pending>,
+    job_tag: &mut Option<&'static str>,
+) -> Option<Vec<u8>> {
+    match tag {
+        b'E' => {
+            *job_tag = None;
+            let refusal = error_message(body).and_then(|m| lock(pending).take_named_in(m))?;
+            Some(wire::error_response(
+                "ERROR",
+                refusal.code,
+                &refusal.message,
+                None,
+            ))
+        }
+        b'T' => {
+            let (answer, rest) = job_description(body)?;
+            *job_tag = Some(answer.tag);
+            let mut renamed = Vec::with_capacity(2 + JOB_ID.len() + 1 + rest.len());
+            renamed.extend_from_slice(&1_u16.to_be_bytes());
+            renamed.extend_from_slice(JOB_ID.as_bytes());
+            renamed.push(0);
+            renamed.extend_from_slice(rest);
+            let mut frame = Vec::with_capacity(renamed.len() + 5);
+            wire::put_message(&mut frame, b'T', &renamed);
+            Some(frame)
+        }
+        b'C' => {
+            let tag = job_tag.take()?;
+            let mut frame = Vec::with_capacity(tag.len() + 6);
+            let mut body = tag.as_bytes().to_vec();
+            body.push(0);
+            wire::put_message(&mut frame, b'C', &body);
+            Some(frame)
+        }
+        _ => None,
+    }
+}
+
+/// For a `RowDescription` of one column named like a [`JobAnswer`] column: that answer, and
+/// the field's bytes after its name.
+fn job_description(body: &[u8]) -> Option<(JobAnswer, &[u8])> {
+    let (count, fields) = body.split_first_chunk::<2>()?;
+    if u16::from_be_bytes(*count) != 1 {
         return None;
     }
-    let refusal = error_message(body).and_then(|m| lock(pending).take_named_in(m))?;
-    Some(wire::error_response(
-        "ERROR",
-        refusal.code,
-        &refusal.message,
-        None,
-    ))
+    let (name, rest) = wire::cstr(fields).ok()?;
+    [INDEX_JOB, VALIDATE_JOB]
+        .into_iter()
+        .find(|answer| answer.column == name)
+        .map(|answer| (answer, rest))
 }
 
 /// The message field (`M`) of an `ErrorResponse` body.
@@ -267,8 +348,14 @@ mod tests {
     struct NoTruncate;
 
     impl Policy for NoTruncate {
-        fn check(&self, sql: &str) -> Option<Refusal> {
-            sql.contains("TRUNCATE").then(|| refusal(9))
+        fn check(&self, sql: &str) -> Verdict {
+            if sql.contains("TRUNCATE") {
+                Verdict::Refuse(refusal(9))
+            } else if sql.contains("ASYNC") {
+                Verdict::Rewrite("SELECT 'job'".to_owned())
+            } else {
+                Verdict::Pass
+            }
         }
     }
 
@@ -284,8 +371,45 @@ mod tests {
             replaced,
             b"stmt\0__dsql_refused_2__\0\0\x01\0\0\0\x17".to_vec()
         );
+        let rewritten = checked(b"s\0CREATE INDEX ASYNC\0\0\0", 1, &NoTruncate, &pending);
+        assert_eq!(rewritten, Some(b"s\0SELECT 'job'\0\0\0".to_vec()));
         assert_eq!(checked(b"\xff\0", 0, &NoTruncate, &pending), None);
         assert_eq!(checked(b"no terminator", 1, &NoTruncate, &pending), None);
+    }
+
+    /// A `RowDescription` of one text column named `name`.
+    fn description(name: &str) -> Vec<u8> {
+        let mut body = 1_u16.to_be_bytes().to_vec();
+        body.extend_from_slice(name.as_bytes());
+        body.push(0);
+        body.extend_from_slice(&[
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 255, 255, 255, 255, 255, 255, 0, 0,
+        ]);
+        body
+    }
+
+    #[test]
+    fn a_jobs_description_and_its_next_command_tag_become_dsqls() {
+        let pending = Mutex::new(Pending::default());
+        let mut job_tag = None;
+        let plain = description("id");
+        assert_eq!(to_client(b'T', &plain, &pending, &mut job_tag), None);
+        assert_eq!(to_client(b'C', b"SELECT 1\0", &pending, &mut job_tag), None);
+        let job = description(INDEX_JOB.column);
+        let renamed = to_client(b'T', &job, &pending, &mut job_tag).expect("renamed");
+        let mut expected = Vec::new();
+        wire::put_message(&mut expected, b'T', &description("job_id"));
+        assert_eq!(renamed, expected);
+        let tag = to_client(b'C', b"SELECT 1\0", &pending, &mut job_tag).expect("retagged");
+        let mut expected = Vec::new();
+        wire::put_message(&mut expected, b'C', b"CREATE INDEX\0");
+        assert_eq!(tag, expected);
+        // Only the next tag; and an error in between cancels it.
+        assert_eq!(to_client(b'C', b"SELECT 1\0", &pending, &mut job_tag), None);
+        to_client(b'T', &job, &pending, &mut job_tag).expect("renamed");
+        let error = wire::error_response("ERROR", "23505", "duplicate", None);
+        assert_eq!(to_client(b'E', &error[5..], &pending, &mut job_tag), None);
+        assert_eq!(to_client(b'C', b"SELECT 0\0", &pending, &mut job_tag), None);
     }
 
     #[test]

@@ -1,0 +1,107 @@
+-- dsql_sys.sql: Aurora DSQL's `sys` schema for asynchronous jobs, as the front door offers it.
+--
+-- Run by the superuser in each database the first time a client logs in to it through the front
+-- door (a database reached only directly, by tests of the bare server, never gets it: the
+-- migrations take `sys.jobs` as the sign of DSQL and then write `CREATE INDEX ASYNC`, which
+-- only the front door understands). Running it again is harmless.
+--
+-- What DSQL has, and the stand-in too:
+--   * sys.jobs: one row per job, DSQL's nine columns; readable by everyone.
+--   * CALL sys.wait_for_job('<job id>'): a procedure; a job id that is not 26 base32 characters
+--     gets DSQL's 22P02 "Unable to convert text to UUID". It answers whether the job completed.
+-- What the front door calls in place of `CREATE [UNIQUE] INDEX ASYNC …` and
+-- `ALTER TABLE ASYNC … VALIDATE CONSTRAINT …`:
+--   * dsql_local.start_job(job_type, statement): runs the statement without ASYNC, as the
+--     caller, records a completed job and returns its id; no row if the statement built nothing
+--     (`IF NOT EXISTS` found the index). The work is done before the call returns, so every job
+--     is `completed` when first seen, and a build that fails (a unique index over duplicates)
+--     fails the statement itself, where DSQL would fail the job later.
+
+CREATE SCHEMA IF NOT EXISTS sys AUTHORIZATION postgres;
+REVOKE ALL ON SCHEMA sys FROM PUBLIC;
+GRANT USAGE ON SCHEMA sys TO PUBLIC;
+
+CREATE TABLE IF NOT EXISTS sys.jobs (
+  job_id text PRIMARY KEY,
+  status text NOT NULL,
+  details text,
+  job_type text NOT NULL,
+  class_id oid,
+  object_id oid,
+  object_name text,
+  start_time timestamptz NOT NULL,
+  update_time timestamptz NOT NULL
+);
+REVOKE ALL ON sys.jobs FROM PUBLIC;
+GRANT SELECT ON sys.jobs TO PUBLIC;
+
+-- RFC 4648 base32, lower case, unpadded: DSQL's job ids are a UUID's 16 bytes so written.
+CREATE OR REPLACE FUNCTION dsql_local.base32(bytes bytea) RETURNS text
+LANGUAGE plpgsql IMMUTABLE STRICT AS $$
+DECLARE
+  alphabet constant text := 'abcdefghijklmnopqrstuvwxyz234567';
+  bits bigint := 0;
+  pending int := 0;
+  encoded text := '';
+BEGIN
+  FOR i IN 0 .. length(bytes) - 1 LOOP
+    bits := (bits << 8) | get_byte(bytes, i);
+    pending := pending + 8;
+    WHILE pending >= 5 LOOP
+      pending := pending - 5;
+      encoded := encoded || substr(alphabet, ((bits >> pending) & 31)::int + 1, 1);
+    END LOOP;
+    bits := bits & ((1::bigint << pending) - 1);
+  END LOOP;
+  IF pending > 0 THEN
+    encoded := encoded || substr(alphabet, ((bits << (5 - pending)) & 31)::int + 1, 1);
+  END IF;
+  RETURN encoded;
+END
+$$;
+
+-- Records a completed job. Security definer: callers may read sys.jobs, not write it.
+CREATE OR REPLACE FUNCTION dsql_local.record_job(id text, kind text, class oid, object oid, name text)
+RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog AS $$
+  INSERT INTO sys.jobs VALUES (id, 'completed', NULL, kind, class, object, name, now(), clock_timestamp());
+$$;
+
+-- Runs `statement` as the caller and records the job; see the top of this file. The object is
+-- found as the catalog row this transaction wrote: the index (pg_class) or the constraint
+-- (pg_constraint).
+CREATE OR REPLACE FUNCTION dsql_local.start_job(job_type text, statement text) RETURNS SETOF text
+LANGUAGE plpgsql AS $$
+DECLARE
+  id constant text := dsql_local.base32(uuid_send(gen_random_uuid()));
+  me constant xid := pg_current_xact_id()::xid;
+  class oid;
+  object oid;
+  name text;
+BEGIN
+  EXECUTE statement;
+  IF job_type = 'INDEX_BUILD' THEN
+    class := 'pg_class'::regclass;
+    SELECT c.oid, c.relname INTO object, name FROM pg_class c
+     WHERE c.relkind IN ('i', 'I') AND c.xmin = me ORDER BY c.oid DESC LIMIT 1;
+  ELSE
+    class := 'pg_constraint'::regclass;
+    SELECT c.oid, c.conname INTO object, name FROM pg_constraint c
+     WHERE c.xmin = me ORDER BY c.oid DESC LIMIT 1;
+  END IF;
+  IF object IS NULL THEN
+    RETURN;
+  END IF;
+  PERFORM dsql_local.record_job(id, job_type, class, object, name);
+  RETURN NEXT id;
+END
+$$;
+
+CREATE OR REPLACE PROCEDURE sys.wait_for_job(job_id text, INOUT completed boolean DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF job_id IS NULL OR job_id !~ '^[a-z2-7]{26}$' THEN
+    RAISE EXCEPTION USING ERRCODE = '22P02', MESSAGE = 'Unable to convert text to UUID';
+  END IF;
+  SELECT j.status = 'completed' INTO completed FROM sys.jobs j WHERE j.job_id = wait_for_job.job_id;
+END
+$$;
