@@ -10,6 +10,7 @@ use std::time::Duration;
 use app::config::PoolSettings;
 use app::dsql::pool::{RefreshPolicy, RefreshingPool};
 use app::dsql::token::TokenSource;
+use app::local::front_door::conflicts::Conflict;
 use app::local::front_door::tls::LocalCa;
 use app::secret::Secret;
 use sqlx::postgres::PgSslMode;
@@ -18,6 +19,7 @@ use sqlx::{Connection, PgConnection};
 use common::door::{HOST, door};
 use common::{database_error, database_with_user, server};
 use migration::{Migrator, MigratorTrait};
+use sea_orm::ConnectionTrait;
 
 /// Sessions ever established to `database`, from the server's statistics, read on `conn`
 /// (whose own session is counted once, at its start).
@@ -364,4 +366,176 @@ async fn the_migrations_build_their_indexes_the_dsql_way_through_the_front_door(
     assert_eq!(jobs, indexes);
     Migrator::down(&db, None).await.expect("and down again");
     pool.close().await;
+}
+
+/// The backend process id of the session `conn` is on.
+async fn backend_pid<C: ConnectionTrait>(conn: &C) -> u32 {
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_backend_pid()::bigint",
+        ))
+        .await
+        .expect("read the pid")
+        .expect("a row");
+    let pid: i64 = row.try_get_by_index(0).expect("a pid");
+    u32::try_from(pid).expect("a pid fits")
+}
+
+#[tokio::test]
+async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_injected_conflicts").await;
+    let source = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
+    let mut conn = door
+        .connect(&database, "admin", &source)
+        .await
+        .expect("admin logs in");
+    sqlx::raw_sql("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)")
+        .execute(&mut conn)
+        .await
+        .expect("a table");
+    sqlx::raw_sql("INSERT INTO counter VALUES (1, 0)")
+        .execute(&mut conn)
+        .await
+        .expect("a row");
+    let failures = door.door.commit_failures();
+
+    // One session, both conflicts: DSQL's code and message at COMMIT, the work undone, the
+    // session usable afterwards.
+    for (conflict, message) in [
+        (
+            Conflict::Data,
+            "change conflicts with another transaction (OC000)",
+        ),
+        (
+            Conflict::Schema,
+            "schema has been updated by another transaction, please retry: (OC001)",
+        ),
+    ] {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .expect("the pid");
+        failures.fail_next_commit(u32::try_from(pid).expect("a pid"), conflict);
+        sqlx::raw_sql("BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1")
+            .execute(&mut conn)
+            .await
+            .expect("the update");
+        let (code, got) = database_error(sqlx::raw_sql("COMMIT").execute(&mut conn).await);
+        assert_eq!((code.as_str(), got.as_str()), ("40001", message));
+        let n: i32 = sqlx::query_scalar("SELECT n FROM counter WHERE id = 1")
+            .fetch_one(&mut conn)
+            .await
+            .expect("the session is idle and usable");
+        assert_eq!(n, 0, "the failed commit wrote nothing");
+    }
+    conn.close().await.expect("close");
+
+    // The app's retry, through a SeaORM pool: the first attempt's commit fails, the second
+    // commits; the increment lands once.
+    let pool = RefreshingPool::connect(
+        door.options(&database, "admin"),
+        None,
+        &PoolSettings::default(),
+        source,
+        RefreshPolicy::default(),
+    )
+    .await
+    .expect("a pool");
+    let db = pool.database();
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let policy = app::retry::RetryPolicy {
+        base_delay: Duration::from_millis(1),
+        ..app::retry::RetryPolicy::default()
+    };
+    let retried = app::retry::transaction(
+        &db,
+        &policy,
+        app::retry::Idempotency::NotIdempotent,
+        |txn| {
+            let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let failures = failures.clone();
+            Box::pin(async move {
+                if attempt == 1 {
+                    failures.fail_next_commit(backend_pid(txn).await, Conflict::Schema);
+                }
+                txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
+                    .await?;
+                Ok(())
+            })
+        },
+    )
+    .await
+    .expect("the second attempt commits");
+    assert_eq!(retried.attempts, 2);
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let n: i32 = sqlx::query_scalar("SELECT n FROM counter WHERE id = 1")
+        .fetch_one(pool.pool())
+        .await
+        .expect("read");
+    assert_eq!(n, 1, "one increment");
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_real_conflict").await;
+    let source = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
+    let mut first = door
+        .connect(&database, "admin", &source)
+        .await
+        .expect("a session");
+    let mut second = door
+        .connect(&database, "admin", &source)
+        .await
+        .expect("another session");
+    sqlx::raw_sql("CREATE TABLE contested (id int PRIMARY KEY, name text)")
+        .execute(&mut first)
+        .await
+        .expect("a table");
+    sqlx::raw_sql("INSERT INTO contested VALUES (1, 'seed')")
+        .execute(&mut first)
+        .await
+        .expect("a row");
+    // occ_conflict.json, occ_write_write: two writers to one row, one fails with 40001.
+    // Both take their snapshot first; PostgreSQL fails the second writer at its statement
+    // (DSQL would at its COMMIT).
+    for conn in [&mut first, &mut second] {
+        sqlx::raw_sql("BEGIN; SELECT name FROM contested WHERE id = 1")
+            .execute(&mut *conn)
+            .await
+            .expect("a snapshot");
+    }
+    sqlx::raw_sql("UPDATE contested SET name = 'a' WHERE id = 1")
+        .execute(&mut first)
+        .await
+        .expect("the first write");
+    sqlx::raw_sql("COMMIT")
+        .execute(&mut first)
+        .await
+        .expect("the first commit");
+    let (code, message) = database_error(
+        sqlx::raw_sql("UPDATE contested SET name = 'b' WHERE id = 1")
+            .execute(&mut second)
+            .await,
+    );
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("40001", "change conflicts with another transaction (OC000)")
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut second)
+        .await
+        .expect("roll back");
+    let name: String = sqlx::query_scalar("SELECT name FROM contested WHERE id = 1")
+        .fetch_one(&mut second)
+        .await
+        .expect("read");
+    assert_eq!(name, "a", "the winner's write");
 }

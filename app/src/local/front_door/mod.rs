@@ -18,6 +18,7 @@
 //! `sys.jobs`, `sys.wait_for_job`, and the function the `ASYNC` rewrites call), as the
 //! server's superuser, before the session is opened.
 
+pub mod conflicts;
 pub mod iam;
 pub mod policy;
 pub mod relay;
@@ -42,6 +43,7 @@ use tracing::{debug, info};
 
 use super::Backend;
 use crate::error::{Error, Result};
+use conflicts::CommitFailures;
 use iam::TokenVerifier;
 use relay::Policy;
 use wire::Opening;
@@ -64,6 +66,7 @@ struct Shared {
     tls: TlsAcceptor,
     verifier: TokenVerifier,
     policy: Box<dyn Policy>,
+    failures: CommitFailures,
     with_sys: tokio::sync::Mutex<HashSet<String>>,
 }
 
@@ -94,6 +97,7 @@ impl Shared {
 /// connection it relays.
 pub struct FrontDoor {
     port: u16,
+    failures: CommitFailures,
     accept: JoinHandle<()>,
 }
 
@@ -119,16 +123,27 @@ impl FrontDoor {
             tls: TlsAcceptor::from(tls),
             verifier,
             policy: Box::new(policy),
+            failures: CommitFailures::default(),
             with_sys: tokio::sync::Mutex::default(),
         });
+        let failures = shared.failures.clone();
         info!(port, "front door listening");
         let accept = tokio::spawn(accept_loop(listener, shared));
-        Ok(Self { port, accept })
+        Ok(Self {
+            port,
+            failures,
+            accept,
+        })
     }
 
     /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The handle that makes a chosen session's next commit fail, for tests of retry code.
+    pub fn commit_failures(&self) -> CommitFailures {
+        self.failures.clone()
     }
 }
 
@@ -171,7 +186,13 @@ async fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no login within 30 s"))??;
     match login {
-        Some((client, backend)) => relay::run(client, backend, shared.policy.as_ref()).await,
+        Some((client, backend)) => {
+            let judge = relay::Judge {
+                policy: shared.policy.as_ref(),
+                failures: &shared.failures,
+            };
+            relay::run(client, backend, judge).await
+        }
         None => Ok(()),
     }
 }

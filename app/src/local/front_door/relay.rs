@@ -8,8 +8,13 @@
 //! transaction is aborted (25P02 until `ROLLBACK`) exactly as for any other error. A text the
 //! policy rewrites is replaced by the rewrite, in the same message.
 //!
-//! Server to client, only `ErrorResponse` (`E`), `RowDescription` (`T`) and `CommandComplete`
-//! (`C`) are looked at. The error naming a marker is replaced by DSQL's SQLSTATE and message.
+//! A lone `COMMIT` of a session chosen to fail ([`CommitFailures`]) is sent as `ROLLBACK`, and
+//! its `ROLLBACK` tag comes back to the client as DSQL's conflict error.
+//!
+//! Server to client, only `ErrorResponse` (`E`), `RowDescription` (`T`), `CommandComplete`
+//! (`C`) and `BackendKeyData` (`K`, for the session's process id) are looked at. The error
+//! naming a marker is replaced by DSQL's SQLSTATE and message; a serialization failure gets
+//! DSQL's `OC000` message ([`super::conflicts`]).
 //! A result whose only column is one of the [`JobAnswer`] columns is a rewritten `ASYNC`
 //! statement: the column is renamed `job_id` and the next command tag becomes DSQL's
 //! (`CREATE INDEX`). The tag is changed on the next `CommandComplete` after the description,
@@ -26,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
+use super::conflicts::{CommitFailures, Conflict, SERIALIZATION_FAILURE};
 use super::rules::Refusal;
 use super::wire;
 
@@ -90,11 +96,14 @@ pub const VALIDATE_JOB: JobAnswer = JobAnswer {
 /// The column name the client sees for a job.
 const JOB_ID: &str = "job_id";
 
-/// Markers sent to the server, and the refusal each stands for.
+/// What the two directions of one session share: markers sent to the server and the refusal
+/// each stands for, the session's backend process id, and a commit being failed.
 #[derive(Default)]
 struct Pending {
     next: u64,
     refusals: HashMap<String, (u64, Refusal)>,
+    pid: Option<u32>,
+    failing_commit: Option<Conflict>,
 }
 
 impl Pending {
@@ -125,8 +134,29 @@ impl Pending {
     }
 }
 
-/// Relays `client` ⇄ `server` until either side ends, refusing what `policy` refuses.
-pub async fn run<C, S>(client: C, server: S, policy: &dyn Policy) -> io::Result<()>
+/// What decides the fate of a query text: the policy, and the commits chosen to fail.
+#[derive(Clone, Copy)]
+pub struct Judge<'a> {
+    /// DSQL's statement rules.
+    pub policy: &'a dyn Policy,
+    /// Commits made to fail, for tests.
+    pub failures: &'a CommitFailures,
+}
+
+impl Judge<'_> {
+    /// The verdict on `sql` in the session whose shared state is `pending`.
+    fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> Verdict {
+        let pid = lock(pending).pid;
+        if let Some(conflict) = self.failures.take_if_commit(pid, sql) {
+            lock(pending).failing_commit = Some(conflict);
+            return Verdict::Rewrite("ROLLBACK".to_owned());
+        }
+        self.policy.check(sql)
+    }
+}
+
+/// Relays `client` ⇄ `server` until either side ends, judging query texts with `judge`.
+pub async fn run<C, S>(client: C, server: S, judge: Judge<'_>) -> io::Result<()>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     S: AsyncRead + AsyncWrite + Unpin,
@@ -137,7 +167,7 @@ where
     let upstream = pump(
         BufReader::new(client_in),
         BufWriter::new(server_out),
-        |tag, body| to_server(tag, body, policy, &pending),
+        |tag, body| to_server(tag, body, judge, &pending),
     );
     let mut job_tag = None;
     let downstream = pump(
@@ -164,18 +194,13 @@ where
 /// A client message for the server in place of the one with `tag` and `body`, when the policy
 /// refuses or rewrites its query text: the same message with a marker or the rewrite instead
 /// of the text.
-fn to_server(
-    tag: u8,
-    body: &[u8],
-    policy: &dyn Policy,
-    pending: &Mutex<Pending>,
-) -> Option<Vec<u8>> {
+fn to_server(tag: u8, body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -> Option<Vec<u8>> {
     let skip = match tag {
         b'Q' => 0,
         b'P' => 1,
         _ => return None,
     };
-    let replaced = checked(body, skip, policy, pending)?;
+    let replaced = checked(body, skip, judge, pending)?;
     let mut frame = Vec::with_capacity(replaced.len() + 5);
     wire::put_message(&mut frame, tag, &replaced);
     Some(frame)
@@ -213,7 +238,7 @@ where
 fn checked(
     body: &[u8],
     skip: usize,
-    policy: &dyn Policy,
+    judge: Judge<'_>,
     pending: &Mutex<Pending>,
 ) -> Option<Vec<u8>> {
     let mut start = 0;
@@ -221,7 +246,7 @@ fn checked(
         start += body.get(start..)?.iter().position(|&b| b == 0)? + 1;
     }
     let (sql, rest) = wire::cstr(body.get(start..)?).ok()?;
-    let text = match policy.check(sql) {
+    let text = match judge.verdict(sql, pending) {
         Verdict::Pass => return None,
         Verdict::Refuse(refusal) => lock(pending).add(refusal),
         Verdict::Rewrite(text) => text,
@@ -235,7 +260,8 @@ fn checked(
 }
 
 /// A server message for the client in place of the one with `tag` and `body`: a marker's
-/// syntax error becomes its refusal; a job's description and command tag become DSQL's.
+/// syntax error becomes its refusal, a serialization failure DSQL's conflict, a failed
+/// commit's `ROLLBACK` its conflict; a job's description and command tag become DSQL's.
 /// `job_tag` holds the tag for the next `CommandComplete` after a job's description.
 fn to_client(
     tag: u8,
@@ -246,13 +272,30 @@ fn to_client(
     match tag {
         b'E' => {
             *job_tag = None;
-            let refusal = error_message(body).and_then(|m| lock(pending).take_named_in(m))?;
-            Some(wire::error_response(
-                "ERROR",
-                refusal.code,
-                &refusal.message,
-                None,
-            ))
+            let refusal = match error_field(body, b'M') {
+                Some(message) if message.contains("__dsql_refused_") => {
+                    lock(pending).take_named_in(message)
+                }
+                _ => None,
+            }
+            .or_else(|| {
+                (error_field(body, b'C') == Some(SERIALIZATION_FAILURE))
+                    .then(|| Conflict::Data.refusal())
+            })?;
+            Some(refusal_response(&refusal))
+        }
+        b'K' => {
+            if let Some(pid) = body.first_chunk::<4>() {
+                lock(pending).pid = Some(u32::from_be_bytes(*pid));
+            }
+            None
+        }
+        b'C' if job_tag.is_none() => {
+            if body != b"ROLLBACK\0" {
+                return None;
+            }
+            let conflict = lock(pending).failing_commit.take()?;
+            Some(refusal_response(&conflict.refusal()))
         }
         b'T' => {
             let (answer, rest) = job_description(body)?;
@@ -292,15 +335,20 @@ fn job_description(body: &[u8]) -> Option<(JobAnswer, &[u8])> {
         .map(|answer| (answer, rest))
 }
 
-/// The message field (`M`) of an `ErrorResponse` body.
-fn error_message(body: &[u8]) -> Option<&str> {
+/// An `ErrorResponse` with `refusal`'s SQLSTATE and message.
+fn refusal_response(refusal: &Refusal) -> Vec<u8> {
+    wire::error_response("ERROR", refusal.code, &refusal.message, None)
+}
+
+/// The field `wanted` (`M` message, `C` SQLSTATE …) of an `ErrorResponse` body.
+fn error_field(body: &[u8], wanted: u8) -> Option<&str> {
     let mut rest = body;
     while let Some((&field, after)) = rest.split_first() {
         if field == 0 {
             return None;
         }
         let (value, next) = wire::cstr(after).ok()?;
-        if field == b'M' {
+        if field == wanted {
             return Some(value);
         }
         rest = next;
@@ -362,19 +410,70 @@ mod tests {
     #[test]
     fn only_the_query_text_of_a_refused_message_is_replaced() {
         let pending = Mutex::new(Pending::default());
-        assert_eq!(checked(b"SELECT 1\0", 0, &NoTruncate, &pending), None);
-        let query = checked(b"TRUNCATE t\0", 0, &NoTruncate, &pending).expect("refused");
+        let failures = CommitFailures::default();
+        let judge = Judge {
+            policy: &NoTruncate,
+            failures: &failures,
+        };
+        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        let query = checked(b"TRUNCATE t\0", 0, judge, &pending).expect("refused");
         assert_eq!(query, b"__dsql_refused_1__\0".to_vec());
         let parse = b"stmt\0TRUNCATE t\0\0\x01\0\0\0\x17";
-        let replaced = checked(parse, 1, &NoTruncate, &pending).expect("refused");
+        let replaced = checked(parse, 1, judge, &pending).expect("refused");
         assert_eq!(
             replaced,
             b"stmt\0__dsql_refused_2__\0\0\x01\0\0\0\x17".to_vec()
         );
-        let rewritten = checked(b"s\0CREATE INDEX ASYNC\0\0\0", 1, &NoTruncate, &pending);
+        let rewritten = checked(b"s\0CREATE INDEX ASYNC\0\0\0", 1, judge, &pending);
         assert_eq!(rewritten, Some(b"s\0SELECT 'job'\0\0\0".to_vec()));
-        assert_eq!(checked(b"\xff\0", 0, &NoTruncate, &pending), None);
-        assert_eq!(checked(b"no terminator", 1, &NoTruncate, &pending), None);
+        assert_eq!(checked(b"\xff\0", 0, judge, &pending), None);
+        assert_eq!(checked(b"no terminator", 1, judge, &pending), None);
+    }
+
+    #[test]
+    fn a_commit_chosen_to_fail_is_rolled_back_and_answered_with_the_conflict() {
+        let pending = Mutex::new(Pending::default());
+        let failures = CommitFailures::default();
+        let judge = Judge {
+            policy: &AllowAll,
+            failures: &failures,
+        };
+        let mut job_tag = None;
+        // The session learns its process id from the server's BackendKeyData.
+        let key_data = [0, 0, 0, 42, 1, 2, 3, 4];
+        assert_eq!(to_client(b'K', &key_data, &pending, &mut job_tag), None);
+        failures.fail_next_commit(42, Conflict::Data);
+        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        assert_eq!(
+            checked(b"COMMIT\0", 0, judge, &pending),
+            Some(b"ROLLBACK\0".to_vec())
+        );
+        let answer = to_client(b'C', b"ROLLBACK\0", &pending, &mut job_tag).expect("an error");
+        assert_eq!(answer, refusal_response(&Conflict::Data.refusal()));
+        assert_eq!(answer[0], b'E');
+        // Once: the next commit, and a client's own ROLLBACK, pass.
+        assert_eq!(checked(b"COMMIT\0", 0, judge, &pending), None);
+        assert_eq!(to_client(b'C', b"ROLLBACK\0", &pending, &mut job_tag), None);
+    }
+
+    #[test]
+    fn a_serialization_failure_gets_dsqls_message() {
+        let pending = Mutex::new(Pending::default());
+        let mut job_tag = None;
+        let postgres = wire::error_response(
+            "ERROR",
+            "40001",
+            "could not serialize access due to concurrent update",
+            None,
+        );
+        let answer = to_client(b'E', &postgres[5..], &pending, &mut job_tag).expect("replaced");
+        assert_eq!(
+            error_field(&answer[5..], b'M'),
+            Some("change conflicts with another transaction (OC000)")
+        );
+        assert_eq!(error_field(&answer[5..], b'C'), Some("40001"));
+        let other = wire::error_response("ERROR", "23505", "duplicate key", None);
+        assert_eq!(to_client(b'E', &other[5..], &pending, &mut job_tag), None);
     }
 
     /// A `RowDescription` of one text column named `name`.
@@ -415,7 +514,8 @@ mod tests {
     #[test]
     fn the_message_field_is_found_among_the_others() {
         let response = wire::error_response("ERROR", "42601", "syntax error", Some("h"));
-        assert_eq!(error_message(&response[5..]), Some("syntax error"));
-        assert_eq!(error_message(b"\0"), None);
+        assert_eq!(error_field(&response[5..], b'M'), Some("syntax error"));
+        assert_eq!(error_field(&response[5..], b'C'), Some("42601"));
+        assert_eq!(error_field(b"\0", b'M'), None);
     }
 }
