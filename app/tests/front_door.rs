@@ -401,7 +401,7 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
         .execute(&mut conn)
         .await
         .expect("a row");
-    let failures = door.door.commit_failures();
+    let failures = door.failures.clone();
 
     // One session, both conflicts: DSQL's code and message at COMMIT, the work undone, the
     // session usable afterwards.

@@ -255,9 +255,22 @@ async fn a_conflicting_statement_is_retried_until_it_commits() {
 }
 
 #[tokio::test]
-async fn plain_postgresql_builds_indexes_synchronously() {
-    let db = admin_db(&fresh_database("index_mode").await).await;
-    assert!(!builds_indexes_async(&db).await.expect("probe"));
+async fn plain_postgresql_builds_indexes_synchronously_and_the_front_door_asynchronously() {
+    let database = fresh_database("index_mode").await;
+    let server = server().await;
+    let direct = server
+        .pool(&database, server.admin())
+        .await
+        .expect("connect directly");
+    let plain = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(direct);
+    assert!(!builds_indexes_async(&plain).await.expect("probe"));
+    // The first login through the front door gives the database DSQL's `sys` schema.
+    #[cfg(feature = "front-door")]
+    assert!(
+        builds_indexes_async(&admin_db(&database).await)
+            .await
+            .expect("probe")
+    );
 }
 
 /// A column as `sea-orm-cli generate entity` writes it: nullability and column type.

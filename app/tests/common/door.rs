@@ -1,16 +1,20 @@
-//! A front door before the test binary's shared server, reached the way the app reaches DSQL.
+//! Front doors before the test binary's shared server, reached the way the app reaches DSQL:
+//! one of a test's own ([`door`]), or the binary's shared one ([`shared`]) that the common
+//! connection helpers go through.
 
 use std::time::Duration;
 
 use app::dsql::endpoint::Endpoint;
 use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
 use app::local::front_door::FrontDoor;
+use app::local::front_door::conflicts::CommitFailures;
 use app::local::front_door::iam::TokenVerifier;
 use app::local::front_door::policy::DsqlRules;
 use app::local::front_door::tls::LocalCa;
 use app::secret::Secret;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
+use tokio::sync::OnceCell;
 
 use super::server;
 
@@ -21,19 +25,59 @@ pub const ACCESS_KEY: &str = "AKIDLOCALSTANDIN01";
 
 /// A front door before the binary's shared server, knowing one access key; its CA file.
 pub struct Door {
-    pub door: FrontDoor,
+    port: u16,
     pub ca_file: tempfile::NamedTempFile,
     pub secret: Secret,
+    /// Makes chosen sessions' next commits fail.
+    pub failures: CommitFailures,
+    /// The front door itself, for a test's own door; the shared door's lives on its thread.
+    _door: Option<FrontDoor>,
 }
 
+/// A new front door, for this test only (stopped when dropped).
 pub async fn door() -> Door {
+    let (front_door, mut door) = start().await;
+    door._door = Some(front_door);
+    door
+}
+
+/// The test binary's shared front door, started on first use on a thread and runtime of its
+/// own, so that it outlives the runtime of the test that started it.
+pub async fn shared() -> &'static Door {
+    static SHARED: OnceCell<Door> = OnceCell::const_new();
+    SHARED
+        .get_or_init(|| async {
+            // The server is started, if need be, on the caller's runtime as for every test.
+            server().await;
+            let (sender, receiver) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("a runtime for the shared front door");
+                runtime.block_on(async move {
+                    let (front_door, door) = start().await;
+                    let _ = sender.send(door);
+                    // Serves until the test binary exits.
+                    let _keep = front_door;
+                    std::future::pending::<()>().await;
+                });
+            });
+            receiver.await.expect("the shared front door started")
+        })
+        .await
+}
+
+/// A front door before the shared server, and its description (without the door itself).
+async fn start() -> (FrontDoor, Door) {
     let server = server().await;
     let ca = LocalCa::generate(&[HOST, "127.0.0.1", "::1"]).expect("a CA");
     let ca_file = tempfile::NamedTempFile::new().expect("a CA file");
     ca.write_ca(ca_file.path()).expect("write the CA");
     let secret = Secret::random();
     let verifier = TokenVerifier::new(HOST, REGION, [(ACCESS_KEY.to_owned(), secret.clone())]);
-    let door = FrontDoor::start(
+    let front_door = FrontDoor::start(
         server.backend(),
         ca.server_config().expect("a TLS configuration"),
         verifier,
@@ -41,11 +85,14 @@ pub async fn door() -> Door {
     )
     .await
     .expect("start the front door");
-    Door {
-        door,
+    let door = Door {
+        port: front_door.port(),
         ca_file,
+        failures: front_door.commit_failures(),
         secret,
-    }
+        _door: None,
+    };
+    (front_door, door)
 }
 
 /// The stand-in's endpoint: `localhost` in [`REGION`].
@@ -56,18 +103,23 @@ pub fn endpoint() -> Endpoint {
 impl Door {
     /// How the app connects to DSQL (its own options), pointed at the front door.
     pub fn options(&self, database: &str, user: &str) -> PgConnectOptions {
-        app::dsql::connect_options(
-            &endpoint(),
-            self.door.port(),
-            user,
-            Some(self.ca_file.path()),
-        )
-        .database(database)
+        app::dsql::connect_options(&endpoint(), self.port, user, Some(self.ca_file.path()))
+            .database(database)
     }
 
     /// The app's own IAM token source, with the stand-in's key (or `secret` instead).
     pub async fn tokens(&self, user: &str, secret: &Secret, lifetime: Duration) -> IamTokenSource {
         signer(user, secret, None, lifetime).await
+    }
+
+    /// Options for `user` with a token valid for an hour as the password: what the common
+    /// connection helpers use, so a pool of them can open new connections all test long.
+    pub async fn options_with_token(&self, database: &str, user: &str) -> PgConnectOptions {
+        let source = self
+            .tokens(user, &self.secret, Duration::from_secs(3600))
+            .await;
+        let token = source.token().await.expect("a token");
+        self.options(database, user).password(token.secret.expose())
     }
 
     /// One connection with a token from `source`.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use app::local::{Credentials, LocalServer};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
 
@@ -53,39 +54,57 @@ pub async fn database_with_user(purpose: &str) -> (String, Credentials) {
     (database, user)
 }
 
-/// A single connection to `database` as `who`.
+/// How the tests reach `database` as `who`: through the binary's shared front door with an
+/// IAM token, as the app reaches DSQL (built without the front door: directly, with the
+/// password).
+pub async fn options_for(database: &str, who: &Credentials) -> PgConnectOptions {
+    #[cfg(feature = "front-door")]
+    {
+        door::shared()
+            .await
+            .options_with_token(database, &who.user)
+            .await
+    }
+    #[cfg(not(feature = "front-door"))]
+    {
+        server().await.connect_options(database, who)
+    }
+}
+
+/// A single connection to `database` as `who` ([`options_for`]).
 pub async fn connect(database: &str, who: &Credentials) -> PgConnection {
-    let options = server().await.connect_options(database, who);
-    PgConnection::connect_with(&options)
+    PgConnection::connect_with(&options_for(database, who).await)
         .await
         .expect("connect to the test database")
 }
 
-/// A SeaORM connection (a small pool) to `database` as `admin`.
+/// A SeaORM connection (a small pool) to `database` as `admin` ([`options_for`]).
 pub async fn admin_db(database: &str) -> DatabaseConnection {
-    let server = server().await;
-    let pool = server
-        .pool(database, server.admin())
-        .await
-        .expect("connect as admin");
-    SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+    let admin = server().await.admin().clone();
+    pool(options_for(database, &admin).await).await
 }
 
-/// Onboards the non-admin user `name` in `database` and connects as it, in `myschema`.
+/// Onboards the non-admin user `name` in `database` and connects as it, in `myschema`
+/// ([`options_for`]).
 pub async fn user_db(database: &str, name: &str) -> DatabaseConnection {
-    let server = server().await;
-    let user = server
+    let user = server()
+        .await
         .create_user(database, name)
         .await
         .expect("onboard the user");
-    let options = server
-        .connect_options(database, &user)
+    let options = options_for(database, &user)
+        .await
         .options([("search_path", app::local::USER_SCHEMA)]);
+    pool(options).await
+}
+
+/// A SeaORM connection over a pool of at most 8 connections with `options`.
+async fn pool(options: PgConnectOptions) -> DatabaseConnection {
     let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
+        .max_connections(8)
         .connect_with(options)
         .await
-        .expect("connect as the user");
+        .expect("connect to the test database");
     SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
 }
 
