@@ -1,5 +1,8 @@
-//! The local server refuses what DSQL refuses, with DSQL's SQLSTATE and message as recorded from
-//! a live cluster (`tests/dsql-conformance/`), and accepts what DSQL accepts.
+//! The local stand-in refuses what DSQL refuses, with DSQL's SQLSTATE and message as recorded
+//! from a live cluster (`tests/dsql-conformance/`), and accepts what DSQL accepts. The tests
+//! connect as the common helpers do: through the front door, whose statement rules and the
+//! server's transaction rules answer together; built without the front door, directly to the
+//! server, whose in-server rules then answer alone — the same cases must agree either way.
 
 mod common;
 
@@ -21,9 +24,10 @@ struct Fixture {
     statements: Vec<String>,
 }
 
-/// The recorded cases the in-server rules must reproduce exactly, by file. Cases left out need
-/// the statement text (the wire-level front door of a later issue) or concern privileges this
-/// stand-in grants differently (`CREATE DATABASE`, `VACUUM`, `LISTEN`, `ALTER SYSTEM`, …).
+/// The recorded cases the stand-in must reproduce exactly, with or without the front door, by
+/// file. Cases left out need the statement text (the front door answers them, and the
+/// conformance test counts them) or concern privileges this stand-in grants differently
+/// (`CREATE DATABASE`, `VACUUM`, `LISTEN`, `ALTER SYSTEM`, …).
 ///
 /// The recorded `TRUNCATE`s hit `baseline_parent`, which a foreign key references: PostgreSQL
 /// checks that before any trigger can refuse the statement, and answers 0A000 with its own

@@ -1,20 +1,20 @@
--- dsql_rules.sql: make this PostgreSQL (13 or newer; tested with 15) database refuse what Aurora DSQL refuses,
--- with DSQL's SQLSTATE and wording (taken from recordings of a live cluster).
+-- dsql_rules.sql: the rules of Aurora DSQL that need the transaction's state, enforced inside
+-- this PostgreSQL (13 or newer; tested with 15), with DSQL's SQLSTATE and wording (taken from
+-- recordings of a live cluster): one DDL per transaction, no DDL and DML in one transaction,
+-- at most 3,000 rows per transaction. Rules one statement's text decides are the front door's
+-- (front_door/rules.rs); a build without the front door adds dsql_statement_rules.sql.
 --
 -- Run by the superuser once per database as one plain-SQL string (template1 and postgres;
 -- databases created later inherit everything from template1). Running it again is harmless.
 --
 -- How:
---   * ddl_command_start event triggers refuse statements by command tag, and allow one DDL
---     per transaction with no DML in it (state in transaction-local GUCs dsql_local.ddl / .dml).
---   * ddl_command_end event triggers look at what the command built (pg_event_trigger_ddl_commands
---     and the catalogs): serial, TEMP/UNLOGGED tables, column types, identity and sequence caches,
---     enum/composite/range types, non-SQL functions.
---   * Every table a user creates gets statement triggers: TRUNCATE is refused, DML is refused
---     after DDL and marks the transaction as DML, and a transaction may touch 3,000 rows at most
---     (counted from transition tables into dsql_local.rows). TRUNCATE, INSERT, UPDATE and DELETE
---     fire no event trigger, hence per-table triggers.
---   * plpgsql loses its inline handler, so DO blocks fail with 0A000 (for everyone, superuser too).
+--   * A ddl_command_start event trigger allows one DDL per transaction with no DML before it
+--     (state in transaction-local GUCs dsql_local.ddl / .dml).
+--   * Every table a user creates gets statement triggers: DML is refused after DDL and marks
+--     the transaction as DML, and a transaction may touch 3,000 rows at most (counted from
+--     transition tables into dsql_local.rows). INSERT, UPDATE and DELETE fire no event
+--     trigger, hence per-table triggers. A simple-protocol string of several statements runs as
+--     one transaction, so the rules hold across it, as on DSQL.
 --
 -- Superusers are exempt from all of it (current_setting('is_superuser')), and so is this
 -- script's own CREATE TRIGGER (dsql_local.internal). Functions run with the invoker's rights.
@@ -31,37 +31,6 @@ CREATE OR REPLACE FUNCTION dsql_local.exempt() RETURNS boolean LANGUAGE sql STAB
       OR coalesce(current_setting('dsql_local.internal', true), '') = 'on'
 $$;
 
--- Statements DSQL does not have at all, by command tag.
-CREATE OR REPLACE FUNCTION dsql_local.unsupported_tag(tag text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE tag
-    WHEN 'CREATE TRIGGER'           THEN 'CREATE TRIGGER not supported'                -- rule 3
-    WHEN 'CREATE EXTENSION'         THEN 'unsupported statement: CreateExtension'      -- rule 4
-    WHEN 'CREATE PROCEDURE'         THEN 'PROCEDURE is not supported'                  -- rule 6
-    WHEN 'ALTER TYPE'               THEN 'ALTER TYPE not supported'                    -- rule 2
-    WHEN 'DROP TYPE'                THEN 'unsupported object in DROP statement'        -- rule 2
-    WHEN 'CREATE MATERIALIZED VIEW' THEN 'unsupported statement: CreateTableAs'        -- rule 12
-    WHEN 'CREATE TABLE AS'          THEN 'unsupported statement: CreateTableAs'        -- rule 12
-    WHEN 'SELECT INTO'              THEN 'unsupported statement: CreateTableAs'        -- rule 12
-    WHEN 'CREATE FOREIGN TABLE'     THEN 'unsupported statement: CreateForeignTable'   -- rule 12
-  END
-$$;
-
--- Rules 2, 3, 4, 6, 12 by tag. At ddl_command_end only for the elements of CREATE SCHEMA
--- (CREATE SCHEMA s CREATE TRIGGER ...), which fire no ddl_command_start of their own.
-CREATE OR REPLACE FUNCTION dsql_local.refuse_statement() RETURNS event_trigger LANGUAGE plpgsql AS $$
-DECLARE msg text;
-BEGIN
-  IF dsql_local.exempt() THEN RETURN; END IF;
-  IF TG_EVENT = 'ddl_command_start' THEN
-    msg := dsql_local.unsupported_tag(TG_TAG);
-  ELSE
-    SELECT min(dsql_local.unsupported_tag(command_tag)) INTO msg FROM pg_event_trigger_ddl_commands();
-  END IF;
-  IF msg IS NOT NULL THEN
-    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = msg;
-  END IF;
-END $$;
-
 -- Rule 9: one DDL per transaction, and no DDL after DML.
 CREATE OR REPLACE FUNCTION dsql_local.one_ddl_per_transaction() RETURNS event_trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -75,109 +44,7 @@ BEGIN
   PERFORM set_config('dsql_local.ddl', 'on', true);
 END $$;
 
--- Rule 2: CREATE TYPE (enum, composite, range, shell); CREATE DOMAIN has its own tag and passes.
-CREATE OR REPLACE FUNCTION dsql_local.refuse_create_type() RETURNS event_trigger LANGUAGE plpgsql AS $$
-DECLARE kind "char";
-BEGIN
-  IF dsql_local.exempt() THEN RETURN; END IF;
-  SELECT t.typtype INTO kind FROM pg_event_trigger_ddl_commands() d JOIN pg_type t ON t.oid = d.objid
-   WHERE d.classid = 'pg_type'::regclass ORDER BY t.typtype = 'm' LIMIT 1;   -- a range before its multirange
-  RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = CASE kind
-    WHEN 'c' THEN 'unsupported statement: CompositeType'   -- CREATE TYPE t AS (a int)
-    WHEN 'r' THEN 'unsupported statement: CreateRange'     -- CREATE TYPE t AS RANGE (...)
-    ELSE 'CREATE TYPE not supported' END;                  -- AS ENUM, shell, base
-END $$;
-
--- Rule 6: only LANGUAGE sql functions.
-CREATE OR REPLACE FUNCTION dsql_local.refuse_function_language() RETURNS event_trigger LANGUAGE plpgsql AS $$
-DECLARE lang name;
-BEGIN
-  IF dsql_local.exempt() THEN RETURN; END IF;
-  SELECT l.lanname INTO lang FROM pg_event_trigger_ddl_commands() d
-    JOIN pg_proc p ON p.oid = d.objid AND d.classid = 'pg_proc'::regclass
-    JOIN pg_language l ON l.oid = p.prolang
-   WHERE l.lanname <> 'sql' LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = format('CREATE FUNCTION with language %s not supported', lang);
-  END IF;
-END $$;
-
--- Rules 5, 1, 11: tables built by CREATE TABLE / ALTER TABLE (also inside CREATE SCHEMA).
-CREATE OR REPLACE FUNCTION dsql_local.check_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
-DECLARE persistence "char"; typ text;
-BEGIN
-  IF dsql_local.exempt() THEN RETURN; END IF;
-  -- rule 5: TEMPORARY / UNLOGGED (event triggers do fire for temp tables, as pg_temp.name)
-  SELECT c.relpersistence INTO persistence FROM pg_event_trigger_ddl_commands() d
-    JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
-   WHERE d.command_tag = 'CREATE TABLE' AND c.relpersistence <> 'p' LIMIT 1;
-  IF persistence = 't' THEN
-    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'TEMPORARY or TEMP table not supported for CREATE TABLE';
-  ELSIF persistence = 'u' THEN
-    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'UNLOGGED table not supported for CREATE TABLE';
-  END IF;
-  -- rule 1: a sequence created by CREATE/ALTER TABLE and owned (deptype 'a', not identity's 'i')
-  -- by a column was a serial column: type "serial" does not exist
-  SELECT CASE a.atttypid WHEN 'int8'::regtype THEN 'bigserial' WHEN 'int2'::regtype THEN 'smallserial' ELSE 'serial' END
-    INTO typ FROM pg_event_trigger_ddl_commands() d
-    JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = d.objid AND dep.deptype = 'a' AND dep.refobjsubid > 0
-    JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
-   WHERE d.command_tag = 'CREATE SEQUENCE' AND d.object_type = 'sequence'
-   ORDER BY a.attnum LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('type "%s" does not exist', typ);
-  END IF;
-  -- rule 11: column types: datatype inet not supported
-  SELECT format_type(a.atttypid, NULL) INTO typ FROM pg_event_trigger_ddl_commands() d
-    JOIN pg_attribute a ON a.attrelid = d.objid AND d.classid = 'pg_class'::regclass AND a.attnum > 0 AND NOT a.attisdropped
-    JOIN pg_type t ON t.oid = a.atttypid
-   WHERE d.command_tag IN ('CREATE TABLE', 'ALTER TABLE') AND d.object_type = 'table'
-     AND (t.typcategory IN ('A', 'G', 'I', 'R', 'V')   -- arrays, geometric, inet/cidr, ranges, bit/varbit
-          OR t.oid IN ('money'::regtype, 'xml'::regtype, 'macaddr'::regtype, 'macaddr8'::regtype,
-                       'tsvector'::regtype, 'tsquery'::regtype, 'pg_lsn'::regtype,
-                       'txid_snapshot'::regtype, 'pg_snapshot'::regtype))
-   ORDER BY d.objid, a.attnum LIMIT 1;
-  IF FOUND THEN
-    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = format('datatype %s not supported', typ);
-  END IF;
-END $$;
-
--- Rule 10: identity columns must be bigint; sequences and identity columns need an explicit
--- CACHE of 1 or >= 65536. PostgreSQL's default cache is also 1, so "explicit" is judged from
--- the statement text: a new sequence with cache 1 and no word CACHE in the query is refused
--- (a heuristic: the word anywhere in the query string counts; the wire-level front door will
--- read the statement itself).
-CREATE OR REPLACE FUNCTION dsql_local.check_sequences() RETURNS event_trigger LANGUAGE plpgsql AS $$
-DECLARE r record;
-BEGIN
-  IF dsql_local.exempt() THEN RETURN; END IF;
-  FOR r IN SELECT d.command_tag, s.seqcache, a.atttypid
-             FROM pg_event_trigger_ddl_commands() d
-             JOIN pg_sequence s ON s.seqrelid = d.objid AND d.classid = 'pg_class'::regclass
-             LEFT JOIN pg_depend dep ON dep.classid = 'pg_class'::regclass AND dep.objid = d.objid AND dep.deptype = 'i'
-             LEFT JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid LOOP
-    IF r.atttypid IS NOT NULL AND r.atttypid <> 'int8'::regtype THEN
-      RAISE EXCEPTION USING ERRCODE = '0A000',
-        MESSAGE = format('datatype %s not supported, identity column type must be bigint', format_type(r.atttypid, NULL));
-    END IF;
-    IF NOT (r.seqcache = 1 OR r.seqcache >= 65536)
-       OR (r.command_tag = 'CREATE SEQUENCE' AND current_query() !~* '\mcache\M') THEN
-      RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = CASE WHEN r.atttypid IS NULL
-        THEN 'CREATE SEQUENCE is not supported without an explicit cache size. please define CACHE greater than or equal to 65536 or equal to 1'
-        ELSE 'identity column is not supported without an explicit cache size. please define CACHE greater than or equal to 65536 or equal to 1' END;
-    END IF;
-  END LOOP;
-END $$;
-
--- Per-table triggers (rules 8, 9, 13).
-CREATE OR REPLACE FUNCTION dsql_local.refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF NOT dsql_local.exempt() THEN   -- rule 8
-    RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'unsupported statement: Truncate';
-  END IF;
-  RETURN NULL;
-END $$;
-
+-- Per-table triggers (rules 9, 13).
 CREATE OR REPLACE FUNCTION dsql_local.mark_dml() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NOT dsql_local.exempt() THEN   -- rule 9: DML after DDL; remember DML for later DDL
@@ -203,7 +70,8 @@ BEGIN
   RETURN NULL;
 END $$;
 
--- At the end of CREATE TABLE: attach the per-table triggers, exempt from rules 3 and 9.
+-- At the end of CREATE TABLE: attach the per-table triggers (exempt from rule 9 and, without
+-- the front door, rule 3).
 CREATE OR REPLACE FUNCTION dsql_local.attach_table_triggers() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE t regclass;
 BEGIN
@@ -212,8 +80,6 @@ BEGIN
              JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
             WHERE d.command_tag = 'CREATE TABLE' AND c.relkind IN ('r', 'p') LOOP
     PERFORM set_config('dsql_local.internal', 'on', true);
-    EXECUTE format('CREATE TRIGGER dsql_local_truncate BEFORE TRUNCATE ON %s'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.refuse_truncate()', t);
     EXECUTE format('CREATE TRIGGER dsql_local_dml BEFORE INSERT OR UPDATE OR DELETE ON %s'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.mark_dml()', t);
     EXECUTE format('CREATE TRIGGER dsql_local_rows_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS dsql_rows'
@@ -226,36 +92,11 @@ BEGIN
   END LOOP;
 END $$;
 
--- Event triggers fire in name order within an event.
-DROP EVENT TRIGGER IF EXISTS dsql_a_statement_start;
+-- Event triggers fire in name order within an event (dsql_statement_rules.sql adds its own).
 DROP EVENT TRIGGER IF EXISTS dsql_b_transaction;
-DROP EVENT TRIGGER IF EXISTS dsql_a_statement_end;
-DROP EVENT TRIGGER IF EXISTS dsql_c_create_type;
-DROP EVENT TRIGGER IF EXISTS dsql_c_function;
-DROP EVENT TRIGGER IF EXISTS dsql_d_tables;
-DROP EVENT TRIGGER IF EXISTS dsql_e_sequences;
 DROP EVENT TRIGGER IF EXISTS dsql_z_attach;
 
-CREATE EVENT TRIGGER dsql_a_statement_start ON ddl_command_start
-  WHEN TAG IN ('CREATE TRIGGER', 'CREATE EXTENSION', 'CREATE PROCEDURE', 'ALTER TYPE', 'DROP TYPE',
-               'CREATE MATERIALIZED VIEW', 'CREATE TABLE AS', 'SELECT INTO', 'CREATE FOREIGN TABLE')
-  EXECUTE FUNCTION dsql_local.refuse_statement();
 CREATE EVENT TRIGGER dsql_b_transaction ON ddl_command_start
   EXECUTE FUNCTION dsql_local.one_ddl_per_transaction();
-CREATE EVENT TRIGGER dsql_a_statement_end ON ddl_command_end WHEN TAG IN ('CREATE SCHEMA')
-  EXECUTE FUNCTION dsql_local.refuse_statement();
-CREATE EVENT TRIGGER dsql_c_create_type ON ddl_command_end WHEN TAG IN ('CREATE TYPE')
-  EXECUTE FUNCTION dsql_local.refuse_create_type();
-CREATE EVENT TRIGGER dsql_c_function ON ddl_command_end WHEN TAG IN ('CREATE FUNCTION')
-  EXECUTE FUNCTION dsql_local.refuse_function_language();
-CREATE EVENT TRIGGER dsql_d_tables ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA')
-  EXECUTE FUNCTION dsql_local.check_tables();
-CREATE EVENT TRIGGER dsql_e_sequences ON ddl_command_end
-  WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE SEQUENCE', 'ALTER SEQUENCE')
-  EXECUTE FUNCTION dsql_local.check_sequences();
 CREATE EVENT TRIGGER dsql_z_attach ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'CREATE SCHEMA')
   EXECUTE FUNCTION dsql_local.attach_table_triggers();
-
--- Rule 7: DO blocks -> 0A000 language "plpgsql" does not support inline code execution.
--- plpgsql functions (event triggers, triggers) keep working; nobody, superuser included, can use DO.
-UPDATE pg_language SET laninline = 0 WHERE lanname = 'plpgsql';

@@ -9,10 +9,13 @@
 //! stopped and started again in place ([`LocalServer::stop_in_place`],
 //! [`LocalServer::start_in_place`]): same data, same port, still guarded by the watcher.
 //!
-//! Inside the server, `dsql_rules.sql` (event triggers, per-table triggers, one language
-//! setting) makes every database refuse what DSQL refuses and PostgreSQL can see, with DSQL's
-//! SQLSTATE and wording; repeatable read is the default isolation, as on DSQL. Rules that need
-//! the statement text (`SET` parameters, `SAVEPOINT`, locking clauses, …) are not enforced here.
+//! Inside the server, `dsql_rules.sql` (an event trigger and per-table triggers) enforces the
+//! rules of DSQL that need the transaction's state (one DDL, no DDL with DML, 3,000 rows), with
+//! DSQL's SQLSTATE and wording; repeatable read is the default isolation, as on DSQL. The rules
+//! one statement's text decides are the front door's (`front_door::rules`). Built without the
+//! front door, the server enforces those it can see itself (`dsql_statement_rules.sql`: event
+//! triggers, a TRUNCATE trigger, no DO); rules that need the statement text (`SET` parameters,
+//! `SAVEPOINT`, locking clauses, …) are then not enforced.
 //!
 //! Like DSQL, the server has an `admin` role that owns the `postgres` database and its `public`
 //! schema; [`LocalServer::create_user`] adds a non-admin role whose only schema is `myschema`.
@@ -65,9 +68,15 @@ impl Backend {
     }
 }
 
-/// The SQL that makes a database refuse what DSQL refuses. Run by the superuser in `template1`
-/// (so every later database inherits it) and in `postgres`.
+/// The SQL that makes a database enforce DSQL's transaction rules. Run by the superuser in
+/// `template1` (so every later database inherits it) and in `postgres`.
 pub const DSQL_RULES_SQL: &str = include_str!("dsql_rules.sql");
+
+/// The SQL that makes a database refuse the statements DSQL refuses, as far as the server can
+/// see them; installed after [`DSQL_RULES_SQL`] only in a build without the front door, which
+/// otherwise refuses them itself.
+#[cfg(not(feature = "front-door"))]
+pub const DSQL_STATEMENT_RULES_SQL: &str = include_str!("dsql_statement_rules.sql");
 
 /// The database DSQL offers (it has only this one).
 pub const DATABASE: &str = "postgres";
@@ -383,6 +392,10 @@ impl LocalServer {
                 .execute(&mut conn)
                 .await?;
             sqlx::raw_sql(DSQL_RULES_SQL).execute(&mut conn).await?;
+            #[cfg(not(feature = "front-door"))]
+            sqlx::raw_sql(DSQL_STATEMENT_RULES_SQL)
+                .execute(&mut conn)
+                .await?;
             conn.close().await?;
         }
         Ok(())
