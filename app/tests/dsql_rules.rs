@@ -9,20 +9,9 @@ mod common;
 use std::collections::BTreeSet;
 
 use app::local::{ADMIN_USER, Credentials, USER_SCHEMA};
-use common::recordings::{Observation, Recording, read_json};
+use common::recordings::{Fixtures, Observation, Recording, read_json};
 use common::{connect, database_error, fresh_database, server};
-use serde::Deserialize;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
-
-#[derive(Deserialize)]
-struct Fixtures {
-    fixtures: Vec<Fixture>,
-}
-
-#[derive(Deserialize)]
-struct Fixture {
-    statements: Vec<String>,
-}
 
 /// The recorded cases the stand-in must reproduce exactly, with or without the front door, by
 /// file. Cases left out need the statement text (the front door answers them, and the
@@ -206,23 +195,12 @@ async fn run_step(conn: &mut PgConnection, sql: &str) -> Outcome {
 /// Where a step disagrees with its recording, a description of how.
 fn disagreement(recorded: &Observation, actual: &Outcome, compare_rows: bool) -> Option<String> {
     match (recorded.outcome.as_str(), actual) {
-        ("ok", Outcome::Ok(rows)) => {
-            let expected: Option<Vec<Vec<String>>> = recorded.rows.as_ref().map(|rows| {
-                rows.iter()
-                    .map(|row| {
-                        row.iter()
-                            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                            .collect()
-                    })
-                    .collect()
-            });
-            match expected {
-                Some(expected) if compare_rows && &expected != rows => {
-                    Some(format!("rows {rows:?}, recorded {expected:?}"))
-                }
-                _ => None,
+        ("ok", Outcome::Ok(rows)) => match &recorded.answer.rows {
+            Some(expected) if compare_rows && expected != rows => {
+                Some(format!("rows {rows:?}, recorded {expected:?}"))
             }
-        }
+            _ => None,
+        },
         ("error", Outcome::Error { sqlstate, message }) => {
             let same = recorded.sqlstate.as_deref() == Some(sqlstate.as_str())
                 && recorded.message.as_deref() == Some(message.as_str());
@@ -249,8 +227,8 @@ async fn replay(file: &str, must_agree: &[&str]) -> Vec<String> {
     let admin = server().await.admin().clone();
     let mut conn = connect(&database, &admin).await;
     let fixtures: Fixtures = read_json("fixtures.json");
-    for statement in fixtures.fixtures.iter().flat_map(|f| &f.statements) {
-        conn.execute(AssertSqlSafe(statement.as_str()))
+    for statement in fixtures.setup(&recording) {
+        conn.execute(AssertSqlSafe(statement))
             .await
             .unwrap_or_else(|e| panic!("fixture {statement}: {e}"));
     }

@@ -9,10 +9,9 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use app::local::front_door::rules::{Classified, Kind, classify};
-use common::recordings::{Observation, Recording, read_json};
+use common::recordings::{Observation, Recording, read_json, recording_files};
 
 /// Recorded refusals the classifier does not decide, matched by case name or by SQLSTATE and
 /// message prefix, with the reason.
@@ -139,22 +138,11 @@ fn judge_step(case: &str, sql: &str, observation: &Observation) -> Verdict {
 
 #[test]
 fn classifier_agrees_with_the_recordings() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dsql-conformance");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("recordings folder")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .filter(|p| p.file_name().is_some_and(|n| n != "fixtures.json"))
-        .collect();
-    files.sort();
     let (mut agree, mut refusals_agree, mut left) = (0, 0, Vec::new());
     let mut report = String::new();
     let mut disagree = Vec::new();
-    for path in &files {
-        let file = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
+    let files = recording_files();
+    for file in files.iter().map(String::as_str) {
         let recording: Recording = read_json(file);
         for case in recording.cases {
             // Concurrent sessions record no SQL per step: nothing to classify.
@@ -207,7 +195,7 @@ fn judge_multi(case: &str, sql: &str, observation: &Observation) -> Verdict {
     if let Some(results) = &observation.results {
         let tags: Vec<&str> = results
             .iter()
-            .filter_map(|r| r.get("command_tag").and_then(serde_json::Value::as_str))
+            .filter_map(|r| r.command_tag.as_deref())
             .collect();
         let kinds_match = tags.len() == statements.len()
             && tags.iter().zip(&statements).all(|(tag, s)| {
