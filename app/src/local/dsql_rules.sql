@@ -100,3 +100,15 @@ CREATE EVENT TRIGGER dsql_b_transaction ON ddl_command_start
   EXECUTE FUNCTION dsql_local.one_ddl_per_transaction();
 CREATE EVENT TRIGGER dsql_z_attach ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'CREATE SCHEMA')
   EXECUTE FUNCTION dsql_local.attach_table_triggers();
+
+-- DSQL has no text search configurations (queries.json, q_fulltext_*): to_tsvector('english', …)
+-- gets 42704 text search configuration "english" does not exist. `simple` is pinned (the system
+-- needs it) and stays.
+CREATE OR REPLACE FUNCTION dsql_local.drop_text_search_configurations() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE configuration regconfig;
+BEGIN
+  FOR configuration IN SELECT oid::regconfig FROM pg_ts_config WHERE cfgname <> 'simple' LOOP
+    EXECUTE format('DROP TEXT SEARCH CONFIGURATION %s', configuration);
+  END LOOP;
+END $$;
+SELECT dsql_local.drop_text_search_configurations();

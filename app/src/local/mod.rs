@@ -78,6 +78,12 @@ pub const DSQL_RULES_SQL: &str = include_str!("dsql_rules.sql");
 #[cfg(not(feature = "front-door"))]
 pub const DSQL_STATEMENT_RULES_SQL: &str = include_str!("dsql_statement_rules.sql");
 
+/// The `server_version` DSQL reports (`environment.json`); the front door answers it in place of
+/// the backend's, read from the server setting `dsql_local.server_version`.
+pub const DSQL_SERVER_VERSION: &str = "16.15";
+/// The `server_version_num` DSQL reports (`environment.json`), as `dsql_local.server_version_num`.
+pub const DSQL_SERVER_VERSION_NUM: &str = "160015";
+
 /// The database DSQL offers (it has only this one).
 pub const DATABASE: &str = "postgres";
 pub use crate::config::{ADMIN_USER, USER_SCHEMA};
@@ -472,6 +478,12 @@ fn server_command(
         .arg(port.to_string())
         .arg("-c")
         .arg(format!("unix_socket_directories={}", dir.display()))
+        .arg("-c")
+        .arg(format!("dsql_local.server_version={DSQL_SERVER_VERSION}"))
+        .arg("-c")
+        .arg(format!(
+            "dsql_local.server_version_num={DSQL_SERVER_VERSION_NUM}"
+        ))
         .args([
             "-c",
             "listen_addresses=127.0.0.1",

@@ -5,13 +5,28 @@
 //!   message: DSQL runs a multi-statement text as one transaction, so none of it runs.
 //! - A statement with DSQL's `ASYNC` keyword becomes a call of `dsql_local.start_job` (from
 //!   `dsql_sys.sql`, which the front door installs), passing the statement without `ASYNC`;
-//!   the call's one column is a [`JobAnswer`] column, so the relay answers a `job_id` row
+//!   the call's one column is an [`Answer`] column, so the relay answers a `job_id` row
 //!   with DSQL's command tag. The other statements of the text stay as they were.
+//! - `SHOW server_version` and `SHOW server_version_num` answer DSQL's version (recorded in
+//!   `environment.json`), not the backend's, the same way; in `current_setting('server_version')`
+//!   (and `…_num`) the literal becomes the name of the server setting that holds DSQL's
+//!   version (`dsql_local.server_version`), so the result keeps its column name. Both are found
+//!   with PostgreSQL's lexer, so the same words in a string or a comment are left alone.
+//! - A result with a geometric column (a value computed in the query: `SELECT line(…)`) is
+//!   refused as DSQL refuses it (`queries.json`, `q_geom_*`): `0A000 datatype line not
+//!   supported`. Other runtime values of types DSQL has no columns of (`inet`, arrays) pass,
+//!   as on DSQL (`types.json`).
 //! - Text PostgreSQL cannot parse passes (with its `ASYNC` keywords cut, so the server's
 //!   syntax error names the token DSQL's would).
 
-use super::relay::{INDEX_JOB, JobAnswer, Policy, VALIDATE_JOB, Verdict};
-use super::rules::{self, AsyncJob, Classified, Statement};
+use super::relay::{
+    Answer, INDEX_JOB, Policy, SHOW_SERVER_VERSION, SHOW_SERVER_VERSION_NUM, VALIDATE_JOB, Verdict,
+};
+use std::ops::Range;
+
+use pg_query::protobuf::Token;
+
+use super::rules::{self, AsyncJob, Classified, Refusal, Statement};
 
 /// The [`Policy`] of the local DSQL stand-in; see the [module documentation](self).
 #[derive(Clone, Copy, Debug, Default)]
@@ -19,12 +34,39 @@ pub struct DsqlRules;
 
 impl Policy for DsqlRules {
     fn check(&self, sql: &str) -> Verdict {
-        match rules::classify(sql) {
+        let reported = reported_settings(sql);
+        let text = reported.as_deref().unwrap_or(sql);
+        let verdict = match rules::classify(text) {
             Classified::Unparsed { rewrite } => rewrite.map_or(Verdict::Pass, Verdict::Rewrite),
-            Classified::Parsed(statements) => verdict(sql, &statements),
+            Classified::Parsed(statements) => verdict(text, &statements),
+        };
+        match (verdict, reported) {
+            (Verdict::Pass, Some(reported)) => Verdict::Rewrite(reported),
+            (verdict, _) => verdict,
         }
     }
+
+    fn result_type(&self, oid: u32) -> Option<Refusal> {
+        GEOMETRIC_TYPES
+            .iter()
+            .find(|(known, _)| *known == oid)
+            .map(|(_, name)| Refusal {
+                code: "0A000",
+                message: format!("datatype {name} not supported"),
+            })
+    }
 }
+
+/// PostgreSQL's geometric types, by OID (`pg_type.dat`), which DSQL refuses in a result.
+const GEOMETRIC_TYPES: [(u32, &str); 7] = [
+    (600, "point"),
+    (601, "lseg"),
+    (602, "path"),
+    (603, "box"),
+    (604, "polygon"),
+    (628, "line"),
+    (718, "circle"),
+];
 
 /// The verdict on `sql`, whose statements `classify` judged.
 fn verdict(sql: &str, statements: &[Statement]) -> Verdict {
@@ -34,11 +76,11 @@ fn verdict(sql: &str, statements: &[Statement]) -> Verdict {
     let mut rewritten = String::new();
     let mut copied = 0;
     for statement in statements {
-        let (Some(plain), Some(job)) = (&statement.rewrite, statement.async_job) else {
+        let Some(replacement) = replacement(statement) else {
             continue;
         };
         rewritten.push_str(&sql[copied..statement.span.start]);
-        rewritten.push_str(&job_call(plain, job));
+        rewritten.push_str(&replacement);
         copied = statement.span.end;
     }
     if copied == 0 {
@@ -48,10 +90,78 @@ fn verdict(sql: &str, statements: &[Statement]) -> Verdict {
     Verdict::Rewrite(rewritten)
 }
 
+/// DSQL's `server_version` and `server_version_num` (`environment.json`).
+const DSQL_SERVER_VERSION: [(&str, Answer); 2] = [
+    (super::super::DSQL_SERVER_VERSION, SHOW_SERVER_VERSION),
+    (
+        super::super::DSQL_SERVER_VERSION_NUM,
+        SHOW_SERVER_VERSION_NUM,
+    ),
+];
+
+/// `sql` with every `current_setting('server_version')` and `current_setting('server_version_num')`
+/// reading `dsql_local.server_version` (`…_num`) instead, if it has any; see the
+/// [module documentation](self).
+fn reported_settings(sql: &str) -> Option<String> {
+    if !sql.to_ascii_lowercase().contains("server_version") {
+        return None;
+    }
+    let scanned = pg_query::scan(sql).ok()?;
+    let tokens: Vec<(Token, Range<usize>)> = scanned
+        .tokens
+        .iter()
+        .filter_map(|t| {
+            let token = Token::try_from(t.token).ok()?;
+            let range = usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?;
+            (!matches!(token, Token::SqlComment | Token::CComment)).then_some((token, range))
+        })
+        .collect();
+    let mut rewritten = String::new();
+    let mut copied = 0;
+    for window in tokens.windows(3) {
+        let [
+            (Token::Ident, name),
+            (Token::Ascii40, _),
+            (Token::Sconst, literal),
+        ] = window
+        else {
+            continue;
+        };
+        let setting = sql.get(literal.clone())?.to_ascii_lowercase();
+        let reported = ["'server_version'", "'server_version_num'"].contains(&setting.as_str());
+        if !reported
+            || !sql
+                .get(name.clone())?
+                .eq_ignore_ascii_case("current_setting")
+        {
+            continue;
+        }
+        rewritten.push_str(&sql[copied..literal.start]);
+        rewritten.push_str(&format!("'dsql_local.{}'", setting.trim_matches('\'')));
+        copied = literal.end;
+    }
+    (copied > 0).then(|| {
+        rewritten.push_str(&sql[copied..]);
+        rewritten
+    })
+}
+
+/// What the server runs in place of `statement`, if anything.
+fn replacement(statement: &Statement) -> Option<String> {
+    if let (Some(plain), Some(job)) = (&statement.rewrite, statement.async_job) {
+        return Some(job_call(plain, job));
+    }
+    let shown = statement.shows.as_deref()?;
+    DSQL_SERVER_VERSION
+        .iter()
+        .find(|(_, answer)| answer.name == shown)
+        .map(|(value, answer)| format!("SELECT text '{value}' AS \"{}\"", answer.column))
+}
+
 /// The `dsql_local.start_job` call that runs `plain` (the statement without `ASYNC`) as the
 /// job `job`, its text in a dollar quote that it does not contain.
 fn job_call(plain: &str, job: AsyncJob) -> String {
-    let (job_type, JobAnswer { column, .. }) = match job {
+    let (job_type, Answer { column, .. }) = match job {
         AsyncJob::IndexBuild => ("INDEX_BUILD", INDEX_JOB),
         AsyncJob::ValidateConstraint => ("VALIDATE_CONSTRAINT", VALIDATE_JOB),
     };
@@ -86,6 +196,36 @@ mod tests {
                     .to_owned()
             )
         );
+    }
+
+    #[test]
+    fn show_server_version_answers_dsqls() {
+        assert_eq!(
+            DsqlRules.check("SHOW server_version;"),
+            Verdict::Rewrite("SELECT text '16.15' AS \"__dsql_show_server_version__\";".to_owned())
+        );
+        assert_eq!(DsqlRules.check("SHOW timezone"), Verdict::Pass);
+    }
+
+    #[test]
+    fn current_setting_of_the_server_version_reads_dsqls() {
+        assert_eq!(
+            DsqlRules.check(
+                "SELECT current_setting('server_version'), Current_Setting('SERVER_VERSION_NUM')"
+            ),
+            Verdict::Rewrite(
+                "SELECT current_setting('dsql_local.server_version'), \
+                 Current_Setting('dsql_local.server_version_num')"
+                    .to_owned()
+            )
+        );
+        // Not a call of current_setting, or in a comment: left alone.
+        for sql in [
+            "SELECT 'server_version'",
+            "SELECT current_setting('timezone') -- current_setting('server_version')",
+        ] {
+            assert_eq!(DsqlRules.check(sql), Verdict::Pass, "{sql}");
+        }
     }
 
     #[test]

@@ -15,9 +15,9 @@
 //! (`C`) and `BackendKeyData` (`K`, for the session's process id) are looked at. The error
 //! naming a marker is replaced by DSQL's SQLSTATE and message; a serialization failure gets
 //! DSQL's `OC000` message ([`super::conflicts`]).
-//! A result whose only column is one of the [`JobAnswer`] columns is a rewritten `ASYNC`
-//! statement: the column is renamed `job_id` and the next command tag becomes DSQL's
-//! (`CREATE INDEX`). The tag is changed on the next `CommandComplete` after the description,
+//! A result whose only column is one of the [`Answer`] columns is a rewritten statement (an
+//! `ASYNC` one, or a `SHOW` of what DSQL reports differently): the column gets DSQL's name
+//! and the next command tag becomes DSQL's (`CREATE INDEX`, `SHOW`). The tag is changed on the next `CommandComplete` after the description,
 //! which in the extended protocol may come after a `Sync` (a statement described, then
 //! executed); an error in between cancels it.
 //!
@@ -61,6 +61,13 @@ pub enum Verdict {
 pub trait Policy: Send + Sync + 'static {
     /// The verdict on `sql`, one query text as a client sent it (possibly several statements).
     fn check(&self, sql: &str) -> Verdict;
+
+    /// `Some` to refuse a result that has a column of the type `oid` (the statement has run
+    /// by then; in a transaction, the transaction stays usable, where DSQL's would be
+    /// aborted). None by default.
+    fn result_type(&self, _oid: u32) -> Option<Refusal> {
+        None
+    }
 }
 
 /// A policy that passes everything.
@@ -74,27 +81,48 @@ impl Policy for AllowAll {
 }
 
 /// How a rewritten statement gets DSQL's answer: the rewrite selects one column named
-/// `column`; the relay renames it `job_id` and gives the statement the command tag `tag`.
+/// `column`; the relay renames it `name` and gives the statement the command tag `tag`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct JobAnswer {
+pub struct Answer {
     /// The rewrite's only result column.
     pub column: &'static str,
+    /// The column's name as the client sees it.
+    pub name: &'static str,
     /// The command tag the client sees.
     pub tag: &'static str,
 }
 
 /// The answer of `CREATE [UNIQUE] INDEX ASYNC`: a `job_id` row, tag `CREATE INDEX`.
-pub const INDEX_JOB: JobAnswer = JobAnswer {
+pub const INDEX_JOB: Answer = Answer {
     column: "__dsql_job_index__",
+    name: "job_id",
     tag: "CREATE INDEX",
 };
 /// The answer of `ALTER TABLE ASYNC … VALIDATE CONSTRAINT`: a `job_id` row, tag `ALTER TABLE`.
-pub const VALIDATE_JOB: JobAnswer = JobAnswer {
+pub const VALIDATE_JOB: Answer = Answer {
     column: "__dsql_job_validate__",
+    name: "job_id",
     tag: "ALTER TABLE",
 };
-/// The column name the client sees for a job.
-const JOB_ID: &str = "job_id";
+/// The answer of `SHOW server_version`, tag `SHOW`.
+pub const SHOW_SERVER_VERSION: Answer = Answer {
+    column: "__dsql_show_server_version__",
+    name: "server_version",
+    tag: "SHOW",
+};
+/// The answer of `SHOW server_version_num`, tag `SHOW`.
+pub const SHOW_SERVER_VERSION_NUM: Answer = Answer {
+    column: "__dsql_show_server_version_num__",
+    name: "server_version_num",
+    tag: "SHOW",
+};
+/// Every answer the relay gives a rewritten statement.
+const ANSWERS: [Answer; 4] = [
+    INDEX_JOB,
+    VALIDATE_JOB,
+    SHOW_SERVER_VERSION,
+    SHOW_SERVER_VERSION_NUM,
+];
 
 /// What the two directions of one session share: markers sent to the server and the refusal
 /// each stands for, the session's backend process id, and a commit being failed.
@@ -104,6 +132,8 @@ struct Pending {
     refusals: HashMap<String, (u64, Refusal)>,
     pid: Option<u32>,
     failing_commit: Option<Conflict>,
+    /// The transaction status of the last `ReadyForQuery`: `I`, `T`, or `E` (failed).
+    status: Option<u8>,
 }
 
 impl Pending {
@@ -144,14 +174,21 @@ pub struct Judge<'a> {
 }
 
 impl Judge<'_> {
-    /// The verdict on `sql` in the session whose shared state is `pending`.
+    /// The verdict on `sql` in the session whose shared state is `pending`. In a failed
+    /// transaction nothing is refused: the server answers 25P02 first, as DSQL does.
     fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> Verdict {
-        let pid = lock(pending).pid;
+        let (pid, status) = {
+            let pending = lock(pending);
+            (pending.pid, pending.status)
+        };
         if let Some(conflict) = self.failures.take_if_commit(pid, sql) {
             lock(pending).failing_commit = Some(conflict);
             return Verdict::Rewrite("ROLLBACK".to_owned());
         }
-        self.policy.check(sql)
+        match self.policy.check(sql) {
+            Verdict::Refuse(_) if status == Some(b'E') => Verdict::Pass,
+            verdict => verdict,
+        }
     }
 }
 
@@ -169,11 +206,11 @@ where
         BufWriter::new(server_out),
         |tag, body| to_server(tag, body, judge, &pending),
     );
-    let mut job_tag = None;
+    let mut state = Downstream::default();
     let downstream = pump(
         BufReader::new(server_in),
         BufWriter::new(client_out),
-        |tag, body| to_client(tag, body, &pending, &mut job_tag),
+        |tag, body| to_client(tag, body, judge, &pending, &mut state),
     );
     tokio::pin!(upstream, downstream);
     tokio::select! {
@@ -259,19 +296,31 @@ fn checked(
     Some(replaced)
 }
 
-/// A server message for the client in place of the one with `tag` and `body`: a marker's
-/// syntax error becomes its refusal, a serialization failure DSQL's conflict, a failed
-/// commit's `ROLLBACK` its conflict; a job's description and command tag become DSQL's.
-/// `job_tag` holds the tag for the next `CommandComplete` after a job's description.
+/// What the server-to-client direction remembers between messages.
+#[derive(Default)]
+struct Downstream {
+    /// The tag for the next `CommandComplete` after an [`Answer`]'s description.
+    answer_tag: Option<&'static str>,
+    /// A result refused at its description: its rows and tag are dropped.
+    dropping: bool,
+}
+
+/// A server message for the client in place of the one with `tag` and `body` (an empty one
+/// drops it): a marker's syntax error becomes its refusal, a serialization failure DSQL's
+/// conflict, a failed commit's `ROLLBACK` its conflict; an answer's description and command
+/// tag become DSQL's; a result the policy refuses at its description becomes the refusal,
+/// and its rows and tag are dropped.
 fn to_client(
     tag: u8,
     body: &[u8],
+    judge: Judge<'_>,
     pending: &Mutex<Pending>,
-    job_tag: &mut Option<&'static str>,
+    state: &mut Downstream,
 ) -> Option<Vec<u8>> {
     match tag {
         b'E' => {
-            *job_tag = None;
+            state.answer_tag = None;
+            state.dropping = false;
             let refusal = match error_field(body, b'M') {
                 Some(message) if message.contains("__dsql_refused_") => {
                     lock(pending).take_named_in(message)
@@ -284,13 +333,19 @@ fn to_client(
             })?;
             Some(refusal_response(&refusal))
         }
+        b'Z' => {
+            state.dropping = false;
+            lock(pending).status = body.first().copied();
+            None
+        }
+        b'D' | b'C' if state.dropping => Some(Vec::new()),
         b'K' => {
             if let Some(pid) = body.first_chunk::<4>() {
                 lock(pending).pid = Some(u32::from_be_bytes(*pid));
             }
             None
         }
-        b'C' if job_tag.is_none() => {
+        b'C' if state.answer_tag.is_none() => {
             if body != b"ROLLBACK\0" {
                 return None;
             }
@@ -298,11 +353,16 @@ fn to_client(
             Some(refusal_response(&conflict.refusal()))
         }
         b'T' => {
-            let (answer, rest) = job_description(body)?;
-            *job_tag = Some(answer.tag);
-            let mut renamed = Vec::with_capacity(2 + JOB_ID.len() + 1 + rest.len());
+            if let Some(refusal) = column_types(body).find_map(|oid| judge.policy.result_type(oid))
+            {
+                state.dropping = true;
+                return Some(refusal_response(&refusal));
+            }
+            let (answer, rest) = answer_description(body)?;
+            state.answer_tag = Some(answer.tag);
+            let mut renamed = Vec::with_capacity(2 + answer.name.len() + 1 + rest.len());
             renamed.extend_from_slice(&1_u16.to_be_bytes());
-            renamed.extend_from_slice(JOB_ID.as_bytes());
+            renamed.extend_from_slice(answer.name.as_bytes());
             renamed.push(0);
             renamed.extend_from_slice(rest);
             let mut frame = Vec::with_capacity(renamed.len() + 5);
@@ -310,7 +370,7 @@ fn to_client(
             Some(frame)
         }
         b'C' => {
-            let tag = job_tag.take()?;
+            let tag = state.answer_tag.take()?;
             let mut frame = Vec::with_capacity(tag.len() + 6);
             let mut body = tag.as_bytes().to_vec();
             body.push(0);
@@ -321,15 +381,27 @@ fn to_client(
     }
 }
 
-/// For a `RowDescription` of one column named like a [`JobAnswer`] column: that answer, and
-/// the field's bytes after its name.
-fn job_description(body: &[u8]) -> Option<(JobAnswer, &[u8])> {
+/// The type OID of each column of a `RowDescription` body (after each name: table OID,
+/// column number, then the type OID).
+fn column_types(body: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    let mut rest = body.get(2..).unwrap_or_default();
+    std::iter::from_fn(move || {
+        let (_, after) = wire::cstr(rest).ok()?;
+        let oid = after.get(6..10)?.first_chunk::<4>().copied()?;
+        rest = after.get(18..)?;
+        Some(u32::from_be_bytes(oid))
+    })
+}
+
+/// For a `RowDescription` of one column named like an [`Answer`] column: that answer, and the
+/// field's bytes after its name.
+fn answer_description(body: &[u8]) -> Option<(Answer, &[u8])> {
     let (count, fields) = body.split_first_chunk::<2>()?;
     if u16::from_be_bytes(*count) != 1 {
         return None;
     }
     let (name, rest) = wire::cstr(fields).ok()?;
-    [INDEX_JOB, VALIDATE_JOB]
+    ANSWERS
         .into_iter()
         .find(|answer| answer.column == name)
         .map(|answer| (answer, rest))
@@ -438,77 +510,174 @@ mod tests {
             policy: &AllowAll,
             failures: &failures,
         };
-        let mut job_tag = None;
+        let mut state = Downstream::default();
         // The session learns its process id from the server's BackendKeyData.
         let key_data = [0, 0, 0, 42, 1, 2, 3, 4];
-        assert_eq!(to_client(b'K', &key_data, &pending, &mut job_tag), None);
+        assert_eq!(
+            to_client(b'K', &key_data, judge, &pending, &mut state),
+            None
+        );
         failures.fail_next_commit(42, Conflict::Data);
         assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
         assert_eq!(
             checked(b"COMMIT\0", 0, judge, &pending),
             Some(b"ROLLBACK\0".to_vec())
         );
-        let answer = to_client(b'C', b"ROLLBACK\0", &pending, &mut job_tag).expect("an error");
+        let answer = to_client(b'C', b"ROLLBACK\0", judge, &pending, &mut state).expect("an error");
         assert_eq!(answer, refusal_response(&Conflict::Data.refusal()));
         assert_eq!(answer[0], b'E');
         // Once: the next commit, and a client's own ROLLBACK, pass.
         assert_eq!(checked(b"COMMIT\0", 0, judge, &pending), None);
-        assert_eq!(to_client(b'C', b"ROLLBACK\0", &pending, &mut job_tag), None);
+        assert_eq!(
+            to_client(b'C', b"ROLLBACK\0", judge, &pending, &mut state),
+            None
+        );
     }
 
     #[test]
     fn a_serialization_failure_gets_dsqls_message() {
         let pending = Mutex::new(Pending::default());
-        let mut job_tag = None;
+        let failures = CommitFailures::default();
+        let judge = Judge {
+            policy: &AllowAll,
+            failures: &failures,
+        };
+        let mut state = Downstream::default();
         let postgres = wire::error_response(
             "ERROR",
             "40001",
             "could not serialize access due to concurrent update",
             None,
         );
-        let answer = to_client(b'E', &postgres[5..], &pending, &mut job_tag).expect("replaced");
+        let answer =
+            to_client(b'E', &postgres[5..], judge, &pending, &mut state).expect("replaced");
         assert_eq!(
             error_field(&answer[5..], b'M'),
             Some("change conflicts with another transaction (OC000)")
         );
         assert_eq!(error_field(&answer[5..], b'C'), Some("40001"));
         let other = wire::error_response("ERROR", "23505", "duplicate key", None);
-        assert_eq!(to_client(b'E', &other[5..], &pending, &mut job_tag), None);
+        assert_eq!(
+            to_client(b'E', &other[5..], judge, &pending, &mut state),
+            None
+        );
     }
 
     /// A `RowDescription` of one text column named `name`.
     fn description(name: &str) -> Vec<u8> {
-        let mut body = 1_u16.to_be_bytes().to_vec();
-        body.extend_from_slice(name.as_bytes());
-        body.push(0);
-        body.extend_from_slice(&[
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 25, 255, 255, 255, 255, 255, 255, 0, 0,
-        ]);
+        typed_description(&[(name, 25)])
+    }
+
+    /// A `RowDescription` of the columns `(name, type OID)`.
+    fn typed_description(columns: &[(&str, u32)]) -> Vec<u8> {
+        let count = u16::try_from(columns.len()).expect("few columns");
+        let mut body = count.to_be_bytes().to_vec();
+        for (name, oid) in columns {
+            body.extend_from_slice(name.as_bytes());
+            body.push(0);
+            body.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+            body.extend_from_slice(&oid.to_be_bytes());
+            body.extend_from_slice(&[255, 255, 255, 255, 255, 255, 0, 0]);
+        }
         body
+    }
+
+    /// Refuses every text, and every result with a column of type 628.
+    struct NoLines;
+
+    impl Policy for NoLines {
+        fn check(&self, _sql: &str) -> Verdict {
+            Verdict::Refuse(refusal(5))
+        }
+        fn result_type(&self, oid: u32) -> Option<Refusal> {
+            (oid == 628).then(|| refusal(628))
+        }
+    }
+
+    #[test]
+    fn a_result_refused_at_its_description_loses_its_rows_and_tag() {
+        let pending = Mutex::new(Pending::default());
+        let failures = CommitFailures::default();
+        let judge = Judge {
+            policy: &NoLines,
+            failures: &failures,
+        };
+        let mut state = Downstream::default();
+        let description = typed_description(&[("id", 23), ("l", 628)]);
+        assert_eq!(column_types(&description).collect::<Vec<_>>(), [23, 628]);
+        let answer = to_client(b'T', &description, judge, &pending, &mut state).expect("refused");
+        assert_eq!(answer, refusal_response(&refusal(628)));
+        let row = [0, 0];
+        assert_eq!(
+            to_client(b'D', &row, judge, &pending, &mut state),
+            Some(Vec::new())
+        );
+        let tag = b"SELECT 1\0";
+        assert_eq!(
+            to_client(b'C', tag, judge, &pending, &mut state),
+            Some(Vec::new())
+        );
+        assert_eq!(to_client(b'Z', b"I", judge, &pending, &mut state), None);
+        assert_eq!(to_client(b'D', &row, judge, &pending, &mut state), None);
+        let plain = typed_description(&[("id", 23)]);
+        assert_eq!(to_client(b'T', &plain, judge, &pending, &mut state), None);
+    }
+
+    #[test]
+    fn nothing_is_refused_in_a_failed_transaction() {
+        let pending = Mutex::new(Pending::default());
+        let failures = CommitFailures::default();
+        let judge = Judge {
+            policy: &NoLines,
+            failures: &failures,
+        };
+        let mut state = Downstream::default();
+        assert!(checked(b"TRUNCATE t\0", 0, judge, &pending).is_some());
+        to_client(b'Z', b"E", judge, &pending, &mut state);
+        assert_eq!(checked(b"TRUNCATE t\0", 0, judge, &pending), None);
+        to_client(b'Z', b"T", judge, &pending, &mut state);
+        assert!(checked(b"TRUNCATE t\0", 0, judge, &pending).is_some());
     }
 
     #[test]
     fn a_jobs_description_and_its_next_command_tag_become_dsqls() {
         let pending = Mutex::new(Pending::default());
-        let mut job_tag = None;
+        let failures = CommitFailures::default();
+        let judge = Judge {
+            policy: &AllowAll,
+            failures: &failures,
+        };
+        let mut state = Downstream::default();
         let plain = description("id");
-        assert_eq!(to_client(b'T', &plain, &pending, &mut job_tag), None);
-        assert_eq!(to_client(b'C', b"SELECT 1\0", &pending, &mut job_tag), None);
+        assert_eq!(to_client(b'T', &plain, judge, &pending, &mut state), None);
+        assert_eq!(
+            to_client(b'C', b"SELECT 1\0", judge, &pending, &mut state),
+            None
+        );
         let job = description(INDEX_JOB.column);
-        let renamed = to_client(b'T', &job, &pending, &mut job_tag).expect("renamed");
+        let renamed = to_client(b'T', &job, judge, &pending, &mut state).expect("renamed");
         let mut expected = Vec::new();
         wire::put_message(&mut expected, b'T', &description("job_id"));
         assert_eq!(renamed, expected);
-        let tag = to_client(b'C', b"SELECT 1\0", &pending, &mut job_tag).expect("retagged");
+        let tag = to_client(b'C', b"SELECT 1\0", judge, &pending, &mut state).expect("retagged");
         let mut expected = Vec::new();
         wire::put_message(&mut expected, b'C', b"CREATE INDEX\0");
         assert_eq!(tag, expected);
         // Only the next tag; and an error in between cancels it.
-        assert_eq!(to_client(b'C', b"SELECT 1\0", &pending, &mut job_tag), None);
-        to_client(b'T', &job, &pending, &mut job_tag).expect("renamed");
+        assert_eq!(
+            to_client(b'C', b"SELECT 1\0", judge, &pending, &mut state),
+            None
+        );
+        to_client(b'T', &job, judge, &pending, &mut state).expect("renamed");
         let error = wire::error_response("ERROR", "23505", "duplicate", None);
-        assert_eq!(to_client(b'E', &error[5..], &pending, &mut job_tag), None);
-        assert_eq!(to_client(b'C', b"SELECT 0\0", &pending, &mut job_tag), None);
+        assert_eq!(
+            to_client(b'E', &error[5..], judge, &pending, &mut state),
+            None
+        );
+        assert_eq!(
+            to_client(b'C', b"SELECT 0\0", judge, &pending, &mut state),
+            None
+        );
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub struct Statement {
     pub rewrite: Option<String>,
     /// The asynchronous job the `ASYNC` keyword asks for; `Some` exactly when `rewrite` is.
     pub async_job: Option<AsyncJob>,
+    /// For `SHOW name`: the parameter's name, in lower case.
+    pub shows: Option<String>,
 }
 
 /// The kind of a statement.
@@ -171,9 +173,14 @@ pub fn classify(sql: &str) -> Classified {
             let range = statement_range(&text, raw.stmt_location, raw.stmt_len)?;
             let cut = cuts.iter().find(|c| range.contains(&c.at));
             let job = cut.map(|c| c.job);
-            let (kind, refusal) = match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+            let node = raw.stmt.as_ref().and_then(|n| n.node.as_ref());
+            let (kind, refusal) = match node {
                 Some(node) => judge(node, job, deep),
                 None => (Kind::Other, None),
+            };
+            let shows = match node {
+                Some(NodeEnum::VariableShowStmt(s)) => Some(s.name.to_lowercase()),
+                _ => None,
             };
             Some(Statement {
                 kind,
@@ -181,6 +188,7 @@ pub fn classify(sql: &str) -> Classified {
                 refusal,
                 rewrite: cut.map(|_| text[range].to_owned()),
                 async_job: job,
+                shows,
             })
         })
         .collect();
