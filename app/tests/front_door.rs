@@ -199,9 +199,13 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
     // Statistics reach the shared counters within a second of a session's end.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sessions_established(&mut observer, &database).await, before);
-    // The count does see a session through the front door: one good login adds one.
+    // The count does see a session through the front door: one good login adds one (as admin:
+    // a non-admin login also adds the front door's own check of its IAM mapping).
+    let admin = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
     let conn = door
-        .connect(&database, &user.user, &good)
+        .connect(&database, "admin", &admin)
         .await
         .expect("a good login");
     conn.close().await.expect("close");
@@ -538,4 +542,78 @@ async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
         .await
         .expect("read");
     assert_eq!(name, "a", "the winner's write");
+}
+
+#[tokio::test]
+async fn a_role_logs_in_only_once_aws_iam_grant_maps_it() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_iam_grant").await;
+    let admin_tokens = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
+    let mut admin = door
+        .connect(&database, "admin", &admin_tokens)
+        .await
+        .expect("admin logs in");
+    // A role made the plain PostgreSQL way, without AWS IAM GRANT: not onboarded.
+    sqlx::raw_sql("CREATE ROLE clinic_reader WITH LOGIN")
+        .execute(&mut admin)
+        .await
+        .expect("a role");
+    let reader_tokens = door
+        .tokens("clinic_reader", &door.secret, Duration::from_secs(900))
+        .await;
+    let refused = door
+        .connect(&database, "clinic_reader", &reader_tokens)
+        .await;
+    let error = refused.expect_err("not onboarded");
+    let db_error = error
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+        .expect("a database error");
+    assert_eq!(db_error.code(), "28000");
+    assert_eq!(
+        db_error.message(),
+        "unable to accept connection, access denied"
+    );
+    let hint = db_error.hint().unwrap_or_default();
+    assert!(
+        hint.contains("AWS IAM GRANT"),
+        "the hint names the fix: {hint}"
+    );
+
+    // DSQL's onboarding statement, as users::onboard sends it.
+    let arn = "arn:aws:iam::123456789012:role/clinic-reader";
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "AWS IAM GRANT clinic_reader TO '{arn}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("AWS IAM GRANT");
+    let conn = door
+        .connect(&database, "clinic_reader", &reader_tokens)
+        .await
+        .expect("an onboarded role logs in");
+    conn.close().await.expect("close");
+    // A role that does not exist is named.
+    let (code, message) = database_error(
+        sqlx::raw_sql("AWS IAM GRANT nobody TO 'arn:aws:iam::123456789012:role/x'")
+            .execute(&mut admin)
+            .await,
+    );
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("42704", "role \"nobody\" does not exist")
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "AWS IAM REVOKE clinic_reader FROM '{arn}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("AWS IAM REVOKE");
+    let again = door
+        .connect(&database, "clinic_reader", &reader_tokens)
+        .await;
+    assert!(again.is_err(), "revoked: refused again");
+    admin.close().await.expect("close");
 }

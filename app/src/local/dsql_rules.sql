@@ -112,3 +112,13 @@ BEGIN
   END LOOP;
 END $$;
 SELECT dsql_local.drop_text_search_configurations();
+
+-- The roles AWS IAM GRANT maps to IAM identities. Through the front door, `AWS IAM GRANT role TO
+-- 'arn'` records a row here (dsql_local.iam_grant, in dsql_sys.sql), and a role other than admin
+-- may log in only with one: DSQL's "onboarded". Only the superuser reads or writes it directly.
+CREATE TABLE IF NOT EXISTS dsql_local.iam_grants (
+  role name NOT NULL,
+  arn text NOT NULL,
+  PRIMARY KEY (role, arn)
+);
+REVOKE ALL ON dsql_local.iam_grants FROM PUBLIC;

@@ -9,6 +9,11 @@
 --   * sys.jobs: one row per job, DSQL's nine columns; readable by everyone.
 --   * CALL sys.wait_for_job('<job id>'): a procedure; a job id that is not 26 base32 characters
 --     gets DSQL's 22P02 "Unable to convert text to UUID". It answers whether the job completed.
+-- What the front door calls in place of `AWS IAM GRANT role TO 'arn'` and `AWS IAM REVOKE role
+-- FROM 'arn'`:
+--   * dsql_local.iam_grant(role, arn) and dsql_local.iam_revoke(role, arn): record or remove the
+--     mapping in dsql_local.iam_grants (dsql_rules.sql); for roles that may create roles
+--     (admin), of a role that exists. They answer no row.
 -- What the front door calls in place of `CREATE [UNIQUE] INDEX ASYNC …` and
 -- `ALTER TABLE ASYNC … VALIDATE CONSTRAINT …`:
 --   * dsql_local.start_job(job_type, statement): runs the statement without ASYNC, as the
@@ -103,5 +108,29 @@ BEGIN
     RAISE EXCEPTION USING ERRCODE = '22P02', MESSAGE = 'Unable to convert text to UUID';
   END IF;
   SELECT j.status = 'completed' INTO completed FROM sys.jobs j WHERE j.job_id = wait_for_job.job_id;
+END
+$$;
+
+-- AWS IAM GRANT and REVOKE; see the top of this file.
+CREATE OR REPLACE FUNCTION dsql_local.iam_grant(role_name text, arn text) RETURNS SETOF void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  IF NOT coalesce((SELECT r.rolcreaterole OR r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to grant IAM access';
+  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = role_name) THEN
+    RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('role "%s" does not exist', role_name);
+  END IF;
+  INSERT INTO dsql_local.iam_grants VALUES (role_name, arn) ON CONFLICT DO NOTHING;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION dsql_local.iam_revoke(role_name text, arn text) RETURNS SETOF void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+  IF NOT coalesce((SELECT r.rolcreaterole OR r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to revoke IAM access';
+  END IF;
+  DELETE FROM dsql_local.iam_grants g WHERE g.role = role_name AND g.arn = iam_revoke.arn;
 END
 $$;

@@ -259,7 +259,8 @@ impl LocalServer {
     /// Creates a non-admin login role in `database` the way DSQL wants it
     /// ([`crate::users::onboard`]: the role, the schema `myschema`, usage and create rights on
     /// it, one statement per transaction, as `admin`), then gives it a random password — the
-    /// stand-in's substitute for an IAM token. The role gets no rights on `public`.
+    /// stand-in's substitute for an IAM token — and an IAM identity, as `AWS IAM GRANT` would,
+    /// so that the front door lets it in. The role gets no rights on `public`.
     pub async fn create_user(&self, database: &str, name: &str) -> Result<Credentials> {
         let pool = self.pool(database, &self.admin).await?;
         let admin = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
@@ -270,7 +271,21 @@ impl LocalServer {
             password: Secret::random(),
         };
         self.set_password(database, &credentials).await?;
+        self.map_iam_identity(database, name).await?;
         Ok(credentials)
+    }
+
+    /// Records what `AWS IAM GRANT {name} TO 'arn:aws:iam::000000000000:role/{name}'` records
+    /// (the stand-in has no IAM), so the role may log in through the front door.
+    async fn map_iam_identity(&self, database: &str, name: &str) -> Result<()> {
+        let mut conn = self.superuser_connection(database).await?;
+        sqlx::query("INSERT INTO dsql_local.iam_grants VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(name)
+            .bind(format!("arn:aws:iam::000000000000:role/{name}"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await?;
+        Ok(())
     }
 
     /// Sets the password of the role `credentials.user`, as `admin`, over a connection that

@@ -14,6 +14,10 @@
 //! A refused login gets an `ErrorResponse` with DSQL's SQLSTATE and message, and no backend
 //! session ever exists for it.
 //!
+//! A role other than `admin` must have been onboarded as on DSQL: mapped to an IAM identity
+//! with `AWS IAM GRANT` ([`policy`] understands the statement). Without a mapping its login is
+//! refused like a bad token, before a session opens.
+//!
 //! The first login to each database installs DSQL's `sys` schema there ([`DSQL_SYS_SQL`]:
 //! `sys.jobs`, `sys.wait_for_job`, and the function the `ASYNC` rewrites call), as the
 //! server's superuser, before the session is opened.
@@ -90,6 +94,28 @@ impl Shared {
             }
             Err(error) => debug!(database, %error, "front door did not install sys"),
         }
+    }
+
+    /// Whether `user` has been onboarded in `database`: given an IAM identity with `AWS IAM
+    /// GRANT` (a row in `dsql_local.iam_grants`). If the server cannot be asked (a database
+    /// that does not exist, say), the login goes on for the server to answer.
+    async fn onboarded(&self, database: &str, user: &str) -> bool {
+        let asked = async {
+            let options = self.backend.superuser_options(database);
+            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+            let found: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM dsql_local.iam_grants WHERE role = $1)",
+            )
+            .bind(user)
+            .fetch_one(&mut conn)
+            .await?;
+            conn.close().await?;
+            Ok::<_, sqlx::Error>(found)
+        };
+        asked.await.unwrap_or_else(|error| {
+            debug!(database, %error, "front door could not check onboarding");
+            true
+        })
     }
 }
 
@@ -277,6 +303,13 @@ async fn login(
         .find(|(name, _)| name == "database")
         .map_or(user.as_str(), |(_, database)| database.as_str());
     shared.install_sys(database).await;
+    if user != super::ADMIN_USER && !shared.onboarded(database, &user).await {
+        info!(user, "front door refused a role without AWS IAM GRANT");
+        let hint = format!(
+            "role {user:?} has no IAM identity: as admin, run `app user create {user} --iam-role <role ARN>` (AWS IAM GRANT)"
+        );
+        return ended(refuse(&mut client, "28000", ACCESS_DENIED, Some(&hint))).await;
+    }
     let startup = wire::startup_message(
         parameters
             .iter()

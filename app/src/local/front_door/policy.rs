@@ -16,11 +16,15 @@
 //!   refused as DSQL refuses it (`queries.json`, `q_geom_*`): `0A000 datatype line not
 //!   supported`. Other runtime values of types DSQL has no columns of (`inet`, arrays) pass,
 //!   as on DSQL (`types.json`).
+//! - `AWS IAM GRANT role TO 'arn'` and `AWS IAM REVOKE role FROM 'arn'` (DSQL's, not
+//!   PostgreSQL's) become calls of `dsql_local.iam_grant` / `iam_revoke` (from `dsql_sys.sql`),
+//!   which record the mapping the front door requires of a non-admin login. They answer no row.
 //! - Text PostgreSQL cannot parse passes (with its `ASYNC` keywords cut, so the server's
 //!   syntax error names the token DSQL's would).
 
 use super::relay::{
-    Answer, INDEX_JOB, Policy, SHOW_SERVER_VERSION, SHOW_SERVER_VERSION_NUM, VALIDATE_JOB, Verdict,
+    Answer, IAM_GRANT, IAM_REVOKE, INDEX_JOB, Policy, SHOW_SERVER_VERSION, SHOW_SERVER_VERSION_NUM,
+    VALIDATE_JOB, Verdict,
 };
 use std::ops::Range;
 
@@ -34,6 +38,9 @@ pub struct DsqlRules;
 
 impl Policy for DsqlRules {
     fn check(&self, sql: &str) -> Verdict {
+        if let Some(call) = iam_statement(sql) {
+            return Verdict::Rewrite(call);
+        }
         let reported = reported_settings(sql);
         let text = reported.as_deref().unwrap_or(sql);
         let verdict = match rules::classify(text) {
@@ -99,6 +106,77 @@ const DSQL_SERVER_VERSION: [(&str, Answer); 2] = [
     ),
 ];
 
+/// The significant tokens of `sql` (comments left out), with their byte ranges; `None` if it
+/// cannot be scanned.
+fn tokens(sql: &str) -> Option<Vec<(Token, Range<usize>)>> {
+    let scanned = pg_query::scan(sql).ok()?;
+    Some(
+        scanned
+            .tokens
+            .iter()
+            .filter_map(|t| {
+                let token = Token::try_from(t.token).ok()?;
+                let range = usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?;
+                (!matches!(token, Token::SqlComment | Token::CComment)).then_some((token, range))
+            })
+            .collect(),
+    )
+}
+
+/// For one `AWS IAM GRANT role TO 'arn'` or `AWS IAM REVOKE role FROM 'arn'` statement: the
+/// `dsql_local` call that does it; see the [module documentation](self).
+fn iam_statement(sql: &str) -> Option<String> {
+    if !sql.trim_start().get(..3)?.eq_ignore_ascii_case("aws") {
+        return None;
+    }
+    let tokens = tokens(sql)?;
+    let text = |range: &Range<usize>| sql.get(range.clone());
+    let statement = match tokens.as_slice() {
+        [statement @ .., (Token::Ascii59, _)] => statement,
+        statement => statement,
+    };
+    let [
+        (Token::Ident, aws),
+        (Token::Ident, iam),
+        (verb, _),
+        (Token::Ident, role),
+        (preposition, _),
+        (Token::Sconst, arn),
+    ] = statement
+    else {
+        return None;
+    };
+    let answer = match (verb, preposition) {
+        (Token::Grant, Token::To) => IAM_GRANT,
+        (Token::Revoke, Token::From) => IAM_REVOKE,
+        _ => return None,
+    };
+    if !text(aws)?.eq_ignore_ascii_case("aws") || !text(iam)?.eq_ignore_ascii_case("iam") {
+        return None;
+    }
+    let role = identifier(text(role)?);
+    let function = if answer == IAM_GRANT {
+        "iam_grant"
+    } else {
+        "iam_revoke"
+    };
+    Some(format!(
+        "SELECT dsql_local.{function}('{}', {}) AS \"{}\"",
+        role.replace('\'', "''"),
+        text(arn)?,
+        answer.column
+    ))
+}
+
+/// The name an identifier token stands for: a quoted one without its quotes (and `""` as `"`),
+/// an unquoted one in lower case.
+fn identifier(token: &str) -> String {
+    match token.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        Some(quoted) => quoted.replace("\"\"", "\""),
+        None => token.to_lowercase(),
+    }
+}
+
 /// `sql` with every `current_setting('server_version')` and `current_setting('server_version_num')`
 /// reading `dsql_local.server_version` (`…_num`) instead, if it has any; see the
 /// [module documentation](self).
@@ -106,16 +184,7 @@ fn reported_settings(sql: &str) -> Option<String> {
     if !sql.to_ascii_lowercase().contains("server_version") {
         return None;
     }
-    let scanned = pg_query::scan(sql).ok()?;
-    let tokens: Vec<(Token, Range<usize>)> = scanned
-        .tokens
-        .iter()
-        .filter_map(|t| {
-            let token = Token::try_from(t.token).ok()?;
-            let range = usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?;
-            (!matches!(token, Token::SqlComment | Token::CComment)).then_some((token, range))
-        })
-        .collect();
+    let tokens = tokens(sql)?;
     let mut rewritten = String::new();
     let mut copied = 0;
     for window in tokens.windows(3) {
@@ -226,6 +295,30 @@ mod tests {
         ] {
             assert_eq!(DsqlRules.check(sql), Verdict::Pass, "{sql}");
         }
+    }
+
+    #[test]
+    fn aws_iam_grant_and_revoke_become_calls() {
+        assert_eq!(
+            DsqlRules.check("AWS IAM GRANT clinic_app TO 'arn:aws:iam::123456789012:role/app';"),
+            Verdict::Rewrite(
+                "SELECT dsql_local.iam_grant('clinic_app', 'arn:aws:iam::123456789012:role/app') \
+                 AS \"__dsql_iam_grant__\""
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            DsqlRules.check("aws iam revoke \"Odd\"\"Name\" FROM 'arn:x'"),
+            Verdict::Rewrite(
+                "SELECT dsql_local.iam_revoke('Odd\"Name', 'arn:x') AS \"__dsql_iam_revoke__\""
+                    .to_owned()
+            )
+        );
+        // Not the statement: PostgreSQL answers it (a syntax error).
+        assert_eq!(
+            DsqlRules.check("AWS IAM GRANT r FROM 'arn:x'"),
+            Verdict::Pass
+        );
     }
 
     #[test]

@@ -116,12 +116,27 @@ pub const SHOW_SERVER_VERSION_NUM: Answer = Answer {
     name: "server_version_num",
     tag: "SHOW",
 };
+/// The answer of `AWS IAM GRANT`: no row, tag `AWS IAM GRANT` (not recorded; DSQL's own tag
+/// may differ).
+pub const IAM_GRANT: Answer = Answer {
+    column: "__dsql_iam_grant__",
+    name: "?column?",
+    tag: "AWS IAM GRANT",
+};
+/// The answer of `AWS IAM REVOKE`: no row, tag `AWS IAM REVOKE` (not recorded either).
+pub const IAM_REVOKE: Answer = Answer {
+    column: "__dsql_iam_revoke__",
+    name: "?column?",
+    tag: "AWS IAM REVOKE",
+};
 /// Every answer the relay gives a rewritten statement.
-const ANSWERS: [Answer; 4] = [
+const ANSWERS: [Answer; 6] = [
     INDEX_JOB,
     VALIDATE_JOB,
     SHOW_SERVER_VERSION,
     SHOW_SERVER_VERSION_NUM,
+    IAM_GRANT,
+    IAM_REVOKE,
 ];
 
 /// What the two directions of one session share: markers sent to the server and the refusal
