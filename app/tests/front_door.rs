@@ -11,6 +11,7 @@ use app::config::PoolSettings;
 use app::dsql::pool::{RefreshPolicy, RefreshingPool};
 use app::dsql::token::TokenSource;
 use app::local::front_door::conflicts::Conflict;
+use app::local::front_door::relay::Limits;
 use app::local::front_door::tls::LocalCa;
 use app::secret::Secret;
 use sqlx::postgres::PgSslMode;
@@ -616,4 +617,73 @@ async fn a_role_logs_in_only_once_aws_iam_grant_maps_it() {
         .await;
     assert!(again.is_err(), "revoked: refused again");
     admin.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn dsqls_limits_hold_with_seconds_for_minutes() {
+    let door = common::door::door_with(Limits {
+        transaction_age: Duration::from_secs(1),
+        connection_lifetime: Duration::from_secs(3),
+        schema_conflicts: true,
+    })
+    .await;
+    let database = common::fresh_database("front_door_limits").await;
+    let source = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
+    let mut first = door
+        .connect(&database, "admin", &source)
+        .await
+        .expect("a session");
+    let mut second = door
+        .connect(&database, "admin", &source)
+        .await
+        .expect("another session");
+
+    // A transaction older than its limit: DSQL's 54000 at the next statement; ROLLBACK ends it.
+    sqlx::raw_sql("BEGIN")
+        .execute(&mut first)
+        .await
+        .expect("begin");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (code, message) = database_error(sqlx::raw_sql("SELECT 1").execute(&mut first).await);
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        ("54000", "transaction age limit of 1s exceeded")
+    );
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut first)
+        .await
+        .expect("rollback");
+
+    // After the first session's DDL, the second's next transaction gets one OC001.
+    sqlx::raw_sql("CREATE TABLE limits_seen (id int PRIMARY KEY)")
+        .execute(&mut first)
+        .await
+        .expect("DDL");
+    let (code, message) = database_error(sqlx::raw_sql("SELECT 1").execute(&mut second).await);
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        (
+            "40001",
+            "schema has been updated by another transaction, please retry: (OC001)"
+        )
+    );
+    sqlx::raw_sql("SELECT count(*) FROM limits_seen")
+        .execute(&mut second)
+        .await
+        .expect("the retry sees the new schema");
+    sqlx::raw_sql("SELECT 1")
+        .execute(&mut first)
+        .await
+        .expect("the session that changed the schema is not hit");
+
+    // A connection past its lifetime is closed once idle: the statement under way completes.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    sqlx::raw_sql("SELECT 1")
+        .execute(&mut first)
+        .await
+        .expect("the statement that finds it expired still runs");
+    let closed = sqlx::raw_sql("SELECT 1").execute(&mut first).await;
+    assert!(closed.is_err(), "closed after its lifetime: {closed:?}");
 }

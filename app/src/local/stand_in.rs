@@ -11,6 +11,7 @@ use tracing::info;
 use super::front_door::FrontDoor;
 use super::front_door::iam::TokenVerifier;
 use super::front_door::policy::DsqlRules;
+use super::front_door::relay::Limits;
 use super::front_door::tls::LocalCa;
 use super::{LocalServer, write_private_file};
 use crate::dsql::endpoint::Endpoint;
@@ -65,8 +66,14 @@ impl StandIn {
             REGION,
             [(access_key_id.clone(), secret_access_key.clone())],
         );
-        let door =
-            FrontDoor::start(server.backend(), ca.server_config()?, verifier, DsqlRules).await?;
+        let door = FrontDoor::start(
+            server.backend(),
+            ca.server_config()?,
+            verifier,
+            DsqlRules,
+            Limits::default(),
+        )
+        .await?;
         info!(port = door.port(), "local DSQL stand-in ready");
         Ok(Self {
             door,

@@ -10,6 +10,7 @@ use app::local::front_door::FrontDoor;
 use app::local::front_door::conflicts::CommitFailures;
 use app::local::front_door::iam::TokenVerifier;
 use app::local::front_door::policy::DsqlRules;
+use app::local::front_door::relay::Limits;
 use app::local::front_door::tls::LocalCa;
 use app::secret::Secret;
 use sqlx::postgres::PgConnectOptions;
@@ -34,9 +35,14 @@ pub struct Door {
     _door: Option<FrontDoor>,
 }
 
-/// A new front door, for this test only (stopped when dropped).
+/// A new front door with DSQL's limits, for this test only (stopped when dropped).
 pub async fn door() -> Door {
-    let (front_door, mut door) = start().await;
+    door_with(Limits::default()).await
+}
+
+/// A new front door with `limits`, for this test only (stopped when dropped).
+pub async fn door_with(limits: Limits) -> Door {
+    let (front_door, mut door) = start(limits).await;
     door._door = Some(front_door);
     door
 }
@@ -57,7 +63,7 @@ pub async fn shared() -> &'static Door {
                     .build()
                     .expect("a runtime for the shared front door");
                 runtime.block_on(async move {
-                    let (front_door, door) = start().await;
+                    let (front_door, door) = start(Limits::default()).await;
                     let _ = sender.send(door);
                     // Serves until the test binary exits.
                     let _keep = front_door;
@@ -69,8 +75,9 @@ pub async fn shared() -> &'static Door {
         .await
 }
 
-/// A front door before the shared server, and its description (without the door itself).
-async fn start() -> (FrontDoor, Door) {
+/// A front door with `limits` before the shared server, and its description (without the
+/// door itself).
+async fn start(limits: Limits) -> (FrontDoor, Door) {
     let server = server().await;
     let ca = LocalCa::generate(&[HOST, "127.0.0.1", "::1"]).expect("a CA");
     let ca_file = tempfile::NamedTempFile::new().expect("a CA file");
@@ -82,6 +89,7 @@ async fn start() -> (FrontDoor, Door) {
         ca.server_config().expect("a TLS configuration"),
         verifier,
         DsqlRules,
+        limits,
     )
     .await
     .expect("start the front door");

@@ -7,6 +7,12 @@
 //! the conflict at the second writer's statement, after waiting for the first writer's row
 //! lock, where DSQL never waits and fails the loser at `COMMIT`.
 //!
+//! After a session commits DDL, every other session on the same database gets one `OC001` on
+//! the first statement of its next transaction ([`CatalogVersions`]), as a DSQL session whose
+//! cached catalog went stale does (DSQL raises it at the first statement that touches a changed
+//! object, or at `COMMIT`; the stand-in does not look at which objects). It is switched on by
+//! [`super::relay::Limits::schema_conflicts`], off by default (see there why).
+//!
 //! So that retry code can be tested deterministically, [`CommitFailures`] makes the next
 //! `COMMIT` of a chosen session fail: the relay sends the server `ROLLBACK` instead and answers
 //! the client as DSQL answers a failed commit (the error, then an idle session).
@@ -86,13 +92,57 @@ impl CommitFailures {
     }
 }
 
+/// The catalog version of each database: how many transactions with DDL have committed in it
+/// through the front door. Cloning gives another handle to the same versions.
+#[derive(Clone, Debug, Default)]
+pub struct CatalogVersions(Arc<Mutex<HashMap<String, u64>>>);
+
+impl CatalogVersions {
+    /// The current version of `database` (0 before any DDL).
+    pub fn current(&self, database: &str) -> u64 {
+        self.lock().get(database).copied().unwrap_or(0)
+    }
+
+    /// Records a committed DDL transaction in `database`; the new version.
+    pub fn bump(&self, database: &str) -> u64 {
+        let mut versions = self.lock();
+        let version = versions.entry(database.to_owned()).or_insert(0);
+        *version += 1;
+        *version
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Whether `sql` is one `COMMIT` (or `END`) statement.
 fn is_commit(sql: &str) -> bool {
+    is_lone(sql, TxnKind::Commit)
+}
+
+/// Whether `sql` is one transaction-control statement of the kind `kind`.
+pub(crate) fn is_lone(sql: &str, kind: TxnKind) -> bool {
     matches!(
         rules::classify(sql),
         Classified::Parsed(statements)
-            if matches!(statements.as_slice(), [s] if s.kind == Kind::Transaction(TxnKind::Commit))
+            if matches!(statements.as_slice(), [s] if s.kind == Kind::Transaction(kind))
     )
+}
+
+/// Whether a command tag is that of a schema change, which bumps the catalog version.
+pub(crate) fn is_ddl_tag(tag: &[u8]) -> bool {
+    [
+        &b"CREATE "[..],
+        b"ALTER ",
+        b"DROP ",
+        b"GRANT",
+        b"REVOKE",
+        b"COMMENT",
+        b"AWS IAM ",
+    ]
+    .iter()
+    .any(|prefix| tag.starts_with(prefix))
 }
 
 #[cfg(test)]
@@ -113,6 +163,17 @@ mod tests {
             Some(Conflict::Schema)
         );
         assert_eq!(failures.take_if_commit(Some(7), "COMMIT"), None);
+    }
+
+    #[test]
+    fn versions_count_per_database() {
+        let versions = CatalogVersions::default();
+        assert_eq!(versions.current("a"), 0);
+        assert_eq!(versions.bump("a"), 1);
+        assert_eq!(versions.clone().bump("a"), 2);
+        assert_eq!(versions.current("b"), 0);
+        assert!(is_ddl_tag(b"CREATE TABLE\0") && is_ddl_tag(b"GRANT\0"));
+        assert!(!is_ddl_tag(b"INSERT 0 1\0") && !is_ddl_tag(b"SELECT 1\0"));
     }
 
     #[test]

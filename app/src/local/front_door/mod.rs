@@ -50,6 +50,7 @@ use crate::error::{Error, Result};
 use conflicts::CommitFailures;
 use iam::TokenVerifier;
 use relay::Policy;
+use relay::{Context, Limits};
 use wire::Opening;
 
 /// The longest password message accepted: an IAM token with a long session token is a few
@@ -70,7 +71,7 @@ struct Shared {
     tls: TlsAcceptor,
     verifier: TokenVerifier,
     policy: Box<dyn Policy>,
-    failures: CommitFailures,
+    context: Context,
     with_sys: tokio::sync::Mutex<HashSet<String>>,
 }
 
@@ -130,12 +131,13 @@ pub struct FrontDoor {
 impl FrontDoor {
     /// Listens on a free port of 127.0.0.1 and serves each connection as the module
     /// documentation says, relaying to the server's Unix socket (`backend`) with the
-    /// statements judged by `policy` ([`relay`]).
+    /// statements judged by `policy` and DSQL's `limits` ([`relay`]).
     pub async fn start(
         backend: Backend,
         tls: Arc<rustls::ServerConfig>,
         verifier: TokenVerifier,
         policy: impl Policy,
+        limits: Limits,
     ) -> Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", 0))
             .await
@@ -149,10 +151,13 @@ impl FrontDoor {
             tls: TlsAcceptor::from(tls),
             verifier,
             policy: Box::new(policy),
-            failures: CommitFailures::default(),
+            context: Context {
+                limits,
+                ..Context::default()
+            },
             with_sys: tokio::sync::Mutex::default(),
         });
-        let failures = shared.failures.clone();
+        let failures = shared.context.failures.clone();
         info!(port, "front door listening");
         let accept = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
@@ -212,10 +217,11 @@ async fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no login within 30 s"))??;
     match login {
-        Some((client, backend)) => {
+        Some((client, backend, database)) => {
             let judge = relay::Judge {
                 policy: shared.policy.as_ref(),
-                failures: &shared.failures,
+                context: &shared.context,
+                database: &database,
             };
             relay::run(client, backend, judge).await
         }
@@ -229,7 +235,7 @@ async fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
 async fn login(
     mut client: TcpStream,
     shared: &Shared,
-) -> io::Result<Option<(TlsStream<TcpStream>, UnixStream)>> {
+) -> io::Result<Option<(TlsStream<TcpStream>, UnixStream, String)>> {
     client.set_nodelay(true)?;
     loop {
         match wire::read_opening(&mut client).await? {
@@ -323,7 +329,7 @@ async fn login(
     match backend.await {
         Ok(backend) => {
             debug!(user, "front door relays a session");
-            Ok(Some((client, backend)))
+            Ok(Some((client, backend, database.to_owned())))
         }
         Err(error) => {
             let message = format!("the server behind the front door is unreachable: {error}");

@@ -28,11 +28,14 @@
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
-use super::conflicts::{CommitFailures, Conflict, SERIALIZATION_FAILURE};
-use super::rules::Refusal;
+use super::conflicts::{
+    CatalogVersions, CommitFailures, Conflict, SERIALIZATION_FAILURE, is_ddl_tag, is_lone,
+};
+use super::rules::{Refusal, TxnKind};
 use super::wire;
 
 /// The largest message relayed: PostgreSQL's own limit for most messages is 1 GiB; the relay
@@ -40,7 +43,7 @@ use super::wire;
 const MAX_MESSAGE: usize = 256 * 1024 * 1024;
 /// How long answers still coming from the server are delivered after the client stopped
 /// sending.
-const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+const DRAIN: Duration = Duration::from_secs(5);
 /// Markers kept at most for errors still to come. A marker whose `Parse` the server skipped
 /// (after an earlier error in the same batch) never comes back; the oldest go first.
 const MAX_PENDING: usize = 1024;
@@ -149,6 +152,12 @@ struct Pending {
     failing_commit: Option<Conflict>,
     /// The transaction status of the last `ReadyForQuery`: `I`, `T`, or `E` (failed).
     status: Option<u8>,
+    /// When the current transaction began (the first `ReadyForQuery` in it).
+    transaction_started: Option<Instant>,
+    /// The catalog version of the database the session has seen.
+    catalog_seen: u64,
+    /// Whether the current transaction changed the schema (a DDL command tag).
+    changed_schema: bool,
 }
 
 impl Pending {
@@ -179,31 +188,101 @@ impl Pending {
     }
 }
 
-/// What decides the fate of a query text: the policy, and the commits chosen to fail.
+/// DSQL's time limits, and whether DDL makes other sessions' next transaction fail. The time
+/// limits default to DSQL's; tests shorten them to seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// A transaction older than this gets DSQL's `54000 transaction age limit of <n>s exceeded`
+    /// at its next statement (`ROLLBACK` passes). DSQL: 5 minutes.
+    pub transaction_age: Duration,
+    /// A connection older than this is closed when it is next idle (after a `ReadyForQuery`
+    /// outside a transaction), without an error, as DSQL closes it. DSQL: 1 hour.
+    pub connection_lifetime: Duration,
+    /// Whether committed DDL gives every other session on the database one `40001 OC001` on its
+    /// next transaction ([`super::conflicts`]). Off by default: the stand-in cannot tell which
+    /// objects a statement touches, so it fails the next transaction of every other session,
+    /// which is harsher than DSQL (it fails only statements that touch a changed object) and
+    /// would fail statements DSQL lets through, such as a read of `sys.jobs` between two
+    /// migrations. Retry tests switch it on, or make one commit fail ([`CommitFailures`]).
+    pub schema_conflicts: bool,
+}
+
+impl Default for Limits {
+    /// 5 minutes, 1 hour, schema conflicts off.
+    fn default() -> Self {
+        Self {
+            transaction_age: Duration::from_secs(300),
+            connection_lifetime: Duration::from_secs(3600),
+            schema_conflicts: false,
+        }
+    }
+}
+
+/// What the relays of one front door share: the limits, the commits chosen to fail, and the
+/// catalog versions.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// DSQL's limits.
+    pub limits: Limits,
+    /// Commits made to fail, for tests.
+    pub failures: CommitFailures,
+    /// Committed DDL per database.
+    pub catalog: CatalogVersions,
+}
+
+/// What decides the fate of a query text: the policy, the front door's context, and the
+/// session's database.
 #[derive(Clone, Copy)]
 pub struct Judge<'a> {
     /// DSQL's statement rules.
     pub policy: &'a dyn Policy,
-    /// Commits made to fail, for tests.
-    pub failures: &'a CommitFailures,
+    /// What the front door's sessions share.
+    pub context: &'a Context,
+    /// The session's database.
+    pub database: &'a str,
 }
 
 impl Judge<'_> {
-    /// The verdict on `sql` in the session whose shared state is `pending`. In a failed
-    /// transaction nothing is refused: the server answers 25P02 first, as DSQL does.
+    /// The verdict on `sql` in the session whose shared state is `pending`: a commit chosen to
+    /// fail, then the transaction's age, then a stale catalog at the start of a transaction,
+    /// then the policy. In a failed transaction nothing is refused: the server answers 25P02
+    /// first, as DSQL does.
     fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> Verdict {
-        let (pid, status) = {
+        let (pid, status, started) = {
             let pending = lock(pending);
-            (pending.pid, pending.status)
+            (pending.pid, pending.status, pending.transaction_started)
         };
-        if let Some(conflict) = self.failures.take_if_commit(pid, sql) {
+        if let Some(conflict) = self.context.failures.take_if_commit(pid, sql) {
             lock(pending).failing_commit = Some(conflict);
             return Verdict::Rewrite("ROLLBACK".to_owned());
+        }
+        let limit = self.context.limits.transaction_age;
+        if status == Some(b'T')
+            && started.is_some_and(|at| at.elapsed() > limit)
+            && !is_lone(sql, TxnKind::Rollback)
+        {
+            return Verdict::Refuse(age_refusal(limit));
+        }
+        if status == Some(b'I') && self.context.limits.schema_conflicts {
+            let current = self.context.catalog.current(self.database);
+            let mut pending = lock(pending);
+            if current > pending.catalog_seen {
+                pending.catalog_seen = current;
+                return Verdict::Refuse(Conflict::Schema.refusal());
+            }
         }
         match self.policy.check(sql) {
             Verdict::Refuse(_) if status == Some(b'E') => Verdict::Pass,
             verdict => verdict,
         }
+    }
+}
+
+/// DSQL's refusal of a statement in a transaction older than `limit` (dsql-facts.md §5).
+fn age_refusal(limit: Duration) -> Refusal {
+    Refusal {
+        code: "54000",
+        message: format!("transaction age limit of {}s exceeded", limit.as_secs()),
     }
 }
 
@@ -215,17 +294,28 @@ where
 {
     let (client_in, client_out) = tokio::io::split(client);
     let (server_in, server_out) = tokio::io::split(server);
-    let pending = Arc::new(Mutex::new(Pending::default()));
+    let pending = Arc::new(Mutex::new(Pending {
+        catalog_seen: judge.context.catalog.current(judge.database),
+        ..Pending::default()
+    }));
+    let opened = Instant::now();
     let upstream = pump(
         BufReader::new(client_in),
         BufWriter::new(server_out),
-        |tag, body| to_server(tag, body, judge, &pending),
+        |tag, body| (to_server(tag, body, judge, &pending), false),
     );
     let mut state = Downstream::default();
     let downstream = pump(
         BufReader::new(server_in),
         BufWriter::new(client_out),
-        |tag, body| to_client(tag, body, judge, &pending, &mut state),
+        |tag, body| {
+            let replacement = to_client(tag, body, judge, &pending, &mut state);
+            // Idle, and past its lifetime: closed after this ReadyForQuery.
+            let expired = tag == b'Z'
+                && body == b"I"
+                && opened.elapsed() > judge.context.limits.connection_lifetime;
+            (replacement, expired)
+        },
     );
     tokio::pin!(upstream, downstream);
     tokio::select! {
@@ -258,13 +348,14 @@ fn to_server(tag: u8, body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -
     Some(frame)
 }
 
-/// Copies messages from `from` to `to` until `from` ends: each as it came, or what `replace`
-/// answers instead for its tag and body. One buffer serves every message; output is flushed
-/// whenever no further input is already buffered, and `to` is shut down at the end.
+/// Copies messages from `from` to `to` until `from` ends, or until `replace` says a message is
+/// the last: each as it came, or what `replace` answers instead for its tag and body. One
+/// buffer serves every message; output is flushed whenever no further input is already
+/// buffered (and after the last message), and `to` is shut down at the end.
 async fn pump<R, W>(
     mut from: BufReader<R>,
     mut to: W,
-    mut replace: impl FnMut(u8, &[u8]) -> Option<Vec<u8>>,
+    mut replace: impl FnMut(u8, &[u8]) -> (Option<Vec<u8>>, bool),
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -272,9 +363,13 @@ where
 {
     let mut frame = Vec::new();
     while wire::read_frame(&mut from, MAX_MESSAGE, &mut frame).await? {
-        match replace(frame[0], &frame[5..]) {
+        let (replacement, last) = replace(frame[0], &frame[5..]);
+        match replacement {
             Some(replacement) => to.write_all(&replacement).await?,
             None => to.write_all(&frame).await?,
+        }
+        if last {
+            break;
         }
         if from.buffer().is_empty() {
             to.flush().await?;
@@ -350,7 +445,20 @@ fn to_client(
         }
         b'Z' => {
             state.dropping = false;
-            lock(pending).status = body.first().copied();
+            let status = body.first().copied();
+            let mut pending = lock(pending);
+            match status {
+                Some(b'I') => {
+                    pending.transaction_started = None;
+                    if std::mem::take(&mut pending.changed_schema) {
+                        pending.catalog_seen = judge.context.catalog.bump(judge.database);
+                    }
+                }
+                _ => {
+                    pending.transaction_started.get_or_insert_with(Instant::now);
+                }
+            }
+            pending.status = status;
             None
         }
         b'D' | b'C' if state.dropping => Some(Vec::new()),
@@ -361,10 +469,15 @@ fn to_client(
             None
         }
         b'C' if state.answer_tag.is_none() => {
+            if is_ddl_tag(body) {
+                lock(pending).changed_schema = true;
+            }
             if body != b"ROLLBACK\0" {
                 return None;
             }
-            let conflict = lock(pending).failing_commit.take()?;
+            let mut pending = lock(pending);
+            pending.changed_schema = false;
+            let conflict = pending.failing_commit.take()?;
             Some(refusal_response(&conflict.refusal()))
         }
         b'T' => {
@@ -386,6 +499,9 @@ fn to_client(
         }
         b'C' => {
             let tag = state.answer_tag.take()?;
+            if is_ddl_tag(tag.as_bytes()) {
+                lock(pending).changed_schema = true;
+            }
             let mut frame = Vec::with_capacity(tag.len() + 6);
             let mut body = tag.as_bytes().to_vec();
             body.push(0);
@@ -497,10 +613,11 @@ mod tests {
     #[test]
     fn only_the_query_text_of_a_refused_message_is_replaced() {
         let pending = Mutex::new(Pending::default());
-        let failures = CommitFailures::default();
+        let context = Context::default();
         let judge = Judge {
             policy: &NoTruncate,
-            failures: &failures,
+            context: &context,
+            database: "db",
         };
         assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
         let query = checked(b"TRUNCATE t\0", 0, judge, &pending).expect("refused");
@@ -520,10 +637,11 @@ mod tests {
     #[test]
     fn a_commit_chosen_to_fail_is_rolled_back_and_answered_with_the_conflict() {
         let pending = Mutex::new(Pending::default());
-        let failures = CommitFailures::default();
+        let context = Context::default();
         let judge = Judge {
             policy: &AllowAll,
-            failures: &failures,
+            context: &context,
+            database: "db",
         };
         let mut state = Downstream::default();
         // The session learns its process id from the server's BackendKeyData.
@@ -532,7 +650,7 @@ mod tests {
             to_client(b'K', &key_data, judge, &pending, &mut state),
             None
         );
-        failures.fail_next_commit(42, Conflict::Data);
+        context.failures.fail_next_commit(42, Conflict::Data);
         assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
         assert_eq!(
             checked(b"COMMIT\0", 0, judge, &pending),
@@ -552,10 +670,11 @@ mod tests {
     #[test]
     fn a_serialization_failure_gets_dsqls_message() {
         let pending = Mutex::new(Pending::default());
-        let failures = CommitFailures::default();
+        let context = Context::default();
         let judge = Judge {
             policy: &AllowAll,
-            failures: &failures,
+            context: &context,
+            database: "db",
         };
         let mut state = Downstream::default();
         let postgres = wire::error_response(
@@ -612,10 +731,11 @@ mod tests {
     #[test]
     fn a_result_refused_at_its_description_loses_its_rows_and_tag() {
         let pending = Mutex::new(Pending::default());
-        let failures = CommitFailures::default();
+        let context = Context::default();
         let judge = Judge {
             policy: &NoLines,
-            failures: &failures,
+            context: &context,
+            database: "db",
         };
         let mut state = Downstream::default();
         let description = typed_description(&[("id", 23), ("l", 628)]);
@@ -639,12 +759,98 @@ mod tests {
     }
 
     #[test]
+    fn after_another_sessions_ddl_the_next_transaction_gets_one_oc001() {
+        let pending = Mutex::new(Pending::default());
+        let context = Context {
+            limits: Limits {
+                schema_conflicts: true,
+                ..Limits::default()
+            },
+            ..Context::default()
+        };
+        let judge = Judge {
+            policy: &AllowAll,
+            context: &context,
+            database: "db",
+        };
+        let mut state = Downstream::default();
+        to_client(b'Z', b"I", judge, &pending, &mut state);
+        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        context.catalog.bump("db");
+        assert!(checked(b"SELECT 1\0", 0, judge, &pending).is_some());
+        let marker = lock(&pending).refusals.values().next().cloned();
+        assert_eq!(marker.map(|(_, r)| r), Some(Conflict::Schema.refusal()));
+        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None, "once");
+        // Another database's DDL is not this session's concern.
+        context.catalog.bump("other");
+        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        // Switched off: no conflict.
+        let quiet = Context::default();
+        quiet.catalog.bump("db");
+        let judge = Judge {
+            context: &quiet,
+            ..judge
+        };
+        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+    }
+
+    #[test]
+    fn a_committed_ddl_bumps_the_version_and_the_session_sees_its_own() {
+        let pending = Mutex::new(Pending::default());
+        let context = Context::default();
+        let judge = Judge {
+            policy: &AllowAll,
+            context: &context,
+            database: "db",
+        };
+        let mut state = Downstream::default();
+        to_client(b'C', b"CREATE TABLE\0", judge, &pending, &mut state);
+        to_client(b'Z', b"I", judge, &pending, &mut state);
+        assert_eq!(context.catalog.current("db"), 1);
+        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        // Rolled back: no change.
+        to_client(b'C', b"CREATE TABLE\0", judge, &pending, &mut state);
+        to_client(b'C', b"ROLLBACK\0", judge, &pending, &mut state);
+        to_client(b'Z', b"I", judge, &pending, &mut state);
+        assert_eq!(context.catalog.current("db"), 1);
+    }
+
+    #[test]
+    fn a_transaction_past_its_age_is_refused_but_may_roll_back() {
+        let pending = Mutex::new(Pending::default());
+        let context = Context {
+            limits: Limits {
+                transaction_age: Duration::from_secs(1),
+                ..Limits::default()
+            },
+            ..Context::default()
+        };
+        let judge = Judge {
+            policy: &AllowAll,
+            context: &context,
+            database: "db",
+        };
+        {
+            let mut pending = lock(&pending);
+            pending.status = Some(b'T');
+            pending.transaction_started = Instant::now().checked_sub(Duration::from_secs(2));
+        }
+        assert!(checked(b"SELECT 1\0", 0, judge, &pending).is_some());
+        assert_eq!(checked(b"ROLLBACK\0", 0, judge, &pending), None);
+        assert_eq!(
+            age_refusal(Duration::from_secs(300)).message,
+            "transaction age limit of 300s exceeded"
+        );
+    }
+
+    #[test]
     fn nothing_is_refused_in_a_failed_transaction() {
         let pending = Mutex::new(Pending::default());
-        let failures = CommitFailures::default();
+        let context = Context::default();
         let judge = Judge {
             policy: &NoLines,
-            failures: &failures,
+            context: &context,
+            database: "db",
         };
         let mut state = Downstream::default();
         assert!(checked(b"TRUNCATE t\0", 0, judge, &pending).is_some());
@@ -657,10 +863,11 @@ mod tests {
     #[test]
     fn a_jobs_description_and_its_next_command_tag_become_dsqls() {
         let pending = Mutex::new(Pending::default());
-        let failures = CommitFailures::default();
+        let context = Context::default();
         let judge = Judge {
             policy: &AllowAll,
-            failures: &failures,
+            context: &context,
+            database: "db",
         };
         let mut state = Downstream::default();
         let plain = description("id");
