@@ -687,3 +687,53 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
     let closed = sqlx::raw_sql("SELECT 1").execute(&mut first).await;
     assert!(closed.is_err(), "closed after its lifetime: {closed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_survives_the_front_door_closing_old_connections_and_expiring_tokens() {
+    // Connections closed by the front door after 1 s (DSQL: 1 h), tokens valid 3 s; the pool's
+    // own lifetime is long, so only the front door retires connections.
+    let door = common::door::door_with(Limits {
+        connection_lifetime: Duration::from_secs(1),
+        ..Limits::default()
+    })
+    .await;
+    let (database, user) = database_with_user("front_door_lifetime").await;
+    let source = door
+        .tokens(&user.user, &door.secret, Duration::from_secs(3))
+        .await;
+    let settings = PoolSettings {
+        max_connections: 2,
+        max_lifetime: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+    };
+    let pool = RefreshingPool::connect(
+        door.options(&database, &user.user),
+        Some(app::local::USER_SCHEMA),
+        &settings,
+        source,
+        RefreshPolicy::default(),
+    )
+    .await
+    .expect("connect through the front door");
+    let db = pool.database();
+    Migrator::up(&db, None).await.expect("migrate");
+    let policy = app::retry::RetryPolicy::default();
+    let mut pids = std::collections::HashSet::new();
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    let mut runs = 0;
+    while std::time::Instant::now() < until {
+        app::demo::run(&db, &policy, |_| {})
+            .await
+            .expect("no operation fails");
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(pool.pool())
+            .await
+            .expect("a query");
+        pids.insert(pid);
+        runs += 1;
+    }
+    assert!(runs > 1, "the demo ran more than once");
+    assert!(pids.len() > 2, "the front door retired connections: {pids:?}");
+    assert!(pool.status().successes() >= 1, "a token was refreshed");
+    pool.close().await;
+}
