@@ -733,7 +733,10 @@ async fn the_pool_survives_the_front_door_closing_old_connections_and_expiring_t
         runs += 1;
     }
     assert!(runs > 1, "the demo ran more than once");
-    assert!(pids.len() > 2, "the front door retired connections: {pids:?}");
+    assert!(
+        pids.len() > 2,
+        "the front door retired connections: {pids:?}"
+    );
     assert!(pool.status().successes() >= 1, "a token was refreshed");
     pool.close().await;
 }

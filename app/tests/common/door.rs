@@ -109,6 +109,11 @@ pub fn endpoint() -> Endpoint {
 }
 
 impl Door {
+    /// The front door's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// How the app connects to DSQL (its own options), pointed at the front door.
     pub fn options(&self, database: &str, user: &str) -> PgConnectOptions {
         app::dsql::connect_options(&endpoint(), self.port, user, Some(self.ca_file.path()))

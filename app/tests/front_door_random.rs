@@ -1,0 +1,172 @@
+//! Random input against a live front door: random bytes where the opening should be, and random
+//! (well-framed) messages from a logged-in client. Whatever a client sends, the front door and
+//! the server behind it keep serving everyone else: after every case, a new login through the
+//! front door runs a query.
+#![cfg(feature = "front-door")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::dsql::token::TokenSource;
+use app::local::front_door::wire;
+use common::door::{Door, HOST, door};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use sqlx::Connection;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// How long a case waits for the front door's answers before closing its connection.
+const READ_FOR: Duration = Duration::from_millis(300);
+
+/// The tags a client sends (and a few it never should), for the random messages.
+const CLIENT_TAGS: &[u8] = b"QPBEDSHCFdcfpXx\x00\xff";
+
+/// Reads what comes within [`READ_FOR`] (or until the front door closes), so the front door is
+/// not stuck writing to a client that stopped reading.
+async fn drain<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
+    let mut buffer = vec![0_u8; 64 * 1024];
+    let until = tokio::time::Instant::now() + READ_FOR;
+    while let Ok(Ok(n)) = tokio::time::timeout_at(until, reader.read(&mut buffer)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// A TLS connection to the front door (after `SSLRequest` and its `S`), trusting its CA.
+async fn tls(door: &Door) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", door.port()))
+        .await
+        .expect("reach the front door");
+    let ssl_request = [0, 0, 0, 8, 4, 210, 22, 47];
+    tcp.write_all(&ssl_request).await.expect("SSLRequest");
+    let mut answer = [0_u8; 1];
+    tcp.read_exact(&mut answer).await.expect("an answer");
+    assert_eq!(&answer, b"S");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(door.ca_file.path()).expect("the CA file") {
+        roots.add(cert.expect("a certificate")).expect("a CA");
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = ServerName::try_from(HOST).expect("a server name");
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("a TLS session")
+}
+
+/// A session logged in as `admin` by hand (startup, token), past its first `ReadyForQuery`.
+async fn logged_in(door: &Door, database: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut stream = tls(door).await;
+    let startup = wire::startup_message([("user", "admin"), ("database", database)]);
+    stream.write_all(&startup).await.expect("startup");
+    let request = wire::read_message(&mut stream, 1024)
+        .await
+        .expect("read")
+        .expect("a password request");
+    assert_eq!(request.tag, b'R');
+    let source = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
+    let token = source.token().await.expect("a token");
+    let mut password = token.secret.expose().as_bytes().to_vec();
+    password.push(0);
+    let mut message = Vec::new();
+    wire::put_message(&mut message, b'p', &password);
+    stream.write_all(&message).await.expect("the token");
+    loop {
+        let message = wire::read_message(&mut stream, 1 << 20)
+            .await
+            .expect("read")
+            .expect("the login's answers");
+        assert_ne!(message.tag, b'E', "the login failed");
+        if message.tag == b'Z' {
+            return stream;
+        }
+    }
+}
+
+/// Whether a new login through the front door runs `SELECT 1`.
+async fn still_serves(door: &Door, database: &str) -> bool {
+    let source = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
+    match door.connect(database, "admin", &source).await {
+        Ok(mut conn) => {
+            let one: Result<i32, _> = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await;
+            let _ = conn.close().await;
+            one.is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+/// Random client messages: a tag from [`CLIENT_TAGS`] and up to 48 random bytes each.
+fn messages() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {
+    prop::collection::vec(
+        (
+            prop::sample::select(CLIENT_TAGS),
+            prop::collection::vec(any::<u8>(), 0..48),
+        ),
+        1..8,
+    )
+}
+
+#[test]
+fn random_openings_and_messages_never_stop_the_front_door() {
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let (door, database) = runtime.block_on(async {
+        let door = door().await;
+        let database = common::fresh_database("front_door_random").await;
+        (door, database)
+    });
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        ..Config::default()
+    });
+    let openings = prop::collection::vec(any::<u8>(), 0..64);
+    runner
+        .run(&openings, |bytes| {
+            runtime.block_on(async {
+                let mut tcp = TcpStream::connect(("127.0.0.1", door.port()))
+                    .await
+                    .expect("reach the front door");
+                let _ = tcp.write_all(&bytes).await;
+                drain(&mut tcp).await;
+            });
+            prop_assert!(runtime.block_on(still_serves(&door, &database)));
+            Ok(())
+        })
+        .expect("random openings");
+    runner
+        .run(&messages(), |messages| {
+            runtime.block_on(async {
+                let mut stream = logged_in(&door, &database).await;
+                let mut out = Vec::new();
+                for (tag, body) in &messages {
+                    wire::put_message(&mut out, *tag, body);
+                }
+                // And a well-formed end, so a session that survived answers it.
+                wire::put_message(&mut out, b'S', b"");
+                wire::put_message(&mut out, b'Q', b"SELECT 1\0");
+                let _ = stream.write_all(&out).await;
+                let _ = stream.flush().await;
+                drain(&mut stream).await;
+            });
+            prop_assert!(runtime.block_on(still_serves(&door, &database)));
+            Ok(())
+        })
+        .expect("random messages");
+}
