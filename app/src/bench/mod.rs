@@ -42,7 +42,8 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 use sea_orm::prelude::Date;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tokio::task::JoinSet;
 use tracing::info;
 use uuid::Uuid;
@@ -667,12 +668,7 @@ impl<'s> Ctx<'s> {
     /// Opens the pool's connections before the clock starts: acquires `max_connections` at
     /// once, then gives them back.
     async fn warm_pool(&self) -> Result<()> {
-        let max = self.pool.options().get_max_connections() as usize;
-        let mut held = Vec::with_capacity(max);
-        for _ in 0..max {
-            held.push(self.pool.acquire().await?);
-        }
-        drop(held);
+        drop(hold_all(&self.pool).await?);
         Ok(())
     }
 
@@ -683,24 +679,45 @@ impl<'s> Ctx<'s> {
         what: &str,
         mut pass: impl AsyncFnMut(Layer) -> Result<T>,
     ) -> Result<(T, T)> {
-        let mut app: Option<T> = None;
-        let mut raw: Option<T> = None;
-        let order = [Side::App, Side::Raw, Side::Raw, Side::App];
-        for (number, side) in order.into_iter().cycle().take(4 * ROUNDS).enumerate() {
+        alternate(what, (Side::App, Side::Raw), async |side| {
             self.empty_tables().await?;
             self.warm_pool().await?;
-            info!(what, pass = number + 1, ?side, "benchmark pass");
-            let result = pass(self.layer(side)).await?;
-            let slot = match side {
-                Side::App => &mut app,
-                Side::Raw => &mut raw,
-            };
-            slot.combine(Some(result));
-        }
-        match (app, raw) {
-            (Some(app), Some(raw)) => Ok((app, raw)),
-            _ => Err(Error::Invalid(format!("{what}: a side ran no pass"))),
-        }
+            pass(self.layer(side)).await
+        })
+        .await
+    }
+}
+
+/// Acquires `max_connections` connections of `pool` at once (opening those not open yet) and
+/// returns them held.
+async fn hold_all(pool: &PgPool) -> Result<Vec<PoolConnection<Postgres>>> {
+    let max = pool.options().get_max_connections() as usize;
+    let mut held = Vec::with_capacity(max);
+    for _ in 0..max {
+        held.push(pool.acquire().await?);
+    }
+    Ok(held)
+}
+
+/// Runs `pass` [`ROUNDS`] times four times, on sides `a`, `b`, `b`, `a`, and returns each
+/// side's passes combined: `(a, b)`. Whatever a pass needs first (empty tables, a warm pool)
+/// is up to `pass`; only what it measures should be timed.
+async fn alternate<S: Copy + fmt::Debug, T: Combine>(
+    what: &str,
+    (a, b): (S, S),
+    mut pass: impl AsyncFnMut(S) -> Result<T>,
+) -> Result<(T, T)> {
+    let mut combined: [Option<T>; 2] = [None, None];
+    let order = [0, 1, 1, 0];
+    for (number, index) in order.into_iter().cycle().take(4 * ROUNDS).enumerate() {
+        let side = [a, b][index];
+        info!(what, pass = number + 1, ?side, "benchmark pass");
+        let result = pass(side).await?;
+        combined[index].combine(Some(result));
+    }
+    match combined {
+        [Some(a), Some(b)] => Ok((a, b)),
+        _ => Err(Error::Invalid(format!("{what}: a side ran no pass"))),
     }
 }
 
