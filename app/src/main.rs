@@ -51,24 +51,24 @@ enum Command {
     /// Ctrl-C.
     Local,
     /// Benchmark the app's data functions (SeaORM) against hand-written raw sqlx on the
-    /// configured database, and print a table (or JSON). Deletes every row of the clinic
-    /// tables.
+    /// configured database, and the local stand-in's front door against the server reached
+    /// directly, and print a table (or JSON). Deletes every row of the clinic tables.
     Bench(BenchArgs),
 }
 
 /// What `app bench` runs, and how it reports.
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// Run only this workload: clinic, ops, bulk, contention or tokens (repeatable; default:
-    /// all).
+    /// Run only this workload: clinic, ops, bulk, contention, front-door or tokens
+    /// (repeatable; default: all).
     #[arg(long = "workload", value_name = "NAME")]
     workloads: Vec<Workload>,
     /// The size of every workload: clinic iterations, calls per ops line, bulk rows,
-    /// increments per contention worker, tokens signed (default: 2000, 2000, 100000, 200,
-    /// 10000).
+    /// increments per contention worker, front-door round trips or iterations per pass,
+    /// tokens signed (default: 2000, 2000, 100000, 200, 2000, 10000).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     iterations: Option<u64>,
-    /// The number of clinic workers (default: measure 1 and 8).
+    /// The number of clinic workers and front-door clients (default: measure 1 and 8).
     #[arg(long, value_name = "C", value_parser = clap::value_parser!(u64).range(1..=1024))]
     concurrency: Option<u64>,
     /// Print one JSON object per workload, one per line, instead of the table.

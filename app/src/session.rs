@@ -218,6 +218,16 @@ impl Session {
         &self.pool
     }
 
+    /// The local stand-in this session runs on. `Some` exactly when the session was opened on
+    /// the local target (neither `CLUSTER_ENDPOINT` nor `DATABASE_URL` set); then the pool
+    /// reaches the stand-in's server only through its front door (TLS `verify-full`, IAM
+    /// tokens), as [`open`](Self::open) says, and the stand-in (server included) keeps running
+    /// until the session is closed. `None` for Aurora DSQL and for `DATABASE_URL`.
+    #[cfg(feature = "front-door")]
+    pub fn stand_in(&self) -> Option<&StandIn> {
+        self.local.as_ref()
+    }
+
     /// How many passwords or tokens the pool's token source has handed out since the session
     /// opened: one at connect time plus one per refresh (none for `DATABASE_URL`, whose
     /// password is in the URL).

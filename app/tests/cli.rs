@@ -130,7 +130,8 @@ fn migrate_status_lists_every_migration() {
 }
 
 /// The benchmark as a smoke test, tiny sizes: every workload reports, SeaORM against raw sqlx
-/// where both exist, and the outcomes the issue fixes hold whatever the speed: every contention
+/// where both exist, the front door against the direct path (or says it is skipped, built
+/// without it), and the outcomes the issue fixes hold whatever the speed: every contention
 /// increment lands exactly once, and one IAM token is signed for the whole
 /// run, however many connections open. Speeds are not asserted.
 #[test]
@@ -145,7 +146,17 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
         .iter()
         .map(|r| r["workload"].as_str().expect("a workload name"))
         .collect();
-    assert_eq!(workloads, ["clinic", "ops", "bulk", "contention", "tokens"]);
+    assert_eq!(
+        workloads,
+        [
+            "clinic",
+            "ops",
+            "bulk",
+            "contention",
+            "front-door",
+            "tokens"
+        ]
+    );
     let lines = |workload: usize| reports[workload]["lines"].as_array().expect("lines");
     // clinic at C = 1 and 8; six ops; one bulk line: each with both sides and a ratio.
     for (workload, count) in [(0, 2), (1, 6), (2, 1)] {
@@ -167,7 +178,22 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
             assert_eq!(line[side]["retries"]["failed"].as_u64(), Some(0), "{line}");
         }
     }
-    let issued = &lines(4)[1];
+    // Get by PK and the mixed workload, by 1 and by 8 clients, both paths, with what the front
+    // door adds at the median; built without it, one line saying it was skipped.
+    if cfg!(feature = "front-door") {
+        assert_eq!(lines(4).len(), 4, "{}", reports[4]);
+        for line in lines(4) {
+            assert!(line["app"]["count"].as_u64() > Some(0), "{line}");
+            assert!(line["raw"]["count"].as_u64() > Some(0), "{line}");
+            assert!(line["ratio"].as_f64().is_some(), "{line}");
+            assert!(line["added_p50_us"].as_f64().is_some(), "{line}");
+        }
+    } else {
+        assert_eq!(lines(4).len(), 1, "{}", reports[4]);
+        let note = lines(4)[0]["note"].as_str().unwrap_or_default();
+        assert!(note.starts_with("skipped"), "{note}");
+    }
+    let issued = &lines(5)[1];
     assert_eq!(issued["app"]["count"].as_u64(), Some(1), "{issued}");
     assert_eq!(issued["met"].as_bool(), Some(true), "{issued}");
 }

@@ -27,6 +27,7 @@
 mod bulk;
 mod clinic;
 mod contention;
+mod front_door;
 mod layer;
 mod ops;
 mod tokens;
@@ -42,7 +43,8 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 use sea_orm::prelude::Date;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tokio::task::JoinSet;
 use tracing::info;
 use uuid::Uuid;
@@ -55,7 +57,7 @@ use layer::{Layer, Side};
 
 /// One benchmark workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Workload {
     /// The clinic's story per iteration (owner, two pets checked `FOR KEY SHARE`, finds, upsert,
     /// specialty, owner with pets), by 1 and by 8 workers.
@@ -67,17 +69,22 @@ pub enum Workload {
     Bulk,
     /// 16 workers incrementing counters on 4 hot rows through the retry.
     Contention,
+    /// What the local stand-in's front door (TLS, IAM token, relay) adds to a get by primary
+    /// key and to an insert/select/update iteration, by 1 and by 8 clients, against the same
+    /// SQL sent to the server directly over plain TCP.
+    FrontDoor,
     /// IAM token signing, and how many tokens the session signed.
     Tokens,
 }
 
 impl Workload {
     /// Every workload, in the order [`run`] runs them.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Clinic,
         Workload::Ops,
         Workload::Bulk,
         Workload::Contention,
+        Workload::FrontDoor,
         Workload::Tokens,
     ];
 
@@ -88,9 +95,39 @@ impl Workload {
             Workload::Ops => "ops",
             Workload::Bulk => "bulk",
             Workload::Contention => "contention",
+            Workload::FrontDoor => "front-door",
             Workload::Tokens => "tokens",
         }
     }
+
+    /// What the workload's two sides are ([`Line::app`] and [`Line::raw`]).
+    pub fn sides(self) -> Sides {
+        match self {
+            Workload::FrontDoor => front_door::SIDES,
+            _ => Sides {
+                app: "app (SeaORM)",
+                raw: "raw sqlx",
+                app_short: "app",
+                raw_short: "raw",
+            },
+        }
+    }
+}
+
+/// What a report's two sides stand for, for people: most workloads compare the app's code
+/// with raw sqlx, `front-door` compares the path through the front door with the direct one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Sides {
+    /// What [`Line::app`] measured.
+    pub app: &'static str,
+    /// What [`Line::raw`] measured.
+    pub raw: &'static str,
+    /// `app` in a word, for the table's ratio and latency headers.
+    #[serde(skip)]
+    pub app_short: &'static str,
+    /// `raw` in a word.
+    #[serde(skip)]
+    pub raw_short: &'static str,
 }
 
 impl fmt::Display for Workload {
@@ -128,19 +165,24 @@ pub struct Sizes {
     pub bulk_rows: u64,
     /// `contention`: increments per worker per pass.
     pub increments_per_worker: u64,
+    /// `front-door`: round trips of each operation per pass (get by primary key; mixed
+    /// iterations), shared by the clients.
+    pub front_door: u64,
     /// `tokens`: tokens signed.
     pub tokens: u64,
 }
 
 impl Default for Sizes {
     /// 2,000 clinic iterations, 2,000 calls per operation, 100,000 bulk rows, 200 increments
-    /// per contention worker, 10,000 tokens: a few minutes on 2 cores against the stand-in.
+    /// per contention worker, 2,000 front-door round trips or iterations per operation, 10,000
+    /// tokens: a few minutes on 2 cores against the stand-in.
     fn default() -> Self {
         Self {
             clinic: 2_000,
             ops: 2_000,
             bulk_rows: 100_000,
             increments_per_worker: 200,
+            front_door: 2_000,
             tokens: 10_000,
         }
     }
@@ -154,6 +196,7 @@ impl Sizes {
             ops: n,
             bulk_rows: n,
             increments_per_worker: n,
+            front_door: n,
             tokens: n,
         }
     }
@@ -167,7 +210,8 @@ pub struct BenchOptions {
     pub workloads: Vec<Workload>,
     /// How big each workload is.
     pub sizes: Sizes,
-    /// The numbers of `clinic` workers to measure, one line each (zero counts as one).
+    /// The numbers of `clinic` workers and `front-door` clients to measure, one line each
+    /// (zero counts as one).
     pub concurrency: Vec<usize>,
     /// The IAM token lifetime when the session signs IAM tokens and refreshes them (Aurora
     /// DSQL); `None` for the local stand-in and `DATABASE_URL`, which use a fixed password.
@@ -175,7 +219,8 @@ pub struct BenchOptions {
 }
 
 impl Default for BenchOptions {
-    /// Every workload, default sizes, `clinic` by 1 and by 8 workers, a fixed password.
+    /// Every workload, default sizes, `clinic` and `front-door` by 1 and by 8 workers, a fixed
+    /// password.
     fn default() -> Self {
         Self {
             workloads: Vec::new(),
@@ -251,19 +296,26 @@ pub struct Retries {
     pub failed: u64,
 }
 
-/// One line of a report: one measurement, for the app and for raw sqlx where both exist.
+/// One line of a report: one measurement, for the app and for raw sqlx where both exist (for
+/// `front-door`: through the front door and directly, see [`Workload::sides`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Line {
     /// What was measured, e.g. `C=8` or `get by PK`.
     pub name: String,
     /// The unit of [`Measure::value`], e.g. `iterations/s`.
     pub unit: String,
-    /// The project's own code: SeaORM and `app::clinic`, `app::retry`, `app::dsql`.
+    /// The project's own code: SeaORM and `app::clinic`, `app::retry`, `app::dsql` (for
+    /// `front-door`: the session's pool, through the front door).
     pub app: Option<Measure>,
-    /// Hand-written raw sqlx, the same SQL on the same pool.
+    /// Hand-written raw sqlx, the same SQL on the same pool (for `front-door`: the same SQL
+    /// on a pool of the same options connected to the server directly).
     pub raw: Option<Measure>,
     /// `app.value / raw.value`, when both exist and raw is not zero.
     pub ratio: Option<f64>,
+    /// `app.p50_us - raw.p50_us`: what the app side adds to the median latency, in
+    /// microseconds, when both sides recorded latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub added_p50_us: Option<f64>,
     /// The target, in words.
     pub target: String,
     /// Whether the target was met; `None` when the line has no target on this database.
@@ -280,12 +332,17 @@ impl Line {
             .as_ref()
             .filter(|raw| raw.value > 0.0)
             .map(|raw| app.value / raw.value);
+        let added_p50_us = app
+            .p50_us
+            .zip(raw.as_ref().and_then(|raw| raw.p50_us))
+            .map(|(app, raw)| app - raw);
         Self {
             name: name.into(),
             unit: unit.to_owned(),
             app: Some(app),
             raw,
             ratio,
+            added_p50_us,
             target: String::new(),
             met: None,
             note: String::new(),
@@ -304,6 +361,21 @@ impl Line {
         line.target = format!("app ≥ {min:.2}× raw");
         line
     }
+
+    /// A line that measured nothing, saying why in its note.
+    fn skipped(name: impl Into<String>, note: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            unit: String::new(),
+            app: None,
+            raw: None,
+            ratio: None,
+            added_p50_us: None,
+            target: String::new(),
+            met: None,
+            note: note.into(),
+        }
+    }
 }
 
 /// What one workload measured.
@@ -311,6 +383,8 @@ impl Line {
 pub struct Report {
     /// Which workload.
     pub workload: Workload,
+    /// What its two sides are.
+    pub sides: Sides,
     /// Where it ran ([`Session::description`]; no secrets).
     pub database: String,
     /// The machine it ran on (CPUs and model).
@@ -351,10 +425,12 @@ pub async fn run(session: &Session, options: &BenchOptions) -> Result<Vec<Report
             Workload::Ops => ops::run(&ctx, options).await?,
             Workload::Bulk => bulk::run(&ctx, options).await?,
             Workload::Contention => contention::run(&ctx, options).await?,
+            Workload::FrontDoor => front_door::run(&ctx, options).await?,
             Workload::Tokens => tokens::run(&ctx, options, started, clinic_tokens).await?,
         };
         reports.push(Report {
             workload,
+            sides: workload.sides(),
             database: session.description().to_owned(),
             machine: machine.clone(),
             lines,
@@ -392,26 +468,18 @@ fn new_pets(count: usize, owner_of: impl Fn(usize) -> Option<Uuid>) -> Result<Ve
         .collect())
 }
 
-/// The reports as a table for people: one row per line, then how many targets were met.
+/// The reports as a table for people: one row per line, under a header naming the sides (a
+/// new header wherever a workload's sides differ from the previous one's), then how many
+/// targets were met.
 pub fn table(reports: &[Report]) -> String {
-    let mut rows = vec![
-        [
-            "workload",
-            "line",
-            "unit",
-            "app (SeaORM)",
-            "raw sqlx",
-            "app/raw",
-            "p50 µs app/raw",
-            "p99 µs app/raw",
-            "target",
-            "result",
-            "note",
-        ]
-        .map(str::to_owned),
-    ];
+    let mut rows = Vec::new();
+    let mut sides = None;
     let (mut met, mut with_target) = (0, 0);
     for report in reports {
+        if sides != Some(report.sides) {
+            sides = Some(report.sides);
+            rows.push(header(&report.sides));
+        }
         for line in &report.lines {
             with_target += usize::from(line.met.is_some());
             met += usize::from(line.met == Some(true));
@@ -454,6 +522,24 @@ pub fn table(reports: &[Report]) -> String {
     }
     out.push_str(&format!("Targets met: {met} of {with_target}\n"));
     out
+}
+
+/// The table's header for a report with these sides.
+fn header(sides: &Sides) -> [String; 11] {
+    let (a, b) = (sides.app_short, sides.raw_short);
+    [
+        "workload".to_owned(),
+        "line".to_owned(),
+        "unit".to_owned(),
+        sides.app.to_owned(),
+        sides.raw.to_owned(),
+        format!("{a}/{b}"),
+        format!("p50 µs {a}/{b}"),
+        format!("p99 µs {a}/{b}"),
+        "target".to_owned(),
+        "result".to_owned(),
+        "note".to_owned(),
+    ]
 }
 
 /// A figure with as many decimals as its size needs, or `-`.
@@ -667,12 +753,7 @@ impl<'s> Ctx<'s> {
     /// Opens the pool's connections before the clock starts: acquires `max_connections` at
     /// once, then gives them back.
     async fn warm_pool(&self) -> Result<()> {
-        let max = self.pool.options().get_max_connections() as usize;
-        let mut held = Vec::with_capacity(max);
-        for _ in 0..max {
-            held.push(self.pool.acquire().await?);
-        }
-        drop(held);
+        drop(hold_all(&self.pool).await?);
         Ok(())
     }
 
@@ -683,24 +764,45 @@ impl<'s> Ctx<'s> {
         what: &str,
         mut pass: impl AsyncFnMut(Layer) -> Result<T>,
     ) -> Result<(T, T)> {
-        let mut app: Option<T> = None;
-        let mut raw: Option<T> = None;
-        let order = [Side::App, Side::Raw, Side::Raw, Side::App];
-        for (number, side) in order.into_iter().cycle().take(4 * ROUNDS).enumerate() {
+        alternate(what, (Side::App, Side::Raw), async |side| {
             self.empty_tables().await?;
             self.warm_pool().await?;
-            info!(what, pass = number + 1, ?side, "benchmark pass");
-            let result = pass(self.layer(side)).await?;
-            let slot = match side {
-                Side::App => &mut app,
-                Side::Raw => &mut raw,
-            };
-            slot.combine(Some(result));
-        }
-        match (app, raw) {
-            (Some(app), Some(raw)) => Ok((app, raw)),
-            _ => Err(Error::Invalid(format!("{what}: a side ran no pass"))),
-        }
+            pass(self.layer(side)).await
+        })
+        .await
+    }
+}
+
+/// Acquires `max_connections` connections of `pool` at once (opening those not open yet) and
+/// returns them held.
+async fn hold_all(pool: &PgPool) -> Result<Vec<PoolConnection<Postgres>>> {
+    let max = pool.options().get_max_connections() as usize;
+    let mut held = Vec::with_capacity(max);
+    for _ in 0..max {
+        held.push(pool.acquire().await?);
+    }
+    Ok(held)
+}
+
+/// Runs `pass` [`ROUNDS`] times four times, on sides `a`, `b`, `b`, `a`, and returns each
+/// side's passes combined: `(a, b)`. Whatever a pass needs first (empty tables, a warm pool)
+/// is up to `pass`; only what it measures should be timed.
+async fn alternate<S: Copy + fmt::Debug, T: Combine>(
+    what: &str,
+    (a, b): (S, S),
+    mut pass: impl AsyncFnMut(S) -> Result<T>,
+) -> Result<(T, T)> {
+    let mut combined: [Option<T>; 2] = [None, None];
+    let order = [0, 1, 1, 0];
+    for (number, index) in order.into_iter().cycle().take(4 * ROUNDS).enumerate() {
+        let side = [a, b][index];
+        info!(what, pass = number + 1, ?side, "benchmark pass");
+        let result = pass(side).await?;
+        combined[index].combine(Some(result));
+    }
+    match combined {
+        [Some(a), Some(b)] => Ok((a, b)),
+        _ => Err(Error::Invalid(format!("{what}: a side ran no pass"))),
     }
 }
 
@@ -736,7 +838,7 @@ mod tests {
         }
         let err = "clinics".parse::<Workload>().expect_err("not a workload");
         assert!(
-            err.contains("clinic, ops, bulk, contention, tokens"),
+            err.contains("clinic, ops, bulk, contention, front-door, tokens"),
             "{err}"
         );
     }
@@ -782,6 +884,7 @@ mod tests {
         let slow = slow.sequential();
         let report = Report {
             workload: Workload::Ops,
+            sides: Workload::Ops.sides(),
             database: "db".into(),
             machine: "m".into(),
             lines: vec![
