@@ -8,7 +8,6 @@ mod common;
 use std::time::Duration;
 
 use app::config::PoolSettings;
-use app::dsql::pool::{RefreshPolicy, RefreshingPool};
 use app::dsql::token::TokenSource;
 use app::local::front_door::conflicts::Conflict;
 use app::local::front_door::relay::Limits;
@@ -51,15 +50,7 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
         max_lifetime: Duration::from_millis(500),
         idle_timeout: Duration::from_secs(60),
     };
-    let pool = RefreshingPool::connect(
-        door.options(&database, &user.user),
-        Some(app::local::USER_SCHEMA),
-        &settings,
-        source,
-        RefreshPolicy::default(),
-    )
-    .await
-    .expect("connect through the front door");
+    let pool = door.pool(&database, &user.user, &settings, source).await;
     let status = pool.status();
     let mut seen = std::collections::HashSet::new();
     // A guard against a hang only: failing refreshes end the test instead of looping.
@@ -89,13 +80,7 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
 async fn an_admin_token_logs_admin_in_and_statements_relay_both_ways() {
     let door = door().await;
     let database = common::fresh_database("front_door_admin").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut conn = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("admin logs in with DbConnectAdmin");
+    let mut conn = door.session(&database, "admin").await;
     // Simple and extended protocol, an error, and the session still usable afterwards.
     sqlx::raw_sql("CREATE TABLE relayed (id uuid PRIMARY KEY, note text)")
         .execute(&mut conn)
@@ -202,13 +187,7 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
     assert_eq!(sessions_established(&mut observer, &database).await, before);
     // The count does see a session through the front door: one good login adds one (as admin:
     // a non-admin login also adds the front door's own check of its IAM mapping).
-    let admin = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let conn = door
-        .connect(&database, "admin", &admin)
-        .await
-        .expect("a good login");
+    let conn = door.session(&database, "admin").await;
     conn.close().await.expect("close");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
@@ -252,13 +231,7 @@ async fn a_connection_without_tls_or_with_another_ca_is_refused() {
 async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_waits_for() {
     let door = door().await;
     let database = common::fresh_database("front_door_async_index").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut conn = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("admin logs in");
+    let mut conn = door.session(&database, "admin").await;
     sqlx::raw_sql("CREATE TABLE pets (id uuid PRIMARY KEY, name text)")
         .execute(&mut conn)
         .await
@@ -341,15 +314,9 @@ async fn the_migrations_build_their_indexes_the_dsql_way_through_the_front_door(
     let source = door
         .tokens(&user.user, &door.secret, Duration::from_secs(900))
         .await;
-    let pool = RefreshingPool::connect(
-        door.options(&database, &user.user),
-        Some(app::local::USER_SCHEMA),
-        &PoolSettings::default(),
-        source,
-        RefreshPolicy::default(),
-    )
-    .await
-    .expect("connect through the front door");
+    let pool = door
+        .pool(&database, &user.user, &PoolSettings::default(), source)
+        .await;
     let db = pool.database();
     Migrator::up(&db, None)
         .await
@@ -441,15 +408,9 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
 
     // The app's retry, through a SeaORM pool: the first attempt's commit fails, the second
     // commits; the increment lands once.
-    let pool = RefreshingPool::connect(
-        door.options(&database, "admin"),
-        None,
-        &PoolSettings::default(),
-        source,
-        RefreshPolicy::default(),
-    )
-    .await
-    .expect("a pool");
+    let pool = door
+        .pool(&database, "admin", &PoolSettings::default(), source)
+        .await;
     let db = pool.database();
     let attempts = std::sync::atomic::AtomicU32::new(0);
     let policy = app::retry::RetryPolicy {
@@ -549,13 +510,7 @@ async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
 async fn a_role_logs_in_only_once_aws_iam_grant_maps_it() {
     let door = door().await;
     let database = common::fresh_database("front_door_iam_grant").await;
-    let admin_tokens = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut admin = door
-        .connect(&database, "admin", &admin_tokens)
-        .await
-        .expect("admin logs in");
+    let mut admin = door.session(&database, "admin").await;
     // A role made the plain PostgreSQL way, without AWS IAM GRANT: not onboarded.
     sqlx::raw_sql("CREATE ROLE clinic_reader WITH LOGIN")
         .execute(&mut admin)
@@ -708,15 +663,7 @@ async fn the_pool_outlives_short_connection_lifetimes_and_expiring_tokens() {
         max_lifetime: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
     };
-    let pool = RefreshingPool::connect(
-        door.options(&database, &user.user),
-        Some(app::local::USER_SCHEMA),
-        &settings,
-        source,
-        RefreshPolicy::default(),
-    )
-    .await
-    .expect("connect through the front door");
+    let pool = door.pool(&database, &user.user, &settings, source).await;
     let db = pool.database();
     Migrator::up(&db, None).await.expect("migrate");
     let policy = app::retry::RetryPolicy::default();

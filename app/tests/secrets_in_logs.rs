@@ -9,7 +9,6 @@ use std::time::Duration;
 #[cfg(feature = "front-door")]
 use app::config::PoolSettings;
 #[cfg(feature = "front-door")]
-use app::dsql::pool::{RefreshPolicy, RefreshingPool};
 #[cfg(feature = "front-door")]
 use app::dsql::token::{IamTokenSource, Token, TokenSource};
 #[cfg(feature = "front-door")]
@@ -138,15 +137,7 @@ async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refre
         max_lifetime: Duration::from_millis(300),
         idle_timeout: Duration::from_secs(60),
     };
-    let pool = RefreshingPool::connect(
-        door.options(&database, &user.user),
-        Some(app::local::USER_SCHEMA),
-        &settings,
-        source,
-        RefreshPolicy::default(),
-    )
-    .await
-    .expect("log in with an IAM token");
+    let pool = door.pool(&database, &user.user, &settings, source).await;
     let status = pool.status();
     let db = pool.database();
     Migrator::up(&db, None).await.expect("migrate as the user");

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use app::config::PoolSettings;
 use app::dsql::endpoint::Endpoint;
+use app::dsql::pool::{RefreshPolicy, RefreshingPool};
 use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
 use app::local::front_door::FrontDoor;
 use app::local::front_door::conflicts::CommitFailures;
@@ -133,6 +135,34 @@ impl Door {
             .await;
         let token = source.token().await.expect("a token");
         self.options(database, user).password(token.secret.expose())
+    }
+
+    /// One connection as `user`, with a token valid for an hour ([`Door::options_with_token`]).
+    pub async fn session(&self, database: &str, user: &str) -> PgConnection {
+        PgConnection::connect_with(&self.options_with_token(database, user).await)
+            .await
+            .unwrap_or_else(|e| panic!("{user} logs in through the front door: {e}"))
+    }
+
+    /// The app's refreshing pool through this front door as `user` (in `myschema` unless
+    /// `admin`), with tokens from `source`.
+    pub async fn pool(
+        &self,
+        database: &str,
+        user: &str,
+        settings: &PoolSettings,
+        source: impl TokenSource,
+    ) -> RefreshingPool {
+        let schema = (user != app::local::ADMIN_USER).then_some(app::local::USER_SCHEMA);
+        RefreshingPool::connect(
+            self.options(database, user),
+            schema,
+            settings,
+            source,
+            RefreshPolicy::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{user}'s pool through the front door: {e}"))
     }
 
     /// One connection with a token from `source`.
