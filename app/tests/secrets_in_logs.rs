@@ -9,7 +9,6 @@ use std::time::Duration;
 #[cfg(feature = "front-door")]
 use app::config::PoolSettings;
 #[cfg(feature = "front-door")]
-#[cfg(feature = "front-door")]
 use app::dsql::token::{IamTokenSource, Token, TokenSource};
 #[cfg(feature = "front-door")]
 use app::secret::Secret;

@@ -567,6 +567,38 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
 mod tests {
     use super::*;
 
+    /// One relayed session's two directions, driven by hand.
+    struct Relayed<'a> {
+        judge: Judge<'a>,
+        pending: Mutex<Pending>,
+        state: Downstream,
+    }
+
+    impl<'a> Relayed<'a> {
+        /// A new session on database `db`, judged by `policy` in `context`.
+        fn new(policy: &'a dyn Policy, context: &'a Context) -> Self {
+            Self {
+                judge: Judge {
+                    policy,
+                    context,
+                    database: "db",
+                },
+                pending: Mutex::new(Pending::default()),
+                state: Downstream::default(),
+            }
+        }
+
+        /// What goes to the server for a `Parse` (`skip` 1) or `Query` (0) body.
+        fn up(&self, body: &[u8], skip: usize) -> Option<Vec<u8>> {
+            checked(body, skip, self.judge, &self.pending)
+        }
+
+        /// What goes to the client for a server message.
+        fn down(&mut self, tag: u8, body: &[u8]) -> Option<Vec<u8>> {
+            to_client(tag, body, self.judge, &self.pending, &mut self.state)
+        }
+    }
+
     fn refusal(n: u32) -> Refusal {
         Refusal {
             code: "0A000",
@@ -612,89 +644,59 @@ mod tests {
 
     #[test]
     fn only_the_query_text_of_a_refused_message_is_replaced() {
-        let pending = Mutex::new(Pending::default());
         let context = Context::default();
-        let judge = Judge {
-            policy: &NoTruncate,
-            context: &context,
-            database: "db",
-        };
-        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
-        let query = checked(b"TRUNCATE t\0", 0, judge, &pending).expect("refused");
+        let relayed = Relayed::new(&NoTruncate, &context);
+        assert_eq!(relayed.up(b"SELECT 1\0", 0), None);
+        let query = relayed.up(b"TRUNCATE t\0", 0).expect("refused");
         assert_eq!(query, b"__dsql_refused_1__\0".to_vec());
         let parse = b"stmt\0TRUNCATE t\0\0\x01\0\0\0\x17";
-        let replaced = checked(parse, 1, judge, &pending).expect("refused");
+        let replaced = relayed.up(parse, 1).expect("refused");
         assert_eq!(
             replaced,
             b"stmt\0__dsql_refused_2__\0\0\x01\0\0\0\x17".to_vec()
         );
-        let rewritten = checked(b"s\0CREATE INDEX ASYNC\0\0\0", 1, judge, &pending);
+        let rewritten = relayed.up(b"s\0CREATE INDEX ASYNC\0\0\0", 1);
         assert_eq!(rewritten, Some(b"s\0SELECT 'job'\0\0\0".to_vec()));
-        assert_eq!(checked(b"\xff\0", 0, judge, &pending), None);
-        assert_eq!(checked(b"no terminator", 1, judge, &pending), None);
+        assert_eq!(relayed.up(b"\xff\0", 0), None);
+        assert_eq!(relayed.up(b"no terminator", 1), None);
     }
 
     #[test]
     fn a_commit_chosen_to_fail_is_rolled_back_and_answered_with_the_conflict() {
-        let pending = Mutex::new(Pending::default());
         let context = Context::default();
-        let judge = Judge {
-            policy: &AllowAll,
-            context: &context,
-            database: "db",
-        };
-        let mut state = Downstream::default();
+        let mut relayed = Relayed::new(&AllowAll, &context);
         // The session learns its process id from the server's BackendKeyData.
         let key_data = [0, 0, 0, 42, 1, 2, 3, 4];
-        assert_eq!(
-            to_client(b'K', &key_data, judge, &pending, &mut state),
-            None
-        );
+        assert_eq!(relayed.down(b'K', &key_data), None);
         context.failures.fail_next_commit(42, Conflict::Data);
-        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
-        assert_eq!(
-            checked(b"COMMIT\0", 0, judge, &pending),
-            Some(b"ROLLBACK\0".to_vec())
-        );
-        let answer = to_client(b'C', b"ROLLBACK\0", judge, &pending, &mut state).expect("an error");
+        assert_eq!(relayed.up(b"SELECT 1\0", 0), None);
+        assert_eq!(relayed.up(b"COMMIT\0", 0), Some(b"ROLLBACK\0".to_vec()));
+        let answer = relayed.down(b'C', b"ROLLBACK\0").expect("an error");
         assert_eq!(answer, refusal_response(&Conflict::Data.refusal()));
         assert_eq!(answer[0], b'E');
         // Once: the next commit, and a client's own ROLLBACK, pass.
-        assert_eq!(checked(b"COMMIT\0", 0, judge, &pending), None);
-        assert_eq!(
-            to_client(b'C', b"ROLLBACK\0", judge, &pending, &mut state),
-            None
-        );
+        assert_eq!(relayed.up(b"COMMIT\0", 0), None);
+        assert_eq!(relayed.down(b'C', b"ROLLBACK\0"), None);
     }
 
     #[test]
     fn a_serialization_failure_gets_dsqls_message() {
-        let pending = Mutex::new(Pending::default());
         let context = Context::default();
-        let judge = Judge {
-            policy: &AllowAll,
-            context: &context,
-            database: "db",
-        };
-        let mut state = Downstream::default();
+        let mut relayed = Relayed::new(&AllowAll, &context);
         let postgres = wire::error_response(
             "ERROR",
             "40001",
             "could not serialize access due to concurrent update",
             None,
         );
-        let answer =
-            to_client(b'E', &postgres[5..], judge, &pending, &mut state).expect("replaced");
+        let answer = relayed.down(b'E', &postgres[5..]).expect("replaced");
         assert_eq!(
             error_field(&answer[5..], b'M'),
             Some("change conflicts with another transaction (OC000)")
         );
         assert_eq!(error_field(&answer[5..], b'C'), Some("40001"));
         let other = wire::error_response("ERROR", "23505", "duplicate key", None);
-        assert_eq!(
-            to_client(b'E', &other[5..], judge, &pending, &mut state),
-            None
-        );
+        assert_eq!(relayed.down(b'E', &other[5..]), None);
     }
 
     /// A `RowDescription` of one text column named `name`.
@@ -730,37 +732,24 @@ mod tests {
 
     #[test]
     fn a_result_refused_at_its_description_loses_its_rows_and_tag() {
-        let pending = Mutex::new(Pending::default());
         let context = Context::default();
-        let judge = Judge {
-            policy: &NoLines,
-            context: &context,
-            database: "db",
-        };
-        let mut state = Downstream::default();
+        let mut relayed = Relayed::new(&NoLines, &context);
         let description = typed_description(&[("id", 23), ("l", 628)]);
         assert_eq!(column_types(&description).collect::<Vec<_>>(), [23, 628]);
-        let answer = to_client(b'T', &description, judge, &pending, &mut state).expect("refused");
+        let answer = relayed.down(b'T', &description).expect("refused");
         assert_eq!(answer, refusal_response(&refusal(628)));
         let row = [0, 0];
-        assert_eq!(
-            to_client(b'D', &row, judge, &pending, &mut state),
-            Some(Vec::new())
-        );
+        assert_eq!(relayed.down(b'D', &row), Some(Vec::new()));
         let tag = b"SELECT 1\0";
-        assert_eq!(
-            to_client(b'C', tag, judge, &pending, &mut state),
-            Some(Vec::new())
-        );
-        assert_eq!(to_client(b'Z', b"I", judge, &pending, &mut state), None);
-        assert_eq!(to_client(b'D', &row, judge, &pending, &mut state), None);
+        assert_eq!(relayed.down(b'C', tag), Some(Vec::new()));
+        assert_eq!(relayed.down(b'Z', b"I"), None);
+        assert_eq!(relayed.down(b'D', &row), None);
         let plain = typed_description(&[("id", 23)]);
-        assert_eq!(to_client(b'T', &plain, judge, &pending, &mut state), None);
+        assert_eq!(relayed.down(b'T', &plain), None);
     }
 
     #[test]
     fn after_another_sessions_ddl_the_next_transaction_gets_one_oc001() {
-        let pending = Mutex::new(Pending::default());
         let context = Context {
             limits: Limits {
                 schema_conflicts: true,
@@ -768,56 +757,42 @@ mod tests {
             },
             ..Context::default()
         };
-        let judge = Judge {
-            policy: &AllowAll,
-            context: &context,
-            database: "db",
-        };
-        let mut state = Downstream::default();
-        to_client(b'Z', b"I", judge, &pending, &mut state);
-        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        let mut relayed = Relayed::new(&AllowAll, &context);
+        relayed.down(b'Z', b"I");
+        assert_eq!(relayed.up(b"SELECT 1\0", 0), None);
         context.catalog.bump("db");
-        assert!(checked(b"SELECT 1\0", 0, judge, &pending).is_some());
-        let marker = lock(&pending).refusals.values().next().cloned();
+        assert!(relayed.up(b"SELECT 1\0", 0).is_some());
+        let marker = lock(&relayed.pending).refusals.values().next().cloned();
         assert_eq!(marker.map(|(_, r)| r), Some(Conflict::Schema.refusal()));
-        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None, "once");
+        assert_eq!(relayed.up(b"SELECT 1\0", 0), None, "once");
         // Another database's DDL is not this session's concern.
         context.catalog.bump("other");
-        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        assert_eq!(relayed.up(b"SELECT 1\0", 0), None);
         // Switched off: no conflict.
         let quiet = Context::default();
+        let mut unbothered = Relayed::new(&AllowAll, &quiet);
+        unbothered.down(b'Z', b"I");
         quiet.catalog.bump("db");
-        let judge = Judge {
-            context: &quiet,
-            ..judge
-        };
-        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        assert_eq!(unbothered.up(b"SELECT 1\0", 0), None);
     }
 
     #[test]
     fn a_committed_ddl_bumps_the_version_and_the_session_sees_its_own() {
-        let pending = Mutex::new(Pending::default());
         let context = Context::default();
-        let judge = Judge {
-            policy: &AllowAll,
-            context: &context,
-            database: "db",
-        };
-        let mut state = Downstream::default();
-        to_client(b'C', b"CREATE TABLE\0", judge, &pending, &mut state);
-        to_client(b'Z', b"I", judge, &pending, &mut state);
+        let mut relayed = Relayed::new(&AllowAll, &context);
+        relayed.down(b'C', b"CREATE TABLE\0");
+        relayed.down(b'Z', b"I");
         assert_eq!(context.catalog.current("db"), 1);
-        assert_eq!(checked(b"SELECT 1\0", 0, judge, &pending), None);
+        assert_eq!(relayed.up(b"SELECT 1\0", 0), None);
         // Rolled back: no change.
-        to_client(b'C', b"CREATE TABLE\0", judge, &pending, &mut state);
-        to_client(b'C', b"ROLLBACK\0", judge, &pending, &mut state);
-        to_client(b'Z', b"I", judge, &pending, &mut state);
+        relayed.down(b'C', b"CREATE TABLE\0");
+        relayed.down(b'C', b"ROLLBACK\0");
+        relayed.down(b'Z', b"I");
         assert_eq!(context.catalog.current("db"), 1);
     }
 
     #[test]
     fn a_transaction_past_its_age_is_refused_but_may_roll_back() {
-        let pending = Mutex::new(Pending::default());
         let context = Context {
             limits: Limits {
                 transaction_age: Duration::from_secs(1),
@@ -825,18 +800,14 @@ mod tests {
             },
             ..Context::default()
         };
-        let judge = Judge {
-            policy: &AllowAll,
-            context: &context,
-            database: "db",
-        };
+        let relayed = Relayed::new(&AllowAll, &context);
         {
-            let mut pending = lock(&pending);
+            let mut pending = lock(&relayed.pending);
             pending.status = Some(b'T');
             pending.transaction_started = Instant::now().checked_sub(Duration::from_secs(2));
         }
-        assert!(checked(b"SELECT 1\0", 0, judge, &pending).is_some());
-        assert_eq!(checked(b"ROLLBACK\0", 0, judge, &pending), None);
+        assert!(relayed.up(b"SELECT 1\0", 0).is_some());
+        assert_eq!(relayed.up(b"ROLLBACK\0", 0), None);
         assert_eq!(
             age_refusal(Duration::from_secs(300)).message,
             "transaction age limit of 300s exceeded"
@@ -845,61 +816,37 @@ mod tests {
 
     #[test]
     fn nothing_is_refused_in_a_failed_transaction() {
-        let pending = Mutex::new(Pending::default());
         let context = Context::default();
-        let judge = Judge {
-            policy: &NoLines,
-            context: &context,
-            database: "db",
-        };
-        let mut state = Downstream::default();
-        assert!(checked(b"TRUNCATE t\0", 0, judge, &pending).is_some());
-        to_client(b'Z', b"E", judge, &pending, &mut state);
-        assert_eq!(checked(b"TRUNCATE t\0", 0, judge, &pending), None);
-        to_client(b'Z', b"T", judge, &pending, &mut state);
-        assert!(checked(b"TRUNCATE t\0", 0, judge, &pending).is_some());
+        let mut relayed = Relayed::new(&NoLines, &context);
+        assert!(relayed.up(b"TRUNCATE t\0", 0).is_some());
+        relayed.down(b'Z', b"E");
+        assert_eq!(relayed.up(b"TRUNCATE t\0", 0), None);
+        relayed.down(b'Z', b"T");
+        assert!(relayed.up(b"TRUNCATE t\0", 0).is_some());
     }
 
     #[test]
     fn a_jobs_description_and_its_next_command_tag_become_dsqls() {
-        let pending = Mutex::new(Pending::default());
         let context = Context::default();
-        let judge = Judge {
-            policy: &AllowAll,
-            context: &context,
-            database: "db",
-        };
-        let mut state = Downstream::default();
+        let mut relayed = Relayed::new(&AllowAll, &context);
         let plain = description("id");
-        assert_eq!(to_client(b'T', &plain, judge, &pending, &mut state), None);
-        assert_eq!(
-            to_client(b'C', b"SELECT 1\0", judge, &pending, &mut state),
-            None
-        );
+        assert_eq!(relayed.down(b'T', &plain), None);
+        assert_eq!(relayed.down(b'C', b"SELECT 1\0"), None);
         let job = description(INDEX_JOB.column);
-        let renamed = to_client(b'T', &job, judge, &pending, &mut state).expect("renamed");
+        let renamed = relayed.down(b'T', &job).expect("renamed");
         let mut expected = Vec::new();
         wire::put_message(&mut expected, b'T', &description("job_id"));
         assert_eq!(renamed, expected);
-        let tag = to_client(b'C', b"SELECT 1\0", judge, &pending, &mut state).expect("retagged");
+        let tag = relayed.down(b'C', b"SELECT 1\0").expect("retagged");
         let mut expected = Vec::new();
         wire::put_message(&mut expected, b'C', b"CREATE INDEX\0");
         assert_eq!(tag, expected);
         // Only the next tag; and an error in between cancels it.
-        assert_eq!(
-            to_client(b'C', b"SELECT 1\0", judge, &pending, &mut state),
-            None
-        );
-        to_client(b'T', &job, judge, &pending, &mut state).expect("renamed");
+        assert_eq!(relayed.down(b'C', b"SELECT 1\0"), None);
+        relayed.down(b'T', &job).expect("renamed");
         let error = wire::error_response("ERROR", "23505", "duplicate", None);
-        assert_eq!(
-            to_client(b'E', &error[5..], judge, &pending, &mut state),
-            None
-        );
-        assert_eq!(
-            to_client(b'C', b"SELECT 0\0", judge, &pending, &mut state),
-            None
-        );
+        assert_eq!(relayed.down(b'E', &error[5..]), None);
+        assert_eq!(relayed.down(b'C', b"SELECT 0\0"), None);
     }
 
     #[test]
