@@ -71,7 +71,7 @@ BEGIN
 END $$;
 
 -- At the end of CREATE TABLE: attach the per-table triggers (exempt from rule 9 and, without
--- the front door, rule 3).
+-- the front door, rule 3), and the TRUNCATE refusal where dsql_statement_rules.sql is installed.
 CREATE OR REPLACE FUNCTION dsql_local.attach_table_triggers() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE t regclass;
 BEGIN
@@ -80,6 +80,11 @@ BEGIN
              JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
             WHERE d.command_tag = 'CREATE TABLE' AND c.relkind IN ('r', 'p') LOOP
     PERFORM set_config('dsql_local.internal', 'on', true);
+    -- rule 8, in a build without the front door (dsql_statement_rules.sql defines the function)
+    IF to_regprocedure('dsql_local.refuse_truncate()') IS NOT NULL THEN
+      EXECUTE format('CREATE TRIGGER dsql_local_truncate BEFORE TRUNCATE ON %s'
+                     ' FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.refuse_truncate()', t);
+    END IF;
     EXECUTE format('CREATE TRIGGER dsql_local_dml BEFORE INSERT OR UPDATE OR DELETE ON %s'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.mark_dml()', t);
     EXECUTE format('CREATE TRIGGER dsql_local_rows_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS dsql_rows'

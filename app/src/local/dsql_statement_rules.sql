@@ -6,7 +6,8 @@
 -- How: ddl_command_start event triggers refuse statements by command tag; ddl_command_end event
 -- triggers look at what the command built (pg_event_trigger_ddl_commands and the catalogs):
 -- serial, TEMP/UNLOGGED tables, column types, identity and sequence caches, enum/composite/range
--- types, non-SQL functions; a per-table trigger refuses TRUNCATE; plpgsql loses its inline
+-- types, non-SQL functions; a per-table trigger refuses TRUNCATE (dsql_rules.sql attaches it to
+-- each new table once refuse_truncate exists); plpgsql loses its inline
 -- handler, so DO blocks fail with 0A000.
 
 -- Statements DSQL does not have at all, by command tag.
@@ -142,21 +143,6 @@ BEGIN
   RETURN NULL;
 END $$;
 
--- At the end of CREATE TABLE: refuse TRUNCATE on the new table (rule 8), exempt from rule 3.
-CREATE OR REPLACE FUNCTION dsql_local.attach_truncate_trigger() RETURNS event_trigger LANGUAGE plpgsql AS $$
-DECLARE t regclass;
-BEGIN
-  IF dsql_local.exempt() THEN RETURN; END IF;
-  FOR t IN SELECT c.oid FROM pg_event_trigger_ddl_commands() d
-             JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
-            WHERE d.command_tag = 'CREATE TABLE' AND c.relkind IN ('r', 'p') LOOP
-    PERFORM set_config('dsql_local.internal', 'on', true);
-    EXECUTE format('CREATE TRIGGER dsql_local_truncate BEFORE TRUNCATE ON %s'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.refuse_truncate()', t);
-    PERFORM set_config('dsql_local.internal', 'off', true);
-  END LOOP;
-END $$;
-
 -- Event triggers fire in name order within an event (dsql_rules.sql has dsql_b_* and dsql_z_*).
 DROP EVENT TRIGGER IF EXISTS dsql_a_statement_start;
 DROP EVENT TRIGGER IF EXISTS dsql_a_statement_end;
@@ -164,7 +150,6 @@ DROP EVENT TRIGGER IF EXISTS dsql_c_create_type;
 DROP EVENT TRIGGER IF EXISTS dsql_c_function;
 DROP EVENT TRIGGER IF EXISTS dsql_d_tables;
 DROP EVENT TRIGGER IF EXISTS dsql_e_sequences;
-DROP EVENT TRIGGER IF EXISTS dsql_y_truncate;
 
 CREATE EVENT TRIGGER dsql_a_statement_start ON ddl_command_start
   WHEN TAG IN ('CREATE TRIGGER', 'CREATE EXTENSION', 'CREATE PROCEDURE', 'ALTER TYPE', 'DROP TYPE',
@@ -181,8 +166,6 @@ CREATE EVENT TRIGGER dsql_d_tables ON ddl_command_end WHEN TAG IN ('CREATE TABLE
 CREATE EVENT TRIGGER dsql_e_sequences ON ddl_command_end
   WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE SCHEMA', 'CREATE SEQUENCE', 'ALTER SEQUENCE')
   EXECUTE FUNCTION dsql_local.check_sequences();
-CREATE EVENT TRIGGER dsql_y_truncate ON ddl_command_end WHEN TAG IN ('CREATE TABLE', 'CREATE SCHEMA')
-  EXECUTE FUNCTION dsql_local.attach_truncate_trigger();
 
 -- Rule 7: DO blocks -> 0A000 language "plpgsql" does not support inline code execution.
 -- plpgsql functions (event triggers, triggers) keep working; nobody, superuser included, can use DO.

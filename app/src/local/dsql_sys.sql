@@ -111,13 +111,21 @@ BEGIN
 END
 $$;
 
--- AWS IAM GRANT and REVOKE; see the top of this file.
+-- AWS IAM GRANT and REVOKE; see the top of this file. Only a role that may create roles
+-- (admin) maps identities.
+CREATE OR REPLACE FUNCTION dsql_local.require_createrole(action text) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  IF NOT coalesce((SELECT r.rolcreaterole OR r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false) THEN
+    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format('permission denied to %s IAM access', action);
+  END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION dsql_local.iam_grant(role_name text, arn text) RETURNS SETOF void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
-  IF NOT coalesce((SELECT r.rolcreaterole OR r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false) THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to grant IAM access';
-  END IF;
+  PERFORM dsql_local.require_createrole('grant');
   IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = role_name) THEN
     RAISE EXCEPTION USING ERRCODE = '42704', MESSAGE = format('role "%s" does not exist', role_name);
   END IF;
@@ -128,9 +136,7 @@ $$;
 CREATE OR REPLACE FUNCTION dsql_local.iam_revoke(role_name text, arn text) RETURNS SETOF void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 BEGIN
-  IF NOT coalesce((SELECT r.rolcreaterole OR r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false) THEN
-    RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'permission denied to revoke IAM access';
-  END IF;
+  PERFORM dsql_local.require_createrole('revoke');
   DELETE FROM dsql_local.iam_grants g WHERE g.role = role_name AND g.arn = iam_revoke.arn;
 END
 $$;

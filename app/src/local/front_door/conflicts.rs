@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::rules::{self, Classified, Kind, Refusal, TxnKind};
+use super::rules::{self, Refusal, TxnKind};
 
 /// SQLSTATE `serialization_failure`, DSQL's code for both conflicts.
 pub const SERIALIZATION_FAILURE: &str = "40001";
@@ -118,16 +118,7 @@ impl CatalogVersions {
 
 /// Whether `sql` is one `COMMIT` (or `END`) statement.
 fn is_commit(sql: &str) -> bool {
-    is_lone(sql, TxnKind::Commit)
-}
-
-/// Whether `sql` is one transaction-control statement of the kind `kind`.
-pub(crate) fn is_lone(sql: &str, kind: TxnKind) -> bool {
-    matches!(
-        rules::classify(sql),
-        Classified::Parsed(statements)
-            if matches!(statements.as_slice(), [s] if s.kind == Kind::Transaction(kind))
-    )
+    rules::is_lone(sql, TxnKind::Commit)
 }
 
 /// Whether a command tag is that of a schema change, which bumps the catalog version.

@@ -26,8 +26,6 @@ use super::relay::{
     Answer, IAM_GRANT, IAM_REVOKE, INDEX_JOB, Policy, SHOW_SERVER_VERSION, SHOW_SERVER_VERSION_NUM,
     VALIDATE_JOB, Verdict,
 };
-use std::ops::Range;
-
 use pg_query::protobuf::Token;
 
 use super::rules::{self, AsyncJob, Classified, Refusal, Statement};
@@ -106,55 +104,35 @@ const DSQL_SERVER_VERSION: [(&str, Answer); 2] = [
     ),
 ];
 
-/// The significant tokens of `sql` (comments left out), with their byte ranges; `None` if it
-/// cannot be scanned.
-fn tokens(sql: &str) -> Option<Vec<(Token, Range<usize>)>> {
-    let scanned = pg_query::scan(sql).ok()?;
-    Some(
-        scanned
-            .tokens
-            .iter()
-            .filter_map(|t| {
-                let token = Token::try_from(t.token).ok()?;
-                let range = usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?;
-                (!matches!(token, Token::SqlComment | Token::CComment)).then_some((token, range))
-            })
-            .collect(),
-    )
-}
-
 /// For one `AWS IAM GRANT role TO 'arn'` or `AWS IAM REVOKE role FROM 'arn'` statement: the
 /// `dsql_local` call that does it; see the [module documentation](self).
 fn iam_statement(sql: &str) -> Option<String> {
     if !sql.trim_start().get(..3)?.eq_ignore_ascii_case("aws") {
         return None;
     }
-    let tokens = tokens(sql)?;
-    let text = |range: &Range<usize>| sql.get(range.clone());
+    let tokens = rules::significant_tokens(sql)?;
     let statement = match tokens.as_slice() {
-        [statement @ .., (Token::Ascii59, _)] => statement,
+        [statement @ .., last] if last.token == Token::Ascii59 => statement,
         statement => statement,
     };
-    let [
-        (Token::Ident, aws),
-        (Token::Ident, iam),
-        (verb, _),
-        (Token::Ident, role),
-        (preposition, _),
-        (Token::Sconst, arn),
-    ] = statement
-    else {
+    let [aws, iam, verb, role, preposition, arn] = statement else {
         return None;
     };
-    let answer = match (verb, preposition) {
+    let answer = match (verb.token, preposition.token) {
         (Token::Grant, Token::To) => IAM_GRANT,
         (Token::Revoke, Token::From) => IAM_REVOKE,
         _ => return None,
     };
-    if !text(aws)?.eq_ignore_ascii_case("aws") || !text(iam)?.eq_ignore_ascii_case("iam") {
+    let words = [(aws, "aws"), (iam, "iam")];
+    if !words
+        .iter()
+        .all(|(tok, word)| tok.token == Token::Ident && tok.text.eq_ignore_ascii_case(word))
+        || role.token != Token::Ident
+        || arn.token != Token::Sconst
+    {
         return None;
     }
-    let role = identifier(text(role)?);
+    let role = identifier(role.text);
     let function = if answer == IAM_GRANT {
         "iam_grant"
     } else {
@@ -163,7 +141,7 @@ fn iam_statement(sql: &str) -> Option<String> {
     Some(format!(
         "SELECT dsql_local.{function}('{}', {}) AS \"{}\"",
         role.replace('\'', "''"),
-        text(arn)?,
+        arn.text,
         answer.column
     ))
 }
@@ -181,33 +159,36 @@ fn identifier(token: &str) -> String {
 /// reading `dsql_local.server_version` (`…_num`) instead, if it has any; see the
 /// [module documentation](self).
 fn reported_settings(sql: &str) -> Option<String> {
-    if !sql.to_ascii_lowercase().contains("server_version") {
+    const NAME: &[u8] = b"server_version";
+    // A cheap look first: nearly every text has no such word.
+    if !sql
+        .as_bytes()
+        .windows(NAME.len())
+        .any(|w| w.eq_ignore_ascii_case(NAME))
+    {
         return None;
     }
-    let tokens = tokens(sql)?;
+    let tokens = rules::significant_tokens(sql)?;
     let mut rewritten = String::new();
     let mut copied = 0;
     for window in tokens.windows(3) {
-        let [
-            (Token::Ident, name),
-            (Token::Ascii40, _),
-            (Token::Sconst, literal),
-        ] = window
-        else {
+        let [name, open, literal] = window else {
             continue;
         };
-        let setting = sql.get(literal.clone())?.to_ascii_lowercase();
-        let reported = ["'server_version'", "'server_version_num'"].contains(&setting.as_str());
-        if !reported
-            || !sql
-                .get(name.clone())?
-                .eq_ignore_ascii_case("current_setting")
-        {
+        let call = name.token == Token::Ident
+            && open.token == Token::Ascii40
+            && literal.token == Token::Sconst
+            && name.text.eq_ignore_ascii_case("current_setting");
+        if !call {
             continue;
         }
-        rewritten.push_str(&sql[copied..literal.start]);
+        let setting = literal.text.to_ascii_lowercase();
+        if !["'server_version'", "'server_version_num'"].contains(&setting.as_str()) {
+            continue;
+        }
+        rewritten.push_str(&sql[copied..literal.range.start]);
         rewritten.push_str(&format!("'dsql_local.{}'", setting.trim_matches('\'')));
-        copied = literal.end;
+        copied = literal.range.end;
     }
     (copied > 0).then(|| {
         rewritten.push_str(&sql[copied..]);

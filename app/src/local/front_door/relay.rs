@@ -33,9 +33,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
 use super::conflicts::{
-    CatalogVersions, CommitFailures, Conflict, SERIALIZATION_FAILURE, is_ddl_tag, is_lone,
+    CatalogVersions, CommitFailures, Conflict, SERIALIZATION_FAILURE, is_ddl_tag,
 };
-use super::rules::{Refusal, TxnKind};
+use super::rules::{Refusal, TxnKind, is_lone};
 use super::wire;
 
 /// The largest message relayed: PostgreSQL's own limit for most messages is 1 GiB; the relay

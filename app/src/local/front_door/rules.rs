@@ -141,22 +141,9 @@ impl Refusal {
 
 /// Judges every statement of `sql` as Aurora DSQL would; see the [module documentation](self).
 pub fn classify(sql: &str) -> Classified {
-    let Ok(scanned) = pg_query::scan(sql) else {
+    let Some(tokens) = significant_tokens(sql) else {
         return Classified::Unparsed { rewrite: None };
     };
-    let tokens: Vec<Tok<'_>> = scanned
-        .tokens
-        .iter()
-        .filter(|t| !matches!(token(t.token), Token::SqlComment | Token::CComment))
-        .filter_map(|t| {
-            let range = usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?;
-            Some(Tok {
-                token: token(t.token),
-                text: sql.get(range.clone())?,
-                range,
-            })
-        })
-        .collect();
     let cuts = async_keywords(sql, &tokens);
     let text = without(sql, &cuts);
     let deep = needs_clause_walk(&tokens);
@@ -195,14 +182,47 @@ pub fn classify(sql: &str) -> Classified {
     Classified::Parsed(statements)
 }
 
+/// Whether `sql` is one transaction-control statement of the kind `kind`.
+pub(crate) fn is_lone(sql: &str, kind: TxnKind) -> bool {
+    matches!(
+        classify(sql),
+        Classified::Parsed(statements)
+            if matches!(statements.as_slice(), [s] if s.kind == Kind::Transaction(kind))
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // The ASYNC keyword, found with the lexer.
 
 /// One significant token (comments left out) and its text.
-struct Tok<'a> {
-    token: Token,
-    range: Range<usize>,
-    text: &'a str,
+pub(crate) struct Tok<'a> {
+    /// What the lexer made of it.
+    pub(crate) token: Token,
+    /// Where it is in the text, in bytes.
+    pub(crate) range: Range<usize>,
+    /// Its text, as written (a quoted identifier or a string keeps its quotes).
+    pub(crate) text: &'a str,
+}
+
+/// The significant tokens of `sql`, comments left out, by PostgreSQL's own lexer; `None` if it
+/// cannot be scanned.
+pub(crate) fn significant_tokens(sql: &str) -> Option<Vec<Tok<'_>>> {
+    let scanned = pg_query::scan(sql).ok()?;
+    Some(
+        scanned
+            .tokens
+            .iter()
+            .filter(|t| !matches!(token(t.token), Token::SqlComment | Token::CComment))
+            .filter_map(|t| {
+                let range = usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?;
+                Some(Tok {
+                    token: token(t.token),
+                    text: sql.get(range.clone())?,
+                    range,
+                })
+            })
+            .collect(),
+    )
 }
 
 /// A DSQL `ASYNC` keyword cut out of the text.
