@@ -14,20 +14,23 @@ use crate::LOG_TARGET;
 /// changed under the transaction, which follows any DDL anywhere in the cluster).
 pub const SERIALIZATION_FAILURE: &str = "40001";
 
-/// How many times one statement is tried before a conflict is returned to the caller.
+/// How many times one statement is tried before a data conflict (`OC000`) is returned to the
+/// caller.
 pub const MAX_ATTEMPTS: u32 = 8;
+
+/// How many schema conflicts (`OC001`) in a row are retried, at once and on top of
+/// [`MAX_ATTEMPTS`]. One DDL statement makes the catalog cache of every other session stale,
+/// and each clears on its first retry; but a retry through a pool may take another stale
+/// connection, so a pool of N connections can answer N − 1 of them in a row. Waiting does not
+/// help (DSQL's advice is to retry at once, and to serialise DDL if it persists), so they are
+/// not backed off, only bounded: a pool larger than this is unusual.
+pub const MAX_SCHEMA_RETRIES: u32 = 64;
 
 /// The SQLSTATE the server sent with this error, if it came from the server.
 pub fn sqlstate(err: &DbErr) -> Option<String> {
-    match err {
-        DbErr::Conn(RuntimeErr::SqlxError(e))
-        | DbErr::Exec(RuntimeErr::SqlxError(e))
-        | DbErr::Query(RuntimeErr::SqlxError(e)) => e
-            .as_database_error()
-            .and_then(|db| db.code())
-            .map(|code| code.into_owned()),
-        _ => None,
-    }
+    database_error(err)
+        .and_then(|db| db.code())
+        .map(|code| code.into_owned())
 }
 
 /// True when the error is an optimistic-concurrency conflict (SQLSTATE `40001`) that a fresh
@@ -36,8 +39,33 @@ pub fn is_conflict(err: &DbErr) -> bool {
     sqlstate(err).as_deref() == Some(SERIALIZATION_FAILURE)
 }
 
+/// True when the error is DSQL's schema conflict: SQLSTATE `40001` with the `(OC001)` token in
+/// its message (the token, never the whole text, as DSQL's connectors match it), or a raw
+/// `OC001` SQLSTATE.
+pub fn is_schema_conflict(err: &DbErr) -> bool {
+    let Some(db) = database_error(err) else {
+        return false;
+    };
+    match db.code().as_deref() {
+        Some("OC001") => true,
+        Some(SERIALIZATION_FAILURE) => db.message().contains("(OC001)"),
+        _ => false,
+    }
+}
+
+/// The server's error inside `err`, if it came from the server.
+fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseError + 'static)> {
+    match err {
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => e.as_database_error(),
+        _ => None,
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails with anything but a conflict, or has failed
-/// [`MAX_ATTEMPTS`] times; waits 20 ms, 40 ms, … (at most 1 s) between attempts.
+/// [`MAX_ATTEMPTS`] times with data conflicts (waiting 20 ms, 40 ms, … at most 1 s before each
+/// retry) or [`MAX_SCHEMA_RETRIES`] times in a row with schema conflicts (retried at once).
 ///
 /// Each call of `attempt` must be one whole transaction (one autocommit statement here), so
 /// running it again is safe: migrations use `IF [NOT] EXISTS` everywhere for that reason.
@@ -46,11 +74,16 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, DbErr>>,
 {
-    let mut tries = 0;
+    let (mut tries, mut schema_retries) = (0, 0);
     loop {
-        tries += 1;
         match attempt().await {
-            Err(err) if is_conflict(&err) && tries < MAX_ATTEMPTS => {
+            Err(err) if is_schema_conflict(&err) && schema_retries < MAX_SCHEMA_RETRIES => {
+                schema_retries += 1;
+                warn!(target: LOG_TARGET, %err, schema_retries, "{what}: stale catalog, retrying at once");
+            }
+            Err(err) if is_conflict(&err) && tries + 1 < MAX_ATTEMPTS => {
+                tries += 1;
+                schema_retries = 0;
                 let wait =
                     Duration::from_millis(20 << (tries - 1).min(6)).min(Duration::from_secs(1));
                 warn!(target: LOG_TARGET, %err, attempt = tries, "{what}: conflict, retrying in {wait:?}");
@@ -65,12 +98,10 @@ where
 /// `sys.jobs` view of asynchronous jobs.
 ///
 /// The probe is an ordinary query: "no such schema/table" (`3F000`, `42P01`) means plain
-/// PostgreSQL, any other error is returned.
+/// PostgreSQL, any other error is returned; a conflict is retried.
 pub async fn is_dsql<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
-    match db
-        .execute_unprepared("SELECT job_id FROM sys.jobs LIMIT 0")
-        .await
-    {
+    let probe = "SELECT job_id FROM sys.jobs LIMIT 0";
+    match retry_on_conflict(probe, || db.execute_unprepared(probe)).await {
         Ok(_) => Ok(true),
         Err(err) if matches!(sqlstate(&err).as_deref(), Some("3F000" | "42P01")) => Ok(false),
         Err(err) => Err(err),

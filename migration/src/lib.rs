@@ -76,6 +76,16 @@ impl MigratorTrait for Migrator {
         runner::install(db, Self::migration_table_name()).await
     }
 
+    async fn get_migration_models<C>(
+        db: &C,
+    ) -> Result<Vec<sea_orm_migration::seaql_migrations::Model>, DbErr>
+    where
+        C: ConnectionTrait,
+    {
+        Self::install(db).await?;
+        runner::applied(db, Self::migration_table_name()).await
+    }
+
     async fn uninstall<'c, C>(db: C) -> Result<(), DbErr>
     where
         C: IntoSchemaManagerConnection<'c>,

@@ -11,11 +11,11 @@ use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, IntoIden, Table, TableCreateStatement, TableDropStatement,
+    Alias, Expr, ExprTrait, IntoIden, Order, Query, Table, TableCreateStatement, TableDropStatement,
 };
 use sea_orm::{
-    ActiveValue, ConnectionTrait, DbBackend, DbErr, DynIden, EntityTrait, QueryFilter, QueryTrait,
-    Schema,
+    ActiveValue, ConnectionTrait, DbBackend, DbErr, DynIden, EntityTrait, FromQueryResult,
+    Iterable, QueryFilter, QueryTrait, Schema,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager, seaql_migrations};
 use tracing::info;
@@ -51,6 +51,23 @@ pub async fn uninstall<C: ConnectionTrait>(db: &C, table: DynIden) -> Result<(),
     let drop = drop_table_statement(table);
     retry_on_conflict("uninstall migration table", || db.execute(&drop)).await?;
     Ok(())
+}
+
+/// The bookkeeping rows, by version: sea-orm-migration's query, retried on conflicts (its
+/// own is not, and any session's first read after another session's DDL can get `OC001`).
+pub async fn applied<C: ConnectionTrait>(
+    db: &C,
+    table: DynIden,
+) -> Result<Vec<seaql_migrations::Model>, DbErr> {
+    let select = Query::select()
+        .from(table)
+        .columns(seaql_migrations::Column::iter())
+        .order_by(seaql_migrations::Column::Version, Order::Asc)
+        .to_owned();
+    let rows = retry_on_conflict("read applied migrations", || db.query_all(&select)).await?;
+    rows.iter()
+        .map(|row| seaql_migrations::Model::from_query_result(row, ""))
+        .collect()
 }
 
 /// Applies pending migrations in order: all of them, or the first `steps`.
@@ -105,14 +122,13 @@ pub async fn down<M: MigratorTrait + ?Sized>(
 /// Drops every table of the current schema, one statement each, then applies all migrations.
 pub async fn fresh<M: MigratorTrait + ?Sized>(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
-    let rows = db
-        .query_all_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT table_name::text AS table_name FROM information_schema.tables \
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
-             ORDER BY table_name",
-        ))
-        .await?;
+    let tables = sea_orm::Statement::from_string(
+        db.get_database_backend(),
+        "SELECT table_name::text AS table_name FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+         ORDER BY table_name",
+    );
+    let rows = retry_on_conflict("list tables", || db.query_all_raw(tables.clone())).await?;
     for row in rows {
         let name: String = row.try_get("", "table_name")?;
         info!(target: LOG_TARGET, "Dropping table '{name}'");

@@ -188,13 +188,15 @@ impl IndexSpec {
         };
         let job_id: String = row.try_get("", "job_id")?;
         info!(target: LOG_TARGET, job_id, "waiting for index {}", self.name);
-        db.execute_unprepared(&wait_for_job_sql(&job_id)?).await?;
+        let wait = wait_for_job_sql(&job_id)?;
+        retry_on_conflict(&wait, || db.execute_unprepared(&wait)).await?;
         let status = Statement::from_sql_and_values(
             DbBackend::Postgres,
             "SELECT status, details FROM sys.jobs WHERE job_id = $1",
             [job_id.clone().into()],
         );
-        let row = db.query_one_raw(status).await?;
+        let row =
+            retry_on_conflict("read the index job", || db.query_one_raw(status.clone())).await?;
         let (status, details): (String, Option<String>) = match row {
             Some(row) => (row.try_get("", "status")?, row.try_get("", "details")?),
             None => ("unknown".to_owned(), None),
