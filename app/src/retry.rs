@@ -10,7 +10,8 @@
 //!
 //! | class | errors | why |
 //! |---|---|---|
-//! | conflict | `40001` (DSQL's `OC000` data conflict and `OC001` schema change; PostgreSQL's serialization failure) | the loser of a race; a fresh snapshot usually wins |
+//! | conflict | `40001` (DSQL's `OC000` data conflict; PostgreSQL's serialization failure) | the loser of a race; a fresh snapshot usually wins |
+//! | schema changed | `40001` with `(OC001)` | the session's catalog cache went stale after DDL; retried at once and not counted against `max_attempts` (see [`MAX_SCHEMA_RETRIES`]) |
 //! | transient | `53300` too many connections, `53400` connection rate exceeded, `XX000` server unavailable | DSQL's documented "retry the whole transaction" refusals |
 //! | connection lost before `COMMIT` | I/O errors, `08xxx`, `57P01`–`57P03` | nothing was committed, so running again is safe |
 //! | connection lost during `COMMIT` | the same, raised by `COMMIT` itself | the outcome is unknown: [`Error::OutcomeUnknown`], retried only when the caller declares the work [`Idempotency::Idempotent`] (for instance inserts with client-generated UUID keys) |
@@ -23,7 +24,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use migration::dsql::sqlstate;
+pub use migration::dsql::MAX_SCHEMA_RETRIES;
+use migration::dsql::{is_schema_conflict, sqlstate};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
 use tracing::{debug, warn};
 
@@ -79,6 +81,8 @@ pub enum Idempotency {
 pub enum ErrorClass {
     /// `40001`: lost an optimistic-concurrency race.
     Conflict,
+    /// `40001 … (OC001)`: the session's catalog was stale; the next attempt refreshes it.
+    SchemaChanged,
     /// `53300`, `53400`, `XX000`: DSQL asks to try again.
     Transient,
     /// The connection broke.
@@ -89,9 +93,12 @@ pub enum ErrorClass {
 
 /// Classifies an error by SQLSTATE or driver error kind.
 pub fn classify(err: &DbErr) -> ErrorClass {
+    if is_schema_conflict(err) {
+        return ErrorClass::SchemaChanged;
+    }
     if let Some(code) = sqlstate(err) {
         return match code.as_str() {
-            "40001" | "OC000" | "OC001" => ErrorClass::Conflict,
+            "40001" | "OC000" => ErrorClass::Conflict,
             "53300" | "53400" | "XX000" => ErrorClass::Transient,
             "57P01" | "57P02" | "57P03" => ErrorClass::ConnectionLost,
             code if code.starts_with("08") => ErrorClass::ConnectionLost,
@@ -138,7 +145,9 @@ impl<T> Retried<Option<T>> {
 }
 
 /// Runs `work` in a transaction and commits it, again in a new transaction while the error is
-/// retryable (see the module docs), at most `policy.max_attempts` times.
+/// retryable (see the module docs): at most `policy.max_attempts` attempts that fail otherwise
+/// than with a schema conflict, and at most [`MAX_SCHEMA_RETRIES`] schema conflicts in a row,
+/// retried without waiting.
 ///
 /// `work` must do all of its database work through the transaction it is given, and must not
 /// open nested transactions (they need `SAVEPOINT`, which DSQL refuses).
@@ -153,7 +162,7 @@ where
     F: for<'c> FnMut(&'c DatabaseTransaction) -> Work<'c, T>,
 {
     let max_attempts = policy.max_attempts.max(1);
-    let mut attempts = 0;
+    let (mut attempts, mut counted, mut schema_retries) = (0, 0, 0);
     loop {
         attempts += 1;
         let (err, during_commit) = match attempt(db, &mut work).await {
@@ -164,6 +173,12 @@ where
         if class == ErrorClass::Permanent {
             return Err(err.into());
         }
+        if class == ErrorClass::SchemaChanged && schema_retries < MAX_SCHEMA_RETRIES {
+            schema_retries += 1;
+            warn!(attempt = attempts, %err, "stale catalog; retrying at once");
+            continue;
+        }
+        (counted, schema_retries) = (counted + 1, 0);
         if class == ErrorClass::ConnectionLost
             && during_commit
             && idempotency == Idempotency::NotIdempotent
@@ -173,13 +188,13 @@ where
                 cause: err,
             });
         }
-        if attempts >= max_attempts {
+        if counted >= max_attempts {
             return Err(Error::RetriesExhausted {
                 attempts,
                 last: err,
             });
         }
-        let wait = policy.delay(attempts);
+        let wait = policy.delay(counted);
         warn!(attempt = attempts, ?class, %err, ?wait, "transaction failed; retrying");
         tokio::time::sleep(wait).await;
     }

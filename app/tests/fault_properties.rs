@@ -305,7 +305,8 @@ impl DatabaseError for Coded {
 /// The classification the retry's documentation gives for SQLSTATE `code`.
 fn documented(code: &str) -> ErrorClass {
     match code {
-        "40001" | "OC000" | "OC001" => ErrorClass::Conflict,
+        "40001" | "OC000" => ErrorClass::Conflict,
+        "OC001" => ErrorClass::SchemaChanged,
         "53300" | "53400" | "XX000" => ErrorClass::Transient,
         "57P01" | "57P02" | "57P03" => ErrorClass::ConnectionLost,
         _ if code.starts_with("08") => ErrorClass::ConnectionLost,
@@ -402,6 +403,28 @@ async fn refused(db: &impl ConnectionTrait, sql: &str) -> DbErr {
     db.execute_unprepared(sql)
         .await
         .expect_err("the statement should fail")
+}
+
+/// DSQL's schema conflict, as the front door answers it (40001 with `(OC001)`): a session whose
+/// catalog went stale when another session committed DDL. A conflict, but classified apart.
+#[tokio::test]
+async fn a_real_schema_conflict_is_classified_as_schema_changed() {
+    let database = fresh_database("classify-oc001").await;
+    let (ddl, stale) = (admin_db(&database).await, admin_db(&database).await);
+    stale
+        .execute_unprepared("SELECT 1")
+        .await
+        .expect("a second session");
+    ddl.execute_unprepared("CREATE TABLE u (id integer PRIMARY KEY)")
+        .await
+        .expect("DDL in the first session");
+    let error = refused(&stale, "SELECT 1").await;
+    assert_eq!(migration::dsql::sqlstate(&error).as_deref(), Some("40001"));
+    assert_eq!(classify(&error), ErrorClass::SchemaChanged, "{error}");
+    stale
+        .execute_unprepared("SELECT 1")
+        .await
+        .expect("cleared by the first retry");
 }
 
 #[tokio::test]

@@ -42,7 +42,10 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Executor, PgConnection, PgPool, SqlSafeStr};
 use tracing::{info, warn};
 
-use super::{BenchOptions, Ctx, Line, Sample, Sides, alternate, hold_all, in_parallel};
+use super::{
+    BenchOptions, Ctx, Line, Sample, Sides, alternate, execute_fresh, hold_all, in_parallel,
+    ready_catalog,
+};
 use crate::error::{Error, Result};
 use crate::session::Session;
 
@@ -71,6 +74,8 @@ const MIXED_BASE: i64 = 1_000_000;
 const CLEAR_BATCH: i64 = migration::MAX_ROWS_PER_TRANSACTION as i64;
 
 const DROP_TABLE: &str = "DROP TABLE IF EXISTS bench_front_door";
+/// A read that touches the table, to refresh a connection's catalog after its DDL.
+const READ_TABLE: &str = "SELECT 1 FROM bench_front_door LIMIT 0";
 const CREATE_TABLE: &str = "CREATE TABLE bench_front_door (id bigint PRIMARY KEY, \
                             n bigint NOT NULL, note text NOT NULL)";
 const SEED: &str = "INSERT INTO bench_front_door (id, n, note) \
@@ -166,13 +171,18 @@ pub(super) async fn run(ctx: &Ctx<'_>, options: &BenchOptions) -> Result<Vec<Lin
     let door = ctx.pool.clone();
     let direct = door.options().clone().connect_with(direct).await?;
     let measured = async {
+        // The set-up on one connection, so that its own DDL leaves its catalog fresh; then
+        // every other connection's, which that DDL made stale.
+        let mut setup = door.acquire().await?;
         for sql in [DROP_TABLE, CREATE_TABLE] {
-            sqlx::raw_sql(sql).execute(&door).await?;
+            execute_fresh(&mut setup, sql).await?;
         }
         sqlx::query(SEED)
             .bind(i64::try_from(SEED_ROWS).unwrap_or_default())
-            .execute(&door)
+            .execute(&mut *setup)
             .await?;
+        drop(setup);
+        ready_catalog(&door, READ_TABLE).await?;
         measure(&door, &direct, options).await
     }
     .await;

@@ -426,11 +426,11 @@ impl Layer {
             attempts += 1;
             let err = match attempt().await {
                 Ok(value) => return Ok((value, attempts)),
-                Err(e) => DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e))),
+                Err(e) => db_err(e),
             };
             let retryable = matches!(
                 retry::classify(&err),
-                ErrorClass::Conflict | ErrorClass::Transient
+                ErrorClass::Conflict | ErrorClass::SchemaChanged | ErrorClass::Transient
             );
             if !retryable {
                 return Err(err.into());
@@ -515,6 +515,11 @@ fn pet_at(row: &PgRow, at: usize) -> Result<Option<pet::Model>, sqlx::Error> {
 }
 
 /// Reads a count (`SELECT count(*)` or a sum cast to `bigint`) back for a check.
+/// A raw sqlx error as SeaORM wraps a statement's, for [`retry::classify`].
+pub(crate) fn db_err(e: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
+}
+
 pub(crate) async fn count(pool: &PgPool, sql: &'static str) -> Result<u64> {
     let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
     Ok(u64::try_from(n).unwrap_or_default())
