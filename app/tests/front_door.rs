@@ -446,6 +446,76 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
     pool.close().await;
 }
 
+/// One DDL statement makes the catalog of every other pooled connection stale, and each retry
+/// may take the next stale one. The app's retry takes schema conflicts at once, without
+/// spending its attempts on them: with `max_attempts` 1, a counted retry would give up.
+#[tokio::test]
+async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
+    let door = door().await;
+    assert!(Limits::default().schema_conflicts, "on by default, as DSQL");
+    let database = common::fresh_database("front_door_stale_pool").await;
+    let source = door
+        .tokens("admin", &door.secret, Duration::from_secs(900))
+        .await;
+    let settings = PoolSettings {
+        max_connections: 3,
+        ..PoolSettings::default()
+    };
+    let pool = door.pool(&database, "admin", &settings, source).await;
+    let mut held = Vec::new();
+    for _ in 0..settings.max_connections {
+        let mut conn = pool.pool().acquire().await.expect("a pooled connection");
+        sqlx::raw_sql("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .expect("each connection has read the catalog");
+        held.push(conn);
+    }
+    drop(held);
+    let mut ddl = door.session(&database, "admin").await;
+    sqlx::raw_sql("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)")
+        .execute(&mut ddl)
+        .await
+        .expect("DDL on a session outside the pool");
+    sqlx::raw_sql("INSERT INTO counter VALUES (1, 0)")
+        .execute(&mut ddl)
+        .await
+        .expect("a row");
+
+    let policy = app::retry::RetryPolicy {
+        max_attempts: 1,
+        ..app::retry::RetryPolicy::default()
+    };
+    let retried = app::retry::transaction(
+        &pool.database(),
+        &policy,
+        app::retry::Idempotency::NotIdempotent,
+        |txn| {
+            Box::pin(async move {
+                txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
+                    .await?;
+                Ok(())
+            })
+        },
+    )
+    .await
+    .expect("committed once every stale connection had its conflict");
+    // Every pooled connection was stale, so the first attempt met an OC001; each connection
+    // meets at most one.
+    assert!(
+        (2..=4).contains(&retried.attempts),
+        "attempts {}",
+        retried.attempts
+    );
+    let n: i32 = sqlx::query_scalar("SELECT n FROM counter WHERE id = 1")
+        .fetch_one(&mut ddl)
+        .await
+        .expect("read");
+    assert_eq!(n, 1, "one increment");
+    ddl.close().await.expect("close");
+    pool.close().await;
+}
+
 #[tokio::test]
 async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
     let door = door().await;
@@ -457,10 +527,6 @@ async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
         .connect(&database, "admin", &source)
         .await
         .expect("a session");
-    let mut second = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("another session");
     sqlx::raw_sql("CREATE TABLE contested (id int PRIMARY KEY, name text)")
         .execute(&mut first)
         .await
@@ -469,6 +535,11 @@ async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
         .execute(&mut first)
         .await
         .expect("a row");
+    // Opened after the DDL, so its catalog is current (no OC001).
+    let mut second = door
+        .connect(&database, "admin", &source)
+        .await
+        .expect("another session");
     // occ_conflict.json, occ_write_write: two writers to one row, one fails with 40001.
     // Both take their snapshot first; PostgreSQL fails the second writer at its statement
     // (DSQL would at its COMMIT).

@@ -10,8 +10,8 @@
 //! After a session commits DDL, every other session on the same database gets one `OC001` on
 //! the first statement of its next transaction ([`CatalogVersions`]), as a DSQL session whose
 //! cached catalog went stale does (DSQL raises it at the first statement that touches a changed
-//! object, or at `COMMIT`; the stand-in does not look at which objects). It is switched on by
-//! [`super::relay::Limits::schema_conflicts`], off by default (see there why).
+//! object, or at `COMMIT`; the stand-in does not look at which objects). It is switched by
+//! [`super::relay::Limits::schema_conflicts`], on by default.
 //!
 //! So that retry code can be tested deterministically, [`CommitFailures`] makes the next
 //! `COMMIT` of a chosen session fail: the relay sends the server `ROLLBACK` instead and answers

@@ -199,21 +199,21 @@ pub struct Limits {
     /// outside a transaction), without an error, as DSQL closes it. DSQL: 1 hour.
     pub connection_lifetime: Duration,
     /// Whether committed DDL gives every other session on the database one `40001 OC001` on its
-    /// next transaction ([`super::conflicts`]). Off by default: the stand-in cannot tell which
-    /// objects a statement touches, so it fails the next transaction of every other session,
-    /// which is harsher than DSQL (it fails only statements that touch a changed object) and
-    /// would fail statements DSQL lets through, such as a read of `sys.jobs` between two
-    /// migrations. Retry tests switch it on, or make one commit fail ([`CommitFailures`]).
+    /// next transaction ([`super::conflicts`]). On by default. The stand-in does not look at
+    /// which objects a statement touches, so it fails the next transaction of every other
+    /// session, where DSQL fails the first statement that touches a changed object: harsher,
+    /// never milder, so code that survives it retries wherever DSQL needs it to. Tests that
+    /// are not about conflicts may switch it off.
     pub schema_conflicts: bool,
 }
 
 impl Default for Limits {
-    /// 5 minutes, 1 hour, schema conflicts off.
+    /// 5 minutes, 1 hour, schema conflicts on.
     fn default() -> Self {
         Self {
             transaction_age: Duration::from_secs(300),
             connection_lifetime: Duration::from_secs(3600),
-            schema_conflicts: false,
+            schema_conflicts: true,
         }
     }
 }
@@ -462,6 +462,15 @@ fn to_client(
             None
         }
         b'D' | b'C' if state.dropping => Some(Vec::new()),
+        // The backend's version, reported at login, becomes DSQL's, as `SHOW` answers it.
+        b'S' if body.starts_with(b"server_version\0") => {
+            let mut reported = b"server_version\0".to_vec();
+            reported.extend_from_slice(crate::local::DSQL_SERVER_VERSION.as_bytes());
+            reported.push(0);
+            let mut frame = Vec::with_capacity(reported.len() + 5);
+            wire::put_message(&mut frame, b'S', &reported);
+            Some(frame)
+        }
         b'K' => {
             if let Some(pid) = body.first_chunk::<4>() {
                 lock(pending).pid = Some(u32::from_be_bytes(*pid));
@@ -749,6 +758,19 @@ mod tests {
     }
 
     #[test]
+    fn the_server_version_reported_at_login_is_dsqls() {
+        let context = Context::default();
+        let mut relayed = Relayed::new(&AllowAll, &context);
+        let mut expected = Vec::new();
+        wire::put_message(&mut expected, b'S', b"server_version\x0016.15\0");
+        assert_eq!(
+            relayed.down(b'S', b"server_version\x0015.8\0"),
+            Some(expected)
+        );
+        assert_eq!(relayed.down(b'S', b"server_encoding\0UTF8\0"), None);
+    }
+
+    #[test]
     fn after_another_sessions_ddl_the_next_transaction_gets_one_oc001() {
         let context = Context {
             limits: Limits {
@@ -769,7 +791,13 @@ mod tests {
         context.catalog.bump("other");
         assert_eq!(relayed.up(b"SELECT 1\0", 0), None);
         // Switched off: no conflict.
-        let quiet = Context::default();
+        let quiet = Context {
+            limits: Limits {
+                schema_conflicts: false,
+                ..Limits::default()
+            },
+            ..Context::default()
+        };
         let mut unbothered = Relayed::new(&AllowAll, &quiet);
         unbothered.down(b'Z', b"I");
         quiet.catalog.bump("db");
