@@ -10,8 +10,9 @@
 //! the file was recorded (`fixtures.json`). Cases run in the recorded order, since some read
 //! what earlier ones committed, each on a connection of its own.
 //!
-//! sqlx shows a command tag only as its row count, so a tag is compared by that count
-//! (`INSERT 0 1` as 1, `CREATE TABLE` as 0): a `COMMIT` answered `ROLLBACK` goes unnoticed.
+//! sqlx shows a command tag only as its row count, so each session goes through a tap
+//! ([`common::tags`]) that notes the tags the front door sends: a tag is compared whole
+//! (`COMMIT` answered `ROLLBACK` disagrees).
 #![cfg(feature = "front-door")]
 
 mod common;
@@ -24,8 +25,9 @@ use app::dsql::token::{IamTokenSource, TokenSource};
 use app::local::stand_in::StandIn;
 use app::local::{ADMIN_USER, DATABASE};
 use common::recordings::{Case, Fixtures, Observation, Recording, read_json, recording_files};
+use common::tags::{Tags, Tap};
 use futures_util::StreamExt;
-use sqlx::postgres::{PgColumn, PgValueFormat, PgValueRef};
+use sqlx::postgres::{PgColumn, PgSslMode, PgValueFormat, PgValueRef};
 use sqlx::{
     AssertSqlSafe, Column, Connection, Decode, Either, Executor, PgConnection, Postgres, Row,
     SqlSafeStr, Statement, TypeInfo, ValueRef,
@@ -64,15 +66,15 @@ enum Outcome {
 /// What one statement returned.
 #[derive(Debug, Default)]
 struct Returned {
-    /// The row count of its command tag (`None` where the recording has no tag).
-    count: Option<u64>,
+    /// Its command tag (`None` where the recording has no tag).
+    tag: Option<String>,
     /// The column names (none for a statement without rows).
     columns: Vec<String>,
     /// The rows, each value as the recording client printed it ([`render`]).
     rows: Vec<Vec<String>>,
 }
 
-/// One line: `ok [count columns rows]…` (one bracket per statement), `error SQLSTATE message`,
+/// One line: `ok [tag columns rows]…` (one bracket per statement), `error SQLSTATE message`,
 /// or `no answer: why`.
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -80,8 +82,8 @@ impl fmt::Display for Outcome {
             Self::Ok(returned) => {
                 write!(f, "ok")?;
                 for r in returned {
-                    let count = r.count.map_or_else(|| "-".to_owned(), |c| c.to_string());
-                    write!(f, " [{count} {:?} {:?}]", r.columns, r.rows)?;
+                    let tag = r.tag.as_deref().unwrap_or("-");
+                    write!(f, " [{tag:?} {:?} {:?}]", r.columns, r.rows)?;
                 }
                 Ok(())
             }
@@ -103,27 +105,21 @@ fn recorded(observation: &Observation) -> Outcome {
         };
     }
     let returned = observation.answers().iter().map(|answer| Returned {
-        // What sqlx reads from a tag: its last word as a number, else 0.
-        count: answer.command_tag.as_deref().map(|tag| {
-            tag.rsplit(' ')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0)
-        }),
+        tag: answer.command_tag.clone(),
         columns: answer.columns.clone().unwrap_or_default(),
         rows: answer.rows.clone().unwrap_or_default(),
     });
     Outcome::Ok(returned.collect())
 }
 
-/// Whether `got` agrees with what DSQL answered: outcome, SQLSTATE, message, tag count,
+/// Whether `got` agrees with what DSQL answered: outcome, SQLSTATE, message, command tag,
 /// columns and (unless `ignore_rows`) rows.
 fn agrees(expected: &Outcome, got: &Outcome, ignore_rows: bool) -> bool {
     match (expected, got) {
         (Outcome::Ok(expected), Outcome::Ok(got)) => {
             expected.len() == got.len()
                 && expected.iter().zip(got).all(|(e, g)| {
-                    e.count.is_none_or(|count| g.count == Some(count))
+                    (e.tag.is_none() || e.tag == g.tag)
                         && e.columns == g.columns
                         && (ignore_rows || e.rows == g.rows)
                 })
@@ -148,6 +144,8 @@ struct Cluster {
     stand_in: StandIn,
     /// The IAM tokens the app would sign for `admin`.
     tokens: IamTokenSource,
+    /// The TLS side of each session, noting its command tags.
+    tap: Tap,
 }
 
 impl Cluster {
@@ -176,26 +174,33 @@ impl Cluster {
                 .await
                 .unwrap_or_else(|e| panic!("fixture {statement}: {e}"));
         }
+        let ca_pem = std::fs::read_to_string(stand_in.ca_path()).expect("the stand-in's CA");
+        let tap = Tap::new(stand_in.port(), endpoint.host(), &ca_pem);
         Self {
             backend,
             stand_in,
             tokens,
+            tap,
         }
     }
 
-    /// A session through the front door as a client reaches DSQL: TLS verify-full against the
-    /// stand-in's CA, `admin` with a fresh IAM token, within [`STEP_TIMEOUT`].
-    async fn connect(&self) -> Result<PgConnection, String> {
+    /// A session through the front door as a client reaches DSQL (TLS verifying the
+    /// stand-in's certificate, done by the tap; `admin` with a fresh IAM token), within
+    /// [`STEP_TIMEOUT`], and the command tags it receives.
+    async fn connect(&self) -> Result<(PgConnection, Tags), String> {
         let login = async {
             let token = self.tokens.token().await.map_err(|e| e.to_string())?;
             let endpoint = self.stand_in.endpoint().map_err(|e| e.to_string())?;
-            let ca = Some(self.stand_in.ca_path());
-            let options =
-                app::dsql::connect_options(&endpoint, self.stand_in.port(), ADMIN_USER, ca)
-                    .password(token.secret.expose());
-            PgConnection::connect_with(&options)
+            let (port, tags) = self.tap.open().await;
+            let options = app::dsql::connect_options(&endpoint, port, ADMIN_USER, None)
+                .host("127.0.0.1")
+                .ssl_mode(PgSslMode::Disable)
+                .password(token.secret.expose());
+            let conn = PgConnection::connect_with(&options)
                 .await
-                .map_err(|e| format!("login: {e}"))
+                .map_err(|e| format!("login: {e}"))?;
+            tags.take();
+            Ok((conn, tags))
         };
         timeout(STEP_TIMEOUT, login)
             .await
@@ -218,8 +223,9 @@ impl Cluster {
 }
 
 /// Sends one step as the recording client did: one simple query if `simple`, else one
-/// extended-protocol statement (prepared, then executed), and collects what came back.
-async fn run_step(conn: &mut PgConnection, sql: &str, simple: bool) -> Outcome {
+/// extended-protocol statement (prepared, then executed), and collects what came back, the
+/// command tags from `tags`.
+async fn run_step(conn: &mut PgConnection, tags: &Tags, sql: &str, simple: bool) -> Outcome {
     let text = || AssertSqlSafe(sql.to_owned());
     let mut stream = if simple {
         conn.fetch_many(sqlx::raw_sql(text()))
@@ -236,14 +242,18 @@ async fn run_step(conn: &mut PgConnection, sql: &str, simple: bool) -> Outcome {
                 let values = (0..row.len()).map(|i| render(row.try_get_raw(i).expect("a value")));
                 current.rows.push(values.collect());
             }
-            Ok(Either::Left(done)) => {
-                current.count = Some(done.rows_affected());
-                returned.push(std::mem::take(&mut current));
-            }
+            Ok(Either::Left(_)) => returned.push(std::mem::take(&mut current)),
             Err(error) => return failure(&error),
         }
     }
     drop(stream);
+    // The statements' tags are the last ones: any before are sqlx's own (a type look-up while
+    // preparing).
+    let received = tags.take();
+    let skip = received.len().saturating_sub(returned.len());
+    for (r, tag) in returned.iter_mut().zip(received.into_iter().skip(skip)) {
+        r.tag = Some(tag);
+    }
     // A statement without rows shows its columns only in its description, which sqlx cached
     // when it prepared the statement: `prepare` answers from that cache, sending nothing.
     if let (false, [only]) = (simple, returned.as_mut_slice())
@@ -276,7 +286,7 @@ fn failure(error: &sqlx::Error) -> Outcome {
 /// Runs `steps` on `conn`, step `i` not before `i × pace` from the start, each within
 /// [`STEP_TIMEOUT`]; stops after a step that got no answer.
 async fn run_steps(
-    mut conn: PgConnection,
+    (mut conn, tags): (PgConnection, Tags),
     steps: &[String],
     simple: bool,
     pace: Duration,
@@ -285,7 +295,7 @@ async fn run_steps(
     let mut outcomes = Vec::new();
     for (i, sql) in steps.iter().enumerate() {
         sleep_until(start + pace * u32::try_from(i).expect("a few steps")).await;
-        let outcome = timeout(STEP_TIMEOUT, run_step(&mut conn, sql, simple))
+        let outcome = timeout(STEP_TIMEOUT, run_step(&mut conn, &tags, sql, simple))
             .await
             .unwrap_or_else(|_| Outcome::Failed(format!("none within {STEP_TIMEOUT:?}")));
         let answered = !matches!(outcome, Outcome::Failed(_));

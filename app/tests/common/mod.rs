@@ -5,6 +5,8 @@
 #[cfg(feature = "front-door")]
 pub mod door;
 pub mod recordings;
+#[cfg(feature = "front-door")]
+pub mod tags;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
