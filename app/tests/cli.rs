@@ -200,21 +200,24 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
 
 /// `app local` from another shell: its `export` lines are all the app needs to reach the
 /// stand-in the DSQL way (endpoint, port, region, AWS credentials file, CA certificate), for
-/// `token` and `migrate`; and the banner never shows the secret key.
+/// `token` and `migrate`, and a plain client logs in with the printed token and gets `TRUNCATE`
+/// refused as DSQL refuses it; the banner never shows the secret key.
 #[cfg(feature = "front-door")]
 #[test]
 fn app_local_prints_the_settings_that_reach_it_like_dsql() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
-    let mut local = Command::new(env!("CARGO_BIN_EXE_app"))
-        .arg("local")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run app local");
-    let mut lines = BufReader::new(local.stdout.take().expect("stdout")).lines();
+    let mut local = Interrupted(
+        Command::new(env!("CARGO_BIN_EXE_app"))
+            .arg("local")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run app local"),
+    );
+    let mut lines = BufReader::new(local.0.stdout.take().expect("stdout")).lines();
     let mut banner = Vec::new();
     for line in lines.by_ref() {
         let line = line.expect("read the banner");
@@ -270,7 +273,60 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
     );
     assert!(stdout(&status).contains("Pending  m20261125_000001_create_owner_table"));
 
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(local.id()).expect("a pid"));
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("Ctrl-C");
-    assert!(local.wait().expect("app local ends").success());
+    // A plain PostgreSQL client with the printed token, as psql would connect: TLS verify-full
+    // against the printed CA, and TRUNCATE refused with DSQL's recorded answer.
+    let password = stdout(&token).trim().to_owned();
+    let port: u16 = vars[1].1.parse().expect("a port");
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host("localhost")
+        .port(port)
+        .username("admin")
+        .database("postgres")
+        .password(&password)
+        .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
+        .ssl_root_cert(&vars[5].1);
+    let refused = tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect_with(&options)
+                .await
+                .expect("log in with the token");
+            sqlx::raw_sql("TRUNCATE seaql_migrations")
+                .execute(&mut conn)
+                .await
+                .expect_err("TRUNCATE is refused")
+        });
+    let refused = refused.as_database_error().expect("a database error");
+    assert_eq!(
+        (refused.code().as_deref(), refused.message()),
+        (Some("0A000"), "unsupported statement: Truncate")
+    );
+
+    let ended = local.interrupt().expect("app local ends on Ctrl-C");
+    assert!(ended.success(), "{ended}");
+}
+
+/// A running `app local`, given Ctrl-C and waited for when dropped, so that a failed assertion
+/// does not leave it running with its server and files.
+#[cfg(feature = "front-door")]
+struct Interrupted(std::process::Child);
+
+#[cfg(feature = "front-door")]
+impl Interrupted {
+    /// Sends Ctrl-C (SIGINT) and waits for the process to end.
+    fn interrupt(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.0.id()).expect("a pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT)?;
+        self.0.wait()
+    }
+}
+
+#[cfg(feature = "front-door")]
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.interrupt();
+        }
+    }
 }
