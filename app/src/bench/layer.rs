@@ -514,12 +514,12 @@ fn pet_at(row: &PgRow, at: usize) -> Result<Option<pet::Model>, sqlx::Error> {
     }))
 }
 
-/// Reads a count (`SELECT count(*)` or a sum cast to `bigint`) back for a check.
 /// A raw sqlx error as SeaORM wraps a statement's, for [`retry::classify`].
 pub(crate) fn db_err(e: sqlx::Error) -> DbErr {
     DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
 }
 
+/// Reads a count (`SELECT count(*)` or a sum cast to `bigint`) back for a check.
 pub(crate) async fn count(pool: &PgPool, sql: &'static str) -> Result<u64> {
     let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
     Ok(u64::try_from(n).unwrap_or_default())
