@@ -6,8 +6,8 @@
 //! connection from the pool, attempts are bounded, and the wait between them grows
 //! exponentially with jitter so that colliding clients spread out.
 //!
-//! What is retried is decided from SQLSTATEs and driver error kinds, and for DSQL's schema conflict
-//! from the `(OC001)` token its connectors match; never from the rest of a message:
+//! What is retried is decided from SQLSTATEs and driver error kinds, and for DSQL's schema
+//! conflict from the `(OC001)` token its connectors match; never from the rest of a message:
 //!
 //! | class | errors | why |
 //! |---|---|---|
