@@ -23,11 +23,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use migration::dsql::MAX_SCHEMA_RETRIES;
 use migration::dsql::{is_schema_conflict, sqlstate};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use tracing::{debug, warn};
 
 use crate::error::{Error, Result};
@@ -199,6 +201,49 @@ where
         warn!(attempt = attempts, ?class, %err, ?wait, "transaction failed; retrying");
         tokio::time::sleep(wait).await;
     }
+}
+
+/// A read that touches every clinic table, for [`refresh_catalogs`] after the migrations.
+pub const CLINIC_TABLES_READ: &str =
+    "SELECT 1 FROM owner, pet, vet, specialty, vet_specialty LIMIT 0";
+
+/// Takes, now, the `OC001` that each of `pool`'s connections owes after DDL on another one:
+/// holds all of its connections at once (opening any not yet open) and has each run `read`, a
+/// statement that touches the changed tables, with [`execute_fresh`]. DSQL fails a stale
+/// session's first statement that touches a changed object, once; a process that has just run
+/// its migrations calls this so that its next work does not meet those conflicts one pooled
+/// connection at a time.
+pub async fn refresh_catalogs(pool: &PgPool, read: &str) -> Result<()> {
+    let max = pool.options().get_max_connections() as usize;
+    let mut held = Vec::with_capacity(max);
+    for _ in 0..max {
+        held.push(pool.acquire().await?);
+    }
+    for conn in &mut held {
+        execute_fresh(conn, read).await?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` on `conn`, once more if the connection's catalog was stale (`OC001`): the
+/// conflict refreshes it, so a second one is an error like any other.
+pub async fn execute_fresh(conn: &mut PgConnection, sql: &str) -> Result<()> {
+    let run = async |conn: &mut PgConnection| {
+        sqlx::raw_sql(AssertSqlSafe(sql))
+            .execute(conn)
+            .await
+            .map(drop)
+            .map_err(statement_error)
+    };
+    match run(conn).await {
+        Err(err) if classify(&err) == ErrorClass::SchemaChanged => Ok(run(conn).await?),
+        other => Ok(other?),
+    }
+}
+
+/// A raw sqlx error as SeaORM wraps a failed statement's, so that [`classify`] reads it.
+pub fn statement_error(e: sqlx::Error) -> DbErr {
+    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
 }
 
 /// One attempt; on failure, the error and whether it came from `COMMIT`.

@@ -225,7 +225,6 @@ async fn the_retry_fires_on_a_real_conflict_and_gives_up_after_its_bound() {
     )
     .await;
     exec(&db, "INSERT INTO counter VALUES (1, 0)").await;
-    common::refresh_catalogs(&db).await;
     let policy = fast_policy();
 
     let attempts = AtomicU32::new(0);

@@ -405,28 +405,6 @@ async fn refused(db: &impl ConnectionTrait, sql: &str) -> DbErr {
         .expect_err("the statement should fail")
 }
 
-/// DSQL's schema conflict, as the front door answers it (40001 with `(OC001)`): a session whose
-/// catalog went stale when another session committed DDL. A conflict, but classified apart.
-#[tokio::test]
-async fn a_real_schema_conflict_is_classified_as_schema_changed() {
-    let database = fresh_database("classify-oc001").await;
-    let (ddl, stale) = (admin_db(&database).await, admin_db(&database).await);
-    stale
-        .execute_unprepared("SELECT 1")
-        .await
-        .expect("a second session");
-    ddl.execute_unprepared("CREATE TABLE u (id integer PRIMARY KEY)")
-        .await
-        .expect("DDL in the first session");
-    let error = refused(&stale, "SELECT 1").await;
-    assert_eq!(migration::dsql::sqlstate(&error).as_deref(), Some("40001"));
-    assert_eq!(classify(&error), ErrorClass::SchemaChanged, "{error}");
-    stale
-        .execute_unprepared("SELECT 1")
-        .await
-        .expect("cleared by the first retry");
-}
-
 #[tokio::test]
 async fn real_server_errors_are_classified_as_documented() {
     let database = fresh_database("classify").await;

@@ -446,6 +446,39 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
     pool.close().await;
 }
 
+/// DSQL's schema conflict as the front door answers it (40001 with `(OC001)`), to a session
+/// whose catalog went stale when another session committed DDL: a conflict, classified apart,
+/// and cleared by the first retry.
+#[tokio::test]
+async fn a_real_schema_conflict_is_classified_as_schema_changed() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_classify_oc001").await;
+    let mut ddl = door.session(&database, "admin").await;
+    let mut stale = door.session(&database, "admin").await;
+    sqlx::raw_sql("CREATE TABLE u (id integer PRIMARY KEY)")
+        .execute(&mut ddl)
+        .await
+        .expect("DDL in the first session");
+    let error = sqlx::raw_sql("SELECT 1")
+        .execute(&mut stale)
+        .await
+        .expect_err("OC001 in the second");
+    let error = app::retry::statement_error(error);
+    assert_eq!(migration::dsql::sqlstate(&error).as_deref(), Some("40001"));
+    assert_eq!(
+        app::retry::classify(&error),
+        app::retry::ErrorClass::SchemaChanged,
+        "{error}"
+    );
+    app::retry::execute_fresh(&mut ddl, "SELECT 1 FROM u")
+        .await
+        .expect("the session that changed the schema is not hit");
+    sqlx::raw_sql("SELECT 1 FROM u")
+        .execute(&mut stale)
+        .await
+        .expect("cleared by the first retry");
+}
+
 /// One DDL statement makes the catalog of every other pooled connection stale, and each retry
 /// may take the next stale one. The app's retry takes schema conflicts at once, without
 /// spending its attempts on them: with `max_attempts` 1, a counted retry would give up.
@@ -512,6 +545,31 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
         .await
         .expect("read");
     assert_eq!(n, 1, "one increment");
+
+    // After more DDL, refresh_catalogs takes every connection's conflict at once: the next
+    // transaction needs one attempt.
+    sqlx::raw_sql("ALTER TABLE counter ADD COLUMN note text")
+        .execute(&mut ddl)
+        .await
+        .expect("more DDL");
+    app::retry::refresh_catalogs(pool.pool(), "SELECT 1 FROM counter LIMIT 0")
+        .await
+        .expect("every pooled connection refreshed");
+    let again = app::retry::transaction(
+        &pool.database(),
+        &policy,
+        app::retry::Idempotency::NotIdempotent,
+        |txn| {
+            Box::pin(async move {
+                txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
+                    .await?;
+                Ok(())
+            })
+        },
+    )
+    .await
+    .expect("commits");
+    assert_eq!(again.attempts, 1, "no stale connection left");
     ddl.close().await.expect("close");
     pool.close().await;
 }

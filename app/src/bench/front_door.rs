@@ -42,11 +42,9 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Executor, PgConnection, PgPool, SqlSafeStr};
 use tracing::{info, warn};
 
-use super::{
-    BenchOptions, Ctx, Line, Sample, Sides, alternate, execute_fresh, hold_all, in_parallel,
-    ready_catalog,
-};
+use super::{BenchOptions, Ctx, Line, Sample, Sides, alternate, hold_all, in_parallel};
 use crate::error::{Error, Result};
+use crate::retry;
 use crate::session::Session;
 
 /// The sides of the workload's lines: [`Line::app`] through the front door, [`Line::raw`]
@@ -175,14 +173,14 @@ pub(super) async fn run(ctx: &Ctx<'_>, options: &BenchOptions) -> Result<Vec<Lin
         // every other connection's, which that DDL made stale.
         let mut setup = door.acquire().await?;
         for sql in [DROP_TABLE, CREATE_TABLE] {
-            execute_fresh(&mut setup, sql).await?;
+            retry::execute_fresh(&mut setup, sql).await?;
         }
         sqlx::query(SEED)
             .bind(i64::try_from(SEED_ROWS).unwrap_or_default())
             .execute(&mut *setup)
             .await?;
         drop(setup);
-        ready_catalog(&door, READ_TABLE).await?;
+        retry::refresh_catalogs(&door, READ_TABLE).await?;
         measure(&door, &direct, options).await
     }
     .await;

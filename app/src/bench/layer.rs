@@ -6,15 +6,12 @@
 //! what differs is only the client-side work of getting there.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use entity::pet_metadata::PetMetadata;
 use entity::pet_status::PetStatus;
 use entity::{owner, pet};
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, RuntimeErr,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
@@ -426,7 +423,7 @@ impl Layer {
             attempts += 1;
             let err = match attempt().await {
                 Ok(value) => return Ok((value, attempts)),
-                Err(e) => db_err(e),
+                Err(e) => retry::statement_error(e),
             };
             let retryable = matches!(
                 retry::classify(&err),
@@ -512,11 +509,6 @@ fn pet_at(row: &PgRow, at: usize) -> Result<Option<pet::Model>, sqlx::Error> {
         metadata: metadata.map(|Json(m)| m),
         visit_count: row.try_get(at + 6)?,
     }))
-}
-
-/// A raw sqlx error as SeaORM wraps a statement's, for [`retry::classify`].
-pub(crate) fn db_err(e: sqlx::Error) -> DbErr {
-    DbErr::Exec(RuntimeErr::SqlxError(Arc::new(e)))
 }
 
 /// Reads a count (`SELECT count(*)` or a sum cast to `bigint`) back for a check.

@@ -44,14 +44,14 @@ use sea_orm::DatabaseConnection;
 use sea_orm::prelude::Date;
 use serde::Serialize;
 use sqlx::pool::PoolConnection;
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres};
+use sqlx::{PgPool, Postgres};
 use tokio::task::JoinSet;
 use tracing::info;
 use uuid::Uuid;
 
 use crate::clinic::batch::delete_all;
 use crate::error::{Error, Result};
-use crate::retry::{self, ErrorClass, RetryPolicy};
+use crate::retry::{self, RetryPolicy};
 use crate::session::Session;
 use layer::{Layer, Side};
 
@@ -751,13 +751,10 @@ impl<'s> Ctx<'s> {
     }
 
     /// Opens the pool's connections before the clock starts, each one's catalog fresh
-    /// ([`ready_catalog`] with a read of the clinic tables).
+    /// ([`retry::refresh_catalogs`] with a read of the clinic tables): a conflict after the
+    /// set-up's DDL falls outside the clock.
     async fn warm_pool(&self) -> Result<()> {
-        ready_catalog(
-            &self.pool,
-            "SELECT 1 FROM owner, pet, vet, specialty, vet_specialty LIMIT 0",
-        )
-        .await
+        retry::refresh_catalogs(&self.pool, retry::CLINIC_TABLES_READ).await
     }
 
     /// Runs `pass` [`ROUNDS`] times four times, app, raw, raw, app, each on empty tables and a
@@ -774,32 +771,6 @@ impl<'s> Ctx<'s> {
         })
         .await
     }
-}
-
-/// Acquires all of `pool`'s connections at once, has each run `read` (a statement that touches
-/// the tables the next pass uses) with [`execute_fresh`], and gives them back. One DDL statement
-/// makes every other connection's catalog stale: each answers its next statement with one
-/// `OC001`, which this takes outside the clock.
-async fn ready_catalog(pool: &PgPool, read: &str) -> Result<()> {
-    for mut conn in hold_all(pool).await? {
-        execute_fresh(&mut conn, read).await?;
-    }
-    Ok(())
-}
-
-/// Runs `sql` on `conn`, once more if the connection's catalog was stale (`OC001`): one
-/// conflict refreshes it.
-async fn execute_fresh(conn: &mut PgConnection, sql: &str) -> Result<()> {
-    if let Err(err) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *conn).await {
-        let err = layer::db_err(err);
-        if retry::classify(&err) != ErrorClass::SchemaChanged {
-            return Err(err.into());
-        }
-        sqlx::raw_sql(AssertSqlSafe(sql))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Acquires `max_connections` connections of `pool` at once (opening those not open yet) and

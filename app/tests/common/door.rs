@@ -50,7 +50,10 @@ pub async fn door_with(limits: Limits) -> Door {
 }
 
 /// The test binary's shared front door, started on first use on a thread and runtime of its
-/// own, so that it outlives the runtime of the test that started it.
+/// own, so that it outlives the runtime of the test that started it. DSQL's limits, except that
+/// DDL gives other sessions no `OC001`: the tests on it check other rules and share pools
+/// across their own DDL; `front_door.rs` (its own doors) and the CLI tests (the app's own
+/// stand-in) run with it on.
 pub async fn shared() -> &'static Door {
     static SHARED: OnceCell<Door> = OnceCell::const_new();
     SHARED
@@ -65,7 +68,11 @@ pub async fn shared() -> &'static Door {
                     .build()
                     .expect("a runtime for the shared front door");
                 runtime.block_on(async move {
-                    let (front_door, door) = start(Limits::default()).await;
+                    let limits = Limits {
+                        schema_conflicts: false,
+                        ..Limits::default()
+                    };
+                    let (front_door, door) = start(limits).await;
                     let _ = sender.send(door);
                     // Serves until the test binary exits.
                     let _keep = front_door;

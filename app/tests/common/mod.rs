@@ -110,32 +110,6 @@ async fn pool(options: PgConnectOptions) -> DatabaseConnection {
     SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
 }
 
-/// Refreshes the catalog of every open connection of `db`'s pool after DDL: holds them all at
-/// once and has each run one statement, retried once on its `OC001`. A test that counts
-/// attempts then sees only the conflicts it makes.
-pub async fn refresh_catalogs(db: &DatabaseConnection) {
-    let pool = db.get_postgres_connection_pool();
-    let mut held = Vec::new();
-    for _ in 0..pool.size() {
-        held.push(pool.acquire().await.expect("a pooled connection"));
-    }
-    for conn in &mut held {
-        for attempt in 1..=2 {
-            match sqlx::raw_sql("SELECT 1").execute(&mut **conn).await {
-                Ok(_) => break,
-                Err(e) if attempt == 1 && is_schema_conflict(&e) => {}
-                Err(e) => panic!("refresh a pooled connection's catalog: {e}"),
-            }
-        }
-    }
-}
-
-/// Whether `e` is DSQL's `40001 … (OC001)`.
-fn is_schema_conflict(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|db| db.code().as_deref() == Some("40001") && db.message().contains("(OC001)"))
-}
-
 /// The SQLSTATE and message of a failed statement (panics on success or a non-database error).
 pub fn database_error<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> (String, String) {
     let err = result.expect_err("the statement should have been refused");
