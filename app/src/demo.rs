@@ -8,6 +8,7 @@ use std::sync::Arc;
 use entity::pet_metadata::PetMetadata;
 use entity::pet_status::PetStatus;
 use entity::{owner, pet, specialty, vet, vet_specialty};
+use migration::{Migrator, MigratorTrait};
 use sea_orm::prelude::Date as NaiveDate;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseConnection, DbBackend, Statement,
@@ -42,6 +43,15 @@ const MARY: &str = "mary.major@example.com";
 fn date(year: i32, month: u32, day: u32) -> Result<NaiveDate> {
     NaiveDate::from_ymd_opt(year, month, day)
         .ok_or_else(|| Error::Invalid(format!("no such date {year}-{month}-{day}")))
+}
+
+/// Applies the clinic's migrations on `db`, then takes the `OC001` that each of the pool's other
+/// connections owes after their DDL ([`crate::retry::refresh_catalogs`]), so that [`run`]'s
+/// first statements, which are not all retried, meet none.
+pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
+    Migrator::up(db, None).await?;
+    let pool = db.get_postgres_connection_pool();
+    crate::retry::refresh_catalogs(pool, crate::retry::CLINIC_TABLES_READ).await
 }
 
 /// Runs every step on `db`, calling `say` with one line per step.

@@ -222,12 +222,7 @@ async fn with_session(
 
 async fn demo(session: &Session) -> Result<()> {
     let db = session.db();
-    Migrator::up(&db, None).await.context("migrating")?;
-    // The migrations' DDL left the pool's other connections with a stale catalog: each owes
-    // one OC001, taken here rather than by the demo's first statements.
-    app::retry::refresh_catalogs(session.pool().pool(), app::retry::CLINIC_TABLES_READ)
-        .await
-        .context("refreshing the pool's catalogs after migrating")?;
+    app::demo::migrate(&db).await.context("migrating")?;
     let columns = app::catalog::columns(&db)
         .await
         .context("reading the schema back")?;

@@ -318,7 +318,7 @@ async fn the_migrations_build_their_indexes_the_dsql_way_through_the_front_door(
         .pool(&database, &user.user, &PoolSettings::default(), source)
         .await;
     let db = pool.database();
-    Migrator::up(&db, None)
+    app::demo::migrate(&db)
         .await
         .expect("migrate as an onboarded user");
     // Every index of the migrations (five) came from CREATE INDEX ASYNC: each is a job.
@@ -794,7 +794,7 @@ async fn the_pool_outlives_short_connection_lifetimes_and_expiring_tokens() {
     };
     let pool = door.pool(&database, &user.user, &settings, source).await;
     let db = pool.database();
-    Migrator::up(&db, None).await.expect("migrate");
+    app::demo::migrate(&db).await.expect("migrate");
     let policy = app::retry::RetryPolicy::default();
     let mut pids = std::collections::HashSet::new();
     let until = std::time::Instant::now() + Duration::from_secs(5);

@@ -9,7 +9,6 @@ use std::time::Duration;
 use app::config::{ADMIN_USER, Config};
 use app::retry::RetryPolicy;
 use app::session::Session;
-use migration::{Migrator, MigratorTrait};
 
 /// The configuration for `user`, from the environment, or `None` (with the reason printed) when
 /// no cluster is configured.
@@ -58,7 +57,7 @@ async fn the_demo_runs_on_a_real_cluster() {
             .await
             .expect("connect to the cluster");
         let db = session.db();
-        Migrator::up(&db, None).await.expect("migrate");
+        app::demo::migrate(&db).await.expect("migrate");
         let mut lines = Vec::new();
         let summary = app::demo::run(&db, &RetryPolicy::default(), |line| lines.push(line))
             .await

@@ -15,7 +15,6 @@ use app::secret::Secret;
 #[cfg(feature = "front-door")]
 use common::database_with_user;
 use common::{admin_db, fresh_database, server};
-use migration::{Migrator, MigratorTrait};
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Collects every log line, from every target and level, into memory.
@@ -70,7 +69,7 @@ async fn no_password_appears_in_any_log_line_of_a_run() {
         .await
         .expect("onboard");
     let db = admin_db(&database).await;
-    Migrator::up(&db, None).await.expect("migrate");
+    app::demo::migrate(&db).await.expect("migrate");
     let policy = app::retry::RetryPolicy::default();
     app::demo::run(&db, &policy, |line| tracing::info!("{line}"))
         .await
@@ -139,7 +138,7 @@ async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refre
     let pool = door.pool(&database, &user.user, &settings, source).await;
     let status = pool.status();
     let db = pool.database();
-    Migrator::up(&db, None).await.expect("migrate as the user");
+    app::demo::migrate(&db).await.expect("migrate as the user");
     let policy = app::retry::RetryPolicy::default();
     // A guard against a hang only: failing refreshes end the test instead of looping.
     tokio::time::timeout(Duration::from_secs(60), async {
