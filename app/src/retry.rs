@@ -32,6 +32,7 @@ use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, Transa
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use tracing::{debug, warn};
 
+use crate::dsql::pool::hold_all;
 use crate::error::{Error, Result};
 
 /// How many attempts, and how long to wait between them.
@@ -214,13 +215,8 @@ pub const CLINIC_TABLES_READ: &str =
 /// its migrations calls this so that its next work does not meet those conflicts one pooled
 /// connection at a time.
 pub async fn refresh_catalogs(pool: &PgPool, read: &str) -> Result<()> {
-    let max = pool.options().get_max_connections() as usize;
-    let mut held = Vec::with_capacity(max);
-    for _ in 0..max {
-        held.push(pool.acquire().await?);
-    }
-    for conn in &mut held {
-        execute_fresh(conn, read).await?;
+    for mut conn in hold_all(pool).await? {
+        execute_fresh(&mut conn, read).await?;
     }
     Ok(())
 }

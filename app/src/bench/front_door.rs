@@ -42,7 +42,8 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Executor, PgConnection, PgPool, SqlSafeStr};
 use tracing::{info, warn};
 
-use super::{BenchOptions, Ctx, Line, Sample, Sides, alternate, hold_all, in_parallel};
+use super::{BenchOptions, Ctx, Line, Sample, Sides, alternate, in_parallel};
+use crate::dsql::pool::hold_all;
 use crate::error::{Error, Result};
 use crate::retry;
 use crate::session::Session;

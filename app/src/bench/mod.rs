@@ -43,8 +43,7 @@ use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 use sea_orm::prelude::Date;
 use serde::Serialize;
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
+use sqlx::PgPool;
 use tokio::task::JoinSet;
 use tracing::info;
 use uuid::Uuid;
@@ -771,17 +770,6 @@ impl<'s> Ctx<'s> {
         })
         .await
     }
-}
-
-/// Acquires `max_connections` connections of `pool` at once (opening those not open yet) and
-/// returns them held.
-async fn hold_all(pool: &PgPool) -> Result<Vec<PoolConnection<Postgres>>> {
-    let max = pool.options().get_max_connections() as usize;
-    let mut held = Vec::with_capacity(max);
-    for _ in 0..max {
-        held.push(pool.acquire().await?);
-    }
-    Ok(held)
 }
 
 /// Runs `pass` [`ROUNDS`] times four times, on sides `a`, `b`, `b`, `a`, and returns each

@@ -23,8 +23,9 @@ use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -462,6 +463,17 @@ async fn refresh_loop<S: TokenSource>(
 /// `name` as a PostgreSQL quoted identifier: in double quotes, inner double quotes doubled.
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Acquires `max_connections` connections of `pool` at once (opening those not open yet) and
+/// returns them held: while they are, nothing else can use the pool.
+pub async fn hold_all(pool: &PgPool) -> Result<Vec<PoolConnection<Postgres>>> {
+    let max = pool.options().get_max_connections() as usize;
+    let mut held = Vec::with_capacity(max);
+    for _ in 0..max {
+        held.push(pool.acquire().await?);
+    }
+    Ok(held)
 }
 
 #[cfg(test)]
