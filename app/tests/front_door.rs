@@ -479,6 +479,21 @@ async fn a_real_schema_conflict_is_classified_as_schema_changed() {
         .expect("cleared by the first retry");
 }
 
+/// `UPDATE counter SET n = n + 1 WHERE id = 1` in the app's retry.
+async fn increment_counter(
+    db: &sea_orm::DatabaseConnection,
+    policy: &app::retry::RetryPolicy,
+) -> app::error::Result<app::retry::Retried<()>> {
+    app::retry::transaction(db, policy, app::retry::Idempotency::NotIdempotent, |txn| {
+        Box::pin(async move {
+            txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+}
+
 /// One DDL statement makes the catalog of every other pooled connection stale, and each retry
 /// may take the next stale one. The app's retry takes schema conflicts at once, without
 /// spending its attempts on them: with `max_attempts` 1, a counted retry would give up.
@@ -519,20 +534,9 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
         max_attempts: 1,
         ..app::retry::RetryPolicy::default()
     };
-    let retried = app::retry::transaction(
-        &pool.database(),
-        &policy,
-        app::retry::Idempotency::NotIdempotent,
-        |txn| {
-            Box::pin(async move {
-                txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
-                    .await?;
-                Ok(())
-            })
-        },
-    )
-    .await
-    .expect("committed once every stale connection had its conflict");
+    let retried = increment_counter(&pool.database(), &policy)
+        .await
+        .expect("committed once every stale connection had its conflict");
     // Every pooled connection was stale, so the first attempt met an OC001; each connection
     // meets at most one.
     assert!(
@@ -555,20 +559,9 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
     app::retry::refresh_catalogs(pool.pool(), "SELECT 1 FROM counter LIMIT 0")
         .await
         .expect("every pooled connection refreshed");
-    let again = app::retry::transaction(
-        &pool.database(),
-        &policy,
-        app::retry::Idempotency::NotIdempotent,
-        |txn| {
-            Box::pin(async move {
-                txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
-                    .await?;
-                Ok(())
-            })
-        },
-    )
-    .await
-    .expect("commits");
+    let again = increment_counter(&pool.database(), &policy)
+        .await
+        .expect("commits");
     assert_eq!(again.attempts, 1, "no stale connection left");
     ddl.close().await.expect("close");
     pool.close().await;

@@ -772,13 +772,8 @@ mod tests {
 
     #[test]
     fn after_another_sessions_ddl_the_next_transaction_gets_one_oc001() {
-        let context = Context {
-            limits: Limits {
-                schema_conflicts: true,
-                ..Limits::default()
-            },
-            ..Context::default()
-        };
+        let context = Context::default();
+        assert!(context.limits.schema_conflicts, "on by default");
         let mut relayed = Relayed::new(&AllowAll, &context);
         relayed.down(b'Z', b"I");
         assert_eq!(relayed.up(b"SELECT 1\0", 0), None);
