@@ -9,10 +9,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use app::local::front_door::tls::client_config;
 use app::local::front_door::wire::read_frame;
-use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsConnector;
@@ -51,19 +50,9 @@ impl Tap {
     /// A tap for the front door on `door_port`, whose certificate for `host` is signed by the
     /// CA in `ca_pem`.
     pub fn new(door_port: u16, host: &str, ca_pem: &str) -> Self {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            roots.add(cert.expect("a PEM certificate")).expect("a CA");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"postgresql".to_vec()];
+        let config = client_config(ca_pem).expect("a client configuration for the CA");
         Self {
-            tls: TlsConnector::from(Arc::new(config)),
+            tls: TlsConnector::from(config),
             host: ServerName::try_from(host.to_owned()).expect("a host name"),
             door_port,
         }

@@ -15,6 +15,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use crate::error::{Error, Result};
@@ -139,6 +141,31 @@ impl LocalCa {
     }
 }
 
+/// A rustls client configuration, on the `ring` provider, that trusts only the certificates in
+/// `ca_pem` and asks for ALPN `postgresql`: how a DSQL client verifies the front door, for a
+/// client that speaks the wire protocol itself (the conformance test's tap). Fails with
+/// [`Error::Tls`] if `ca_pem` holds no usable certificate.
+pub fn client_config(ca_pem: &str) -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|error| Error::Tls(format!("read the CA certificate: {error}")))?;
+        roots
+            .add(cert)
+            .map_err(|error| Error::Tls(format!("trust the CA certificate: {error}")))?;
+    }
+    if roots.is_empty() {
+        return Err(Error::Tls("no CA certificate to trust".to_owned()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|error| Error::Tls(format!("choose the TLS versions: {error}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
+    Ok(Arc::new(config))
+}
+
 impl fmt::Debug for LocalCa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalCa")
@@ -158,31 +185,18 @@ fn common_name(name: &str) -> DistinguishedName {
 mod tests {
     use super::*;
 
+    use rustls::CertificateError;
     use rustls::pki_types::ServerName;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::{CertificateError, RootCertStore};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
     const DSQL_HOST: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
     const HOSTS: [&str; 4] = ["localhost", "127.0.0.1", "::1", DSQL_HOST];
 
-    /// A client configuration on `ring` that trusts only the CA in `ca_pem` and asks for ALPN
-    /// `postgresql`.
-    fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            roots.add(cert.expect("a PEM certificate")).expect("a CA");
-        }
-        assert_eq!(roots.len(), 1, "ca_pem holds exactly one certificate");
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
-        Arc::new(config)
+    /// [`client_config`] for `ca_pem`, which must hold exactly one certificate.
+    fn trusting(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+        let certificates = CertificateDer::pem_slice_iter(ca_pem.as_bytes()).count();
+        assert_eq!(certificates, 1, "ca_pem holds exactly one certificate");
+        client_config(ca_pem).expect("a client configuration")
     }
 
     /// Runs a TLS handshake between a server with `server` and a client trusting `client_ca`
@@ -196,7 +210,7 @@ mod tests {
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
         let name = ServerName::try_from(host.to_owned()).expect("a server name");
         let acceptor = TlsAcceptor::from(server);
-        let connector = TlsConnector::from(client_config(client_ca));
+        let connector = TlsConnector::from(trusting(client_ca));
         let (client, _server) = tokio::join!(
             connector.connect(name, client_io),
             acceptor.accept(server_io)
