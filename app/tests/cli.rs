@@ -2,6 +2,7 @@
 //! demo against the local stand-in, as admin and as another user.
 
 use std::process::{Command, Output};
+use migration::{Migrator, MigratorTrait};
 
 /// Runs `app` with `args`, a clean environment (no AWS or database variables from the caller)
 /// plus `env`, from a directory without a `.env` file.
@@ -126,7 +127,7 @@ fn migrate_status_lists_every_migration() {
     assert!(output.status.success(), "{}", stderr(&output));
     let printed = stdout(&output);
     let listed = printed.lines().filter(|l| l.contains("m2026")).count();
-    assert_eq!(listed, migration::plan().len(), "{printed}");
+    assert_eq!(listed, Migrator::migrations().len(), "{printed}");
 }
 
 /// The benchmark as a smoke test, tiny sizes: every workload reports, SeaORM against raw sqlx

@@ -1,21 +1,31 @@
 use sea_orm_migration::prelude::*;
 
-use crate::{DsqlMigration, Plan};
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-impl DsqlMigration for Migration {
-    fn plan(&self) -> Plan {
-        Plan::create_table(
-            Table::create().table(Specialty::Table).if_not_exists().col(
-                ColumnDef::new(Specialty::Name)
-                    .string_len(80)
-                    .not_null()
-                    .primary_key(),
-            ),
-            "specialty",
-        )
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_table(
+                Table::create()
+                    .table(Specialty::Table)
+                    .if_not_exists()
+                    .col(
+                        ColumnDef::new(Specialty::Name)
+                            .string_len(80)
+                            .not_null()
+                            .primary_key(),
+                    )
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_table(Table::drop().table(Specialty::Table).if_exists().to_owned())
+            .await
     }
 }
 

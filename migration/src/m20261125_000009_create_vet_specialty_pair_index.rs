@@ -1,17 +1,34 @@
 use sea_orm_migration::prelude::*;
 
-use crate::{DsqlMigration, IndexSpec, Plan};
-
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 /// Unique: one link per vet and specialty; also serves lookups by vet.
-impl DsqlMigration for Migration {
-    fn plan(&self) -> Plan {
-        Plan::create_index(IndexSpec::unique(
-            "vet_specialty_vet_id_specialty_name_idx",
-            "vet_specialty",
-            &["vet_id", "specialty_name"],
-        ))
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .create_index(
+                Index::create()
+                    .name("vet_specialty_vet_id_specialty_name_idx")
+                    .table("vet_specialty")
+                    .col("vet_id")
+                    .col("specialty_name")
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("vet_specialty_vet_id_specialty_name_idx")
+                    .if_exists()
+                    .to_owned(),
+            )
+            .await
     }
 }

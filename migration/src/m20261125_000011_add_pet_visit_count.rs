@@ -1,6 +1,6 @@
 use sea_orm_migration::prelude::*;
 
-use crate::{Backfill, DsqlMigration, Plan, Step};
+use crate::Backfill;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -13,26 +13,40 @@ pub struct Migration;
 ///
 /// The default is set before the backfill, not after: a row inserted between the two then gets
 /// the default, where the other order would leave it `NULL` for good.
-impl DsqlMigration for Migration {
-    fn plan(&self) -> Plan {
-        Plan {
-            up: vec![
-                Step::ddl(
-                    Table::alter()
-                        .table(Pet::Table)
-                        .add_column_if_not_exists(ColumnDef::new(Pet::VisitCount).integer()),
-                ),
-                Step::ddl(
-                    Table::alter()
-                        .table(Pet::Table)
-                        .modify_column(ColumnDef::new(Pet::VisitCount).default(0)),
-                ),
-                Step::Backfill(Backfill::new("pet", "id", "visit_count", 0)),
-            ],
-            down: vec![Step::Ddl(
-                "ALTER TABLE \"pet\" DROP COLUMN IF EXISTS \"visit_count\"".to_owned(),
-            )],
-        }
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Pet::Table)
+                    .add_column_if_not_exists(ColumnDef::new(Pet::VisitCount).integer())
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Pet::Table)
+                    .modify_column(ColumnDef::new(Pet::VisitCount).default(0))
+                    .to_owned(),
+            )
+            .await?;
+        Backfill::new("pet", "id", "visit_count", 0)
+            .run(manager.get_connection())
+            .await
+            .map(|_| ())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Pet::Table)
+                    .drop_column_if_exists(Pet::VisitCount)
+                    .to_owned(),
+            )
+            .await
     }
 }
 

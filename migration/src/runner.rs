@@ -4,8 +4,10 @@
 //! transaction and reads `pg_type`, and `refresh`/`reset` call private helpers that bypass an
 //! overridden `up`/`down`. Here every command goes through [`up`] and [`down`], which run each
 //! migration without a surrounding transaction and write its bookkeeping row on its own, so no
-//! transaction ever holds two DDL statements or DDL and DML together. Every statement is retried
-//! on `40001`.
+//! transaction ever holds two DDL statements or DDL and DML together. A migration runs on a
+//! guarded connection ([`crate::guard`]): it is rehearsed first, so a statement DSQL would
+//! refuse stops it before anything is sent, then run with every statement judged, sent on its
+//! own and retried on `40001`. A migration that fails is not recorded as applied.
 
 use std::collections::HashSet;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,14 +16,15 @@ use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, IntoIden, Order, Query, Table, TableCreateStatement, TableDropStatement,
 };
 use sea_orm::{
-    ActiveValue, ConnectionTrait, DbBackend, DbErr, DynIden, EntityTrait, FromQueryResult,
-    Iterable, QueryFilter, QueryTrait, Schema,
+    ActiveValue, ConnectionTrait, DatabaseConnection, DatabaseExecutor, DbBackend, DbErr, DynIden,
+    EntityTrait, FromQueryResult, Iterable, QueryFilter, QueryTrait, Schema,
 };
 use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager, seaql_migrations};
-use tracing::info;
+use tracing::{debug, info};
 
 use crate::LOG_TARGET;
-use crate::dsql::{retry_on_conflict, sqlstate};
+use crate::dsql::{builds_indexes_async, retry_on_conflict, sqlstate};
+use crate::guard::Guarded;
 
 const UNIQUE_VIOLATION: &str = "23505";
 
@@ -75,8 +78,9 @@ pub async fn up<M: MigratorTrait + ?Sized>(
     manager: &SchemaManager<'_>,
     steps: Option<u32>,
 ) -> Result<(), DbErr> {
-    let db = manager.get_connection();
+    let db = connection(manager)?;
     let applied = applied_versions::<M, _>(db).await?;
+    let async_indexes = builds_indexes_async(db).await?;
     let pending: Vec<_> = M::migrations()
         .into_iter()
         .filter(|migration| !applied.contains(migration.name()))
@@ -87,7 +91,7 @@ pub async fn up<M: MigratorTrait + ?Sized>(
     }
     for migration in pending {
         info!(target: LOG_TARGET, "Applying migration '{}'", migration.name());
-        migration.up(manager).await?;
+        run_guarded(db, async_indexes, migration.as_ref(), Direction::Up).await?;
         record::<M>(db, migration.as_ref()).await?;
         info!(target: LOG_TARGET, "Migration '{}' has been applied", migration.name());
     }
@@ -99,8 +103,9 @@ pub async fn down<M: MigratorTrait + ?Sized>(
     manager: &SchemaManager<'_>,
     steps: Option<u32>,
 ) -> Result<(), DbErr> {
-    let db = manager.get_connection();
+    let db = connection(manager)?;
     let applied = applied_versions::<M, _>(db).await?;
+    let async_indexes = builds_indexes_async(db).await?;
     let to_undo: Vec<_> = M::migrations()
         .into_iter()
         .filter(|migration| applied.contains(migration.name()))
@@ -112,7 +117,7 @@ pub async fn down<M: MigratorTrait + ?Sized>(
     }
     for migration in to_undo {
         info!(target: LOG_TARGET, "Rolling back migration '{}'", migration.name());
-        migration.down(manager).await?;
+        run_guarded(db, async_indexes, migration.as_ref(), Direction::Down).await?;
         forget::<M>(db, migration.name()).await?;
         info!(target: LOG_TARGET, "Migration '{}' has been rolled back", migration.name());
     }
@@ -121,7 +126,7 @@ pub async fn down<M: MigratorTrait + ?Sized>(
 
 /// Drops every table of the current schema, one statement each, then applies all migrations.
 pub async fn fresh<M: MigratorTrait + ?Sized>(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
-    let db = manager.get_connection();
+    let db = connection(manager)?;
     let tables = sea_orm::Statement::from_string(
         db.get_database_backend(),
         "SELECT table_name::text AS table_name FROM information_schema.tables \
@@ -136,6 +141,76 @@ pub async fn fresh<M: MigratorTrait + ?Sized>(manager: &SchemaManager<'_>) -> Re
         retry_on_conflict(&format!("drop table {name}"), || db.execute(&drop)).await?;
     }
     up::<M>(manager, None).await
+}
+
+/// Which way a migration runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// `up`: apply it.
+    Up,
+    /// `down`: undo it.
+    Down,
+}
+
+/// The statements one way of `migration` sends to Aurora DSQL, judged but sent nowhere (no
+/// database needed); an error names the first statement the guard refuses.
+pub async fn statements(
+    migration: &dyn MigrationTrait,
+    direction: Direction,
+) -> Result<Vec<String>, DbErr> {
+    let rehearsal = Guarded::rehearsal(None, true).await?;
+    run_on(&rehearsal.connection, migration, direction).await?;
+    Ok(rehearsal.statements())
+}
+
+/// Runs one way of `migration` on a guarded connection to `db`: first a rehearsal that sends
+/// nothing but reads, so a refused statement stops the migration before its first statement is
+/// sent, then for real. A rehearsal that fails for another reason (a read that needed an
+/// earlier statement applied, say) is not an error: the real run judges every statement again.
+async fn run_guarded(
+    db: &DatabaseConnection,
+    async_indexes: bool,
+    migration: &dyn MigrationTrait,
+    direction: Direction,
+) -> Result<(), DbErr> {
+    let rehearsal = Guarded::rehearsal(Some(db), async_indexes).await?;
+    let rehearsed = run_on(&rehearsal.connection, migration, direction).await;
+    if let Some(refusal) = rehearsal.refusal() {
+        return Err(DbErr::Migration(format!(
+            "migration '{}' was not run ({direction:?}): {refusal}",
+            migration.name()
+        )));
+    }
+    if let Err(err) = rehearsed {
+        debug!(target: LOG_TARGET, %err, "rehearsal of '{}' ended early", migration.name());
+    }
+    let live = Guarded::live(db, async_indexes).await?;
+    run_on(&live.connection, migration, direction).await
+}
+
+async fn run_on(
+    db: &DatabaseConnection,
+    migration: &dyn MigrationTrait,
+    direction: Direction,
+) -> Result<(), DbErr> {
+    let manager = SchemaManager::new(db);
+    match direction {
+        Direction::Up => migration.up(&manager).await,
+        Direction::Down => migration.down(&manager).await,
+    }
+}
+
+/// The connection the commands run on. A transaction is refused: DSQL allows one DDL
+/// statement per transaction, so the runner gives each statement its own.
+fn connection<'a>(manager: &'a SchemaManager<'_>) -> Result<&'a DatabaseConnection, DbErr> {
+    match manager.get_connection() {
+        DatabaseExecutor::Connection(db) => Ok(db),
+        _ => Err(DbErr::Migration(
+            "migrations run on a connection, not inside a transaction: Aurora DSQL allows one \
+             DDL statement per transaction"
+                .to_owned(),
+        )),
+    }
 }
 
 /// Versions recorded as applied; fails, as sea-orm-migration does, when the database knows a
