@@ -144,6 +144,25 @@ impl Door {
         self.options(database, user).password(token.secret.expose())
     }
 
+    /// A `DATABASE_URL` for `user` through this front door, as a client of DSQL writes one: a
+    /// token valid for an hour as the (percent-encoded) password, TLS `verify-full` against the
+    /// door's CA.
+    pub async fn url(&self, database: &str, user: &str) -> String {
+        let source = self
+            .tokens(user, &self.secret, Duration::from_secs(3600))
+            .await;
+        let token = source.token().await.expect("a token");
+        let password = percent_encoding::utf8_percent_encode(
+            token.secret.expose(),
+            percent_encoding::NON_ALPHANUMERIC,
+        );
+        format!(
+            "postgres://{user}:{password}@{HOST}:{}/{database}?sslmode=verify-full&sslrootcert={}",
+            self.port,
+            self.ca_file.path().display()
+        )
+    }
+
     /// One connection as `user`, with a token valid for an hour ([`Door::options_with_token`]).
     pub async fn session(&self, database: &str, user: &str) -> PgConnection {
         PgConnection::connect_with(&self.options_with_token(database, user).await)
