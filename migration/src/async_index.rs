@@ -1,43 +1,48 @@
 //! Building an index the DSQL way: `CREATE INDEX ASYNC`, then a wait for its job.
 
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
-use tracing::info;
+use tracing::debug;
 
 use crate::LOG_TARGET;
-use crate::dsql::retry_on_conflict;
+use crate::dsql::{Retries, retry_counted};
 
 /// Builds an index: `plain` (a `CREATE [UNIQUE] INDEX …`) where the server builds indexes
 /// synchronously, or `dsql` (the same with `ASYNC`) on DSQL, followed by a wait for its job. A
 /// job that does not end `completed` (a unique index over duplicates, say) is an error.
+/// Conflicts are retried and added to `retries`.
 pub async fn build_index<C: ConnectionTrait>(
     db: &C,
     dsql: &str,
     plain: &str,
     async_build: bool,
+    retries: &Retries,
 ) -> Result<(), DbErr> {
     if !async_build {
-        info!(target: LOG_TARGET, "{plain}");
-        retry_on_conflict(plain, || db.execute_unprepared(plain)).await?;
+        debug!(target: LOG_TARGET, "{plain}");
+        retry_counted(plain, retries, || db.execute_unprepared(plain)).await?;
         return Ok(());
     }
-    info!(target: LOG_TARGET, "{dsql}");
+    debug!(target: LOG_TARGET, "{dsql}");
     // The job id comes back as a row, so this must be a query, not an `execute`.
     let statement = Statement::from_string(DbBackend::Postgres, dsql.to_owned());
-    let row = retry_on_conflict(dsql, || db.query_one_raw(statement.clone())).await?;
+    let row = retry_counted(dsql, retries, || db.query_one_raw(statement.clone())).await?;
     let Some(row) = row else {
         // `IF NOT EXISTS` found the index: there is no job to wait for.
         return Ok(());
     };
     let job_id: String = row.try_get("", "job_id")?;
-    info!(target: LOG_TARGET, job_id, "waiting for the index job");
+    debug!(target: LOG_TARGET, job_id, "waiting for the index job");
     let wait = wait_for_job_sql(&job_id)?;
-    retry_on_conflict(&wait, || db.execute_unprepared(&wait)).await?;
+    retry_counted(&wait, retries, || db.execute_unprepared(&wait)).await?;
     let status = Statement::from_sql_and_values(
         DbBackend::Postgres,
         "SELECT status, details FROM sys.jobs WHERE job_id = $1",
         [job_id.clone().into()],
     );
-    let row = retry_on_conflict("read the index job", || db.query_one_raw(status.clone())).await?;
+    let row = retry_counted("read the index job", retries, || {
+        db.query_one_raw(status.clone())
+    })
+    .await?;
     let (status, details): (String, Option<String>) = match row {
         Some(row) => (row.try_get("", "status")?, row.try_get("", "details")?),
         None => ("unknown".to_owned(), None),

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DbErr, RuntimeErr};
-use tracing::warn;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tracing::{debug, warn};
 
 use crate::LOG_TARGET;
 
@@ -63,13 +65,39 @@ fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseErr
     }
 }
 
+/// A count of conflicts retried, for reporting: retries that succeed are counted, not logged
+/// above `DEBUG`.
+#[derive(Debug, Default)]
+pub struct Retries(AtomicU32);
+
+impl Retries {
+    /// How many conflicts were retried so far.
+    pub fn count(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails with anything but a conflict, or has failed
 /// [`MAX_ATTEMPTS`] times with data conflicts (waiting 20 ms, 40 ms, … at most 1 s before each
 /// retry) or [`MAX_SCHEMA_RETRIES`] times in a row with schema conflicts (retried at once).
 ///
 /// Each call of `attempt` must be one whole transaction (one autocommit statement here), so
 /// running it again is safe: migrations use `IF [NOT] EXISTS` everywhere for that reason.
-pub async fn retry_on_conflict<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, DbErr>
+pub async fn retry_on_conflict<T, F, Fut>(what: &str, attempt: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    retry_counted(what, &Retries::default(), attempt).await
+}
+
+/// [`retry_on_conflict`], adding each retry to `retries`. Each retry is logged at `DEBUG`; a
+/// conflict still there when the attempts run out is logged as a warning and returned.
+pub async fn retry_counted<T, F, Fut>(
+    what: &str,
+    retries: &Retries,
+    mut attempt: F,
+) -> Result<T, DbErr>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, DbErr>>,
@@ -79,18 +107,23 @@ where
         match attempt().await {
             Err(err) if is_schema_conflict(&err) && schema_retries < MAX_SCHEMA_RETRIES => {
                 schema_retries += 1;
-                warn!(target: LOG_TARGET, %err, schema_retries, "{what}: stale catalog, retrying at once");
+                debug!(target: LOG_TARGET, %err, schema_retries, "{what}: stale catalog, retrying at once");
             }
             Err(err) if is_conflict(&err) && tries + 1 < MAX_ATTEMPTS => {
                 tries += 1;
                 schema_retries = 0;
                 let wait =
                     Duration::from_millis(20 << (tries - 1).min(6)).min(Duration::from_secs(1));
-                warn!(target: LOG_TARGET, %err, attempt = tries, "{what}: conflict, retrying in {wait:?}");
+                debug!(target: LOG_TARGET, %err, attempt = tries, "{what}: conflict, retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
+            }
+            Err(err) if is_conflict(&err) => {
+                warn!(target: LOG_TARGET, %err, attempts = tries + 1, schema_retries, "{what}: conflicts every time, giving up");
+                return Err(err);
             }
             other => return other,
         }
+        retries.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 

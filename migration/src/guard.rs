@@ -25,11 +25,11 @@ use sea_orm::{
     ProxyExecResult, ProxyRow, RuntimeErr, Statement, Value, Values,
 };
 use sea_query_sqlx::SqlxValues;
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::LOG_TARGET;
 use crate::async_index::build_index;
-use crate::dsql::retry_on_conflict;
+use crate::dsql::{Retries, retry_counted};
 
 /// What the guard does with one statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,6 +151,8 @@ struct Guard {
     /// Whether the server builds indexes asynchronously (DSQL).
     async_indexes: bool,
     state: Mutex<State>,
+    /// Conflicts retried on the way.
+    retries: Retries,
 }
 
 /// What a guard saw.
@@ -199,6 +201,7 @@ impl Guarded {
             target,
             async_indexes,
             state: Mutex::default(),
+            retries: Retries::default(),
         });
         let proxy: Arc<Box<dyn ProxyDatabaseTrait>> = Arc::new(Box::new(Proxy(Arc::clone(&guard))));
         let connection = Database::connect_proxy(DbBackend::Postgres, proxy).await?;
@@ -208,6 +211,11 @@ impl Guarded {
     /// Every statement judged so far, as it was (or would have been) sent.
     pub fn statements(&self) -> Vec<String> {
         self.guard.state().statements.clone()
+    }
+
+    /// How many conflicts were retried on the way.
+    pub fn retries(&self) -> u32 {
+        self.guard.retries.count()
     }
 
     /// The first statement refused, with the reason and the fix.
@@ -270,12 +278,12 @@ impl ProxyDatabaseTrait for Proxy {
         let verdict = self.admit(&statement)?;
         match (&self.target, verdict) {
             (Target::Live { db, .. }, Verdict::BuildIndex { dsql, plain }) => {
-                build_index(db, &dsql, &plain, self.async_indexes).await?;
+                build_index(db, &dsql, &plain, self.async_indexes, &self.retries).await?;
                 Ok(Vec::new())
             }
-            (Target::Live { pool, .. }, _) => fetch(pool, &statement).await,
+            (Target::Live { pool, .. }, _) => fetch(pool, &statement, &self.retries).await,
             (Target::Rehearsal { pool: Some(pool) }, Verdict::Send) if is_read(&statement.sql) => {
-                fetch(pool, &statement).await
+                fetch(pool, &statement, &self.retries).await
             }
             (Target::Rehearsal { .. }, _) => Ok(Vec::new()),
         }
@@ -287,12 +295,14 @@ impl ProxyDatabaseTrait for Proxy {
             return Ok(ProxyExecResult::default());
         };
         if let Verdict::BuildIndex { dsql, plain } = verdict {
-            build_index(db, &dsql, &plain, self.async_indexes).await?;
+            build_index(db, &dsql, &plain, self.async_indexes, &self.retries).await?;
             return Ok(ProxyExecResult::default());
         }
-        info!(target: LOG_TARGET, "{}", statement.sql);
-        let result =
-            retry_on_conflict(&statement.sql, || db.execute_raw(statement.clone())).await?;
+        debug!(target: LOG_TARGET, "{}", statement.sql);
+        let result = retry_counted(&statement.sql, &self.retries, || {
+            db.execute_raw(statement.clone())
+        })
+        .await?;
         Ok(ProxyExecResult::new(0, result.rows_affected()))
     }
 
@@ -318,9 +328,13 @@ fn is_read(sql: &str) -> bool {
 
 /// Runs a query with its bound values, retried on conflicts, and hands its rows back as
 /// values.
-async fn fetch(pool: &PgPool, statement: &Statement) -> Result<Vec<ProxyRow>, DbErr> {
+async fn fetch(
+    pool: &PgPool,
+    statement: &Statement,
+    retries: &Retries,
+) -> Result<Vec<ProxyRow>, DbErr> {
     debug!(target: LOG_TARGET, "{}", statement.sql);
-    let rows = retry_on_conflict(&statement.sql, || async {
+    let rows = retry_counted(&statement.sql, retries, || async {
         let values = statement.values.clone().unwrap_or(Values(Vec::new()));
         sea_orm::sqlx::query_with(AssertSqlSafe(statement.sql.as_str()), SqlxValues(values))
             .fetch_all(pool)

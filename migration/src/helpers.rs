@@ -4,7 +4,7 @@ use sea_orm::sea_query::{
     ColumnDef, Expr, ExprTrait, IntoIden, PostgresQueryBuilder, Query, SimpleExpr,
 };
 use sea_orm::{ConnectionTrait, DbErr};
-use tracing::info;
+use tracing::debug;
 
 use crate::LOG_TARGET;
 
@@ -75,7 +75,6 @@ impl Backfill {
     /// (the last, empty batch not included).
     pub async fn run<C: ConnectionTrait>(&self, db: &C) -> Result<Vec<u64>, DbErr> {
         let sql = self.batch_sql();
-        info!(target: LOG_TARGET, "{sql} (repeated until no row is left)");
         let mut batches = Vec::new();
         loop {
             let changed = db.execute_unprepared(&sql).await?.rows_affected();
@@ -83,7 +82,7 @@ impl Backfill {
                 return Ok(batches);
             }
             batches.push(changed);
-            info!(
+            debug!(
                 target: LOG_TARGET,
                 rows = batches.iter().sum::<u64>(),
                 "backfilled {}.{}",

@@ -23,7 +23,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait, SchemaManager, seaql_migr
 use tracing::{debug, info};
 
 use crate::LOG_TARGET;
-use crate::dsql::{builds_indexes_async, retry_on_conflict, sqlstate};
+use crate::dsql::{Retries, builds_indexes_async, retry_counted, retry_on_conflict, sqlstate};
 use crate::guard::Guarded;
 
 const UNIQUE_VIOLATION: &str = "23505";
@@ -90,10 +90,10 @@ pub async fn up<M: MigratorTrait + ?Sized>(
         info!(target: LOG_TARGET, "No pending migrations");
     }
     for migration in pending {
-        info!(target: LOG_TARGET, "Applying migration '{}'", migration.name());
-        run_guarded(db, async_indexes, migration.as_ref(), Direction::Up).await?;
-        record::<M>(db, migration.as_ref()).await?;
-        info!(target: LOG_TARGET, "Migration '{}' has been applied", migration.name());
+        debug!(target: LOG_TARGET, "Applying migration '{}'", migration.name());
+        let retries = run_guarded(db, async_indexes, migration.as_ref(), Direction::Up).await?
+            + record::<M>(db, migration.as_ref()).await?;
+        info!(target: LOG_TARGET, "Migration '{}' has been applied{}", migration.name(), retried(retries));
     }
     Ok(())
 }
@@ -116,10 +116,10 @@ pub async fn down<M: MigratorTrait + ?Sized>(
         info!(target: LOG_TARGET, "No applied migrations");
     }
     for migration in to_undo {
-        info!(target: LOG_TARGET, "Rolling back migration '{}'", migration.name());
-        run_guarded(db, async_indexes, migration.as_ref(), Direction::Down).await?;
-        forget::<M>(db, migration.name()).await?;
-        info!(target: LOG_TARGET, "Migration '{}' has been rolled back", migration.name());
+        debug!(target: LOG_TARGET, "Rolling back migration '{}'", migration.name());
+        let retries = run_guarded(db, async_indexes, migration.as_ref(), Direction::Down).await?
+            + forget::<M>(db, migration.name()).await?;
+        info!(target: LOG_TARGET, "Migration '{}' has been rolled back{}", migration.name(), retried(retries));
     }
     Ok(())
 }
@@ -136,7 +136,7 @@ pub async fn fresh<M: MigratorTrait + ?Sized>(manager: &SchemaManager<'_>) -> Re
     let rows = retry_on_conflict("list tables", || db.query_all_raw(tables.clone())).await?;
     for row in rows {
         let name: String = row.try_get("", "table_name")?;
-        info!(target: LOG_TARGET, "Dropping table '{name}'");
+        debug!(target: LOG_TARGET, "Dropping table '{name}'");
         let drop = drop_table_statement(Alias::new(&name));
         retry_on_conflict(&format!("drop table {name}"), || db.execute(&drop)).await?;
     }
@@ -167,12 +167,13 @@ pub async fn statements(
 /// nothing but reads, so a refused statement stops the migration before its first statement is
 /// sent, then for real. A rehearsal that fails for another reason (a read that needed an
 /// earlier statement applied, say) is not an error: the real run judges every statement again.
+/// Returns how many conflicts were retried.
 async fn run_guarded(
     db: &DatabaseConnection,
     async_indexes: bool,
     migration: &dyn MigrationTrait,
     direction: Direction,
-) -> Result<(), DbErr> {
+) -> Result<u32, DbErr> {
     let rehearsal = Guarded::rehearsal(Some(db), async_indexes).await?;
     let rehearsed = run_on(&rehearsal.connection, migration, direction).await;
     if let Some(refusal) = rehearsal.refusal() {
@@ -185,7 +186,18 @@ async fn run_guarded(
         debug!(target: LOG_TARGET, %err, "rehearsal of '{}' ended early", migration.name());
     }
     let live = Guarded::live(db, async_indexes).await?;
-    run_on(&live.connection, migration, direction).await
+    run_on(&live.connection, migration, direction).await?;
+    Ok(live.retries())
+}
+
+/// ` (N conflicts retried)`, or nothing for none: the progress line counts retries that
+/// succeeded instead of logging each.
+fn retried(retries: u32) -> String {
+    match retries {
+        0 => String::new(),
+        1 => " (1 conflict retried)".to_owned(),
+        n => format!(" ({n} conflicts retried)"),
+    }
 }
 
 async fn run_on(
@@ -239,10 +251,11 @@ async fn applied_versions<M: MigratorTrait + ?Sized, C: ConnectionTrait>(
 
 /// Writes the bookkeeping row in a transaction of its own. A duplicate means an earlier attempt
 /// committed although its answer was lost; the row is there, which is all that matters.
+/// Returns how many conflicts were retried.
 async fn record<M: MigratorTrait + ?Sized>(
     db: &impl ConnectionTrait,
     migration: &dyn MigrationTrait,
-) -> Result<(), DbErr> {
+) -> Result<u32, DbErr> {
     let applied_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {
@@ -254,23 +267,33 @@ async fn record<M: MigratorTrait + ?Sized>(
     });
     QueryTrait::query(&mut insert).into_table(M::migration_table_name());
     let insert = insert.build(db.get_database_backend());
-    match retry_on_conflict("record migration", || db.execute_raw(insert.clone())).await {
-        Err(err) if sqlstate(&err).as_deref() == Some(UNIQUE_VIOLATION) => Ok(()),
-        other => other.map(|_| ()),
+    let retries = Retries::default();
+    match retry_counted("record migration", &retries, || {
+        db.execute_raw(insert.clone())
+    })
+    .await
+    {
+        Err(err) if sqlstate(&err).as_deref() == Some(UNIQUE_VIOLATION) => Ok(retries.count()),
+        other => other.map(|_| retries.count()),
     }
 }
 
-/// Deletes the bookkeeping row in a transaction of its own.
+/// Deletes the bookkeeping row in a transaction of its own; returns how many conflicts were
+/// retried.
 async fn forget<M: MigratorTrait + ?Sized>(
     db: &impl ConnectionTrait,
     version: &str,
-) -> Result<(), DbErr> {
+) -> Result<u32, DbErr> {
     let mut delete = seaql_migrations::Entity::delete_many()
         .filter(Expr::col(seaql_migrations::Column::Version).eq(version));
     QueryTrait::query(&mut delete).from_table(M::migration_table_name());
     let delete = delete.build(db.get_database_backend());
-    retry_on_conflict("forget migration", || db.execute_raw(delete.clone())).await?;
-    Ok(())
+    let retries = Retries::default();
+    retry_counted("forget migration", &retries, || {
+        db.execute_raw(delete.clone())
+    })
+    .await?;
+    Ok(retries.count())
 }
 
 fn limit(steps: Option<u32>) -> usize {
