@@ -34,6 +34,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::dsql::endpoint::Endpoint;
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 /// Every variable [`Config::from_vars`] reads, in the order of the table above (with
 /// `AWS_DEFAULT_REGION`, the fallback for `AWS_REGION`).
@@ -129,6 +130,8 @@ impl Default for PoolSettings {
 pub struct DatabaseUrl {
     // Boxed: the options are large, and `Target` should stay small.
     options: Box<PgConnectOptions>,
+    /// The URL itself (with the user added when it named none).
+    url: Secret,
 }
 
 impl DatabaseUrl {
@@ -136,6 +139,11 @@ impl DatabaseUrl {
     /// password file applied (as sqlx does), and the user set to [`Config::user`].
     pub fn options(&self) -> &PgConnectOptions {
         &self.options
+    }
+
+    /// The URL, as given (with `user=` added when it named no user): what other tools take.
+    pub fn url(&self) -> &Secret {
+        &self.url
     }
 }
 
@@ -367,6 +375,7 @@ fn parse_database_url(url: &str, cluster_user: Option<String>) -> Result<(Databa
         return Ok((
             DatabaseUrl {
                 options: Box::new(options),
+                url: Secret::new(with_user),
             },
             user,
         ));
@@ -397,6 +406,7 @@ fn parse_database_url(url: &str, cluster_user: Option<String>) -> Result<(Databa
     Ok((
         DatabaseUrl {
             options: Box::new(options),
+            url: Secret::new(url),
         },
         user,
     ))

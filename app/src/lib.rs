@@ -5,6 +5,7 @@
 //! - [`retry`]: running a transaction again after an optimistic-concurrency conflict.
 //! - [`clinic`]: the clinic's data operations; [`demo`]: the walkthrough that uses them.
 //! - [`users`]: onboarding a non-admin user the DSQL way.
+//! - [`url`]: a connection URL with a fresh token, for the tools that take one.
 //! - [`dsql`]: endpoints, IAM tokens and the token-refreshing pool.
 //! - [`local`]: a throwaway PostgreSQL that refuses what DSQL refuses, so everything runs and is
 //!   tested without an AWS account.
@@ -26,6 +27,7 @@ pub mod logging;
 pub mod retry;
 pub mod secret;
 pub mod session;
+pub mod url;
 pub mod users;
 
 pub use error::{Error, Result};

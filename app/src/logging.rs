@@ -14,6 +14,16 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
 
+/// The directives used when `RUST_LOG` is unset: the app's progress and warnings, one line per
+/// migration applied, and no server `NOTICE`s (the stand-in's own set-up sends some, and
+/// `IF NOT EXISTS` statements more), which sqlx logs at `INFO`. Retries that succeed are
+/// logged at `DEBUG` where they happen and counted in the progress lines.
+pub const DEFAULT_DIRECTIVES: &str = "info,sqlx::postgres::notice=warn";
+
+/// The default directives of `app bench`: the contention workload retries by design and counts
+/// its retries itself, so even given-up transactions are not logged one by one.
+pub const BENCH_DIRECTIVES: &str = "info,sqlx::postgres::notice=warn,app::retry=error";
+
 /// Targets (and their modules) that would reveal a secret above the level given.
 const CAPS: [(&str, LevelFilter); 1] = [("aws_sigv4", LevelFilter::DEBUG)];
 

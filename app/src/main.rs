@@ -20,7 +20,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// with IAM tokens, DATABASE_URL for any PostgreSQL, and with neither a local DSQL stand-in (a
 /// throwaway PostgreSQL that refuses what DSQL refuses) that the app starts and stops itself.
 /// CLUSTER_USER (default admin) names the user; see the README for every variable. Logging
-/// follows RUST_LOG (default: info).
+/// follows RUST_LOG (default: what needs attention, and one line per migration applied;
+/// RUST_LOG=debug shows everything).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -47,6 +48,11 @@ enum Command {
     /// Print an IAM authentication token for CLUSTER_ENDPOINT and CLUSTER_USER on stdout, as
     /// `aws dsql generate-db-connect[-admin]-auth-token` does.
     Token,
+    /// Print a connection URL for the configured database on stdout, with a fresh IAM token as
+    /// its password on DSQL (PGSSLROOTCERT as sslrootcert, myschema for users other than
+    /// admin), for tools that take one: DATABASE_URL="$(cargo run -q -p app -- url)"
+    /// sea-orm-cli generate entity -o src/entities.
+    Url,
     /// Start the local DSQL stand-in, print how to connect to it, and keep it running until
     /// Ctrl-C.
     Local,
@@ -126,8 +132,8 @@ async fn main() -> Result<()> {
     // The benchmark counts the retries of its contention workload; a warning for each would
     // flood the terminal.
     let default_filter = match cli.command {
-        Some(Command::Bench(_)) => "info,app::retry=error",
-        _ => "info",
+        Some(Command::Bench(_)) => app::logging::BENCH_DIRECTIVES,
+        _ => app::logging::DEFAULT_DIRECTIVES,
     };
     let directives = std::env::var("RUST_LOG")
         .ok()
@@ -168,6 +174,13 @@ async fn run(command: &Command) -> Result<()> {
             let token = app::dsql::token::token_for(&config).await?;
             // The one place a token is shown: this command exists to print it.
             println!("{}", token.expose());
+            Ok(())
+        }
+        Command::Url => {
+            let root_cert = std::env::var_os("PGSSLROOTCERT").map(std::path::PathBuf::from);
+            let url = app::url::connection_url(&config, root_cert.as_deref()).await?;
+            // The other deliberate output of a secret: this command exists to print it.
+            println!("{}", url.expose());
             Ok(())
         }
         Command::Demo => with_session(&config, true, demo).await,

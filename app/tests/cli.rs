@@ -1,8 +1,8 @@
 //! The `app` binary as a user meets it: help, configuration errors, the token command, and the
 //! demo against the local stand-in, as admin and as another user.
 
-use std::process::{Command, Output};
 use migration::{Migrator, MigratorTrait};
+use std::process::{Command, Output};
 
 /// Runs `app` with `args`, a clean environment (no AWS or database variables from the caller)
 /// plus `env`, from a directory without a `.env` file.
@@ -31,7 +31,7 @@ fn stderr(output: &Output) -> String {
 fn help_lists_every_command() {
     let output = app(&["--help"], &[]);
     assert!(output.status.success());
-    for command in ["demo", "migrate", "user", "token", "local", "bench"] {
+    for command in ["demo", "migrate", "user", "token", "url", "local", "bench"] {
         assert!(
             stdout(&output).contains(command),
             "{command} missing from --help"
@@ -118,6 +118,33 @@ fn the_demo_runs_on_the_local_stand_in_as_admin_and_as_another_user() {
             "{printed}"
         );
         assert!(printed.contains("Deleted all 12 rows"), "{printed}");
+    }
+}
+
+#[test]
+fn url_without_a_running_database_says_what_to_start() {
+    let unset = app(&["url"], &[]);
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let nobody = app(
+        &["url"],
+        &[
+            ("CLUSTER_ENDPOINT", "localhost"),
+            ("CLUSTER_PORT", &free_port),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    for output in [unset, nobody] {
+        assert!(!output.status.success());
+        assert_eq!(stdout(&output), "", "nothing to pass on as DATABASE_URL");
+        assert!(
+            stderr(&output).contains("cargo run -p app -- local"),
+            "{}",
+            stderr(&output)
+        );
     }
 }
 
@@ -274,6 +301,18 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
     );
     assert!(stdout(&status).contains("Pending  m20261125_000001_create_owner_table"));
 
+    // `app url` gives other tools one line: the token percent-encoded, TLS verify-full
+    // against the printed CA. A client with only that URL reaches the stand-in, which answers
+    // SHOW server_version as DSQL does (environment.json).
+    let url = app(&["url"], &env);
+    assert!(url.status.success(), "{}", stderr(&url));
+    let url = stdout(&url).trim().to_owned();
+    assert!(
+        url.starts_with("postgres://admin:localhost%2F%3FAction%3DDbConnectAdmin%26"),
+        "{url}"
+    );
+    let from_url: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
+
     // A plain PostgreSQL client with the printed token, as psql would connect: TLS verify-full
     // against the printed CA, and TRUNCATE refused with DSQL's recorded answer.
     let password = stdout(&token).trim().to_owned();
@@ -286,18 +325,27 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
         .password(&password)
         .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
         .ssl_root_cert(&vars[5].1);
-    let refused = tokio::runtime::Runtime::new()
+    let (version, refused) = tokio::runtime::Runtime::new()
         .expect("a runtime")
         .block_on(async {
             use sqlx::Connection;
+            let mut by_url = sqlx::PgConnection::connect_with(&from_url)
+                .await
+                .expect("log in with the URL");
+            let version: String = sqlx::query_scalar("SHOW server_version")
+                .fetch_one(&mut by_url)
+                .await
+                .expect("SHOW server_version");
             let mut conn = sqlx::PgConnection::connect_with(&options)
                 .await
                 .expect("log in with the token");
-            sqlx::raw_sql("TRUNCATE seaql_migrations")
+            let refused = sqlx::raw_sql("TRUNCATE seaql_migrations")
                 .execute(&mut conn)
                 .await
-                .expect_err("TRUNCATE is refused")
+                .expect_err("TRUNCATE is refused");
+            (version, refused)
         });
+    assert_eq!(version, "16.15");
     let refused = refused.as_database_error().expect("a database error");
     assert_eq!(
         (refused.code().as_deref(), refused.message()),

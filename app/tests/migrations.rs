@@ -5,7 +5,7 @@ mod common;
 
 use app::catalog;
 use clap::Parser;
-use common::{admin_db, fresh_database, server, user_db};
+use common::{admin_db, admin_url, fresh_database, server, user_db};
 use migration::dsql::{builds_indexes_async, retry_on_conflict};
 use migration::{Backfill, Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement};
@@ -384,20 +384,12 @@ fn entity_columns<E: EntityTrait>() -> (BTreeMap<String, GeneratedColumn>, Vec<(
 
 #[tokio::test]
 async fn generated_entities_have_the_columns_of_the_entity_crate() {
-    let server = server().await;
     let database = fresh_database("codegen").await;
     Migrator::up(&admin_db(&database).await, None)
         .await
         .expect("up");
-    let admin = server.admin();
-    let url = format!(
-        "postgres://{}:{}@{}:{}/{database}",
-        admin.user,
-        admin.password.expose(),
-        server.host(),
-        server.port()
-    );
-    let generated = generate_entities(&url).await;
+    // The URL a user passes to `sea-orm-cli generate entity` (`app url` prints one like it).
+    let generated = generate_entities(&admin_url(&database).await).await;
     let ours = [
         ("owner", entity_columns::<entity::owner::Entity>()),
         ("pet", entity_columns::<entity::pet::Entity>()),

@@ -73,6 +73,30 @@ pub async fn options_for(database: &str, who: &Credentials) -> PgConnectOptions 
     }
 }
 
+/// A `DATABASE_URL` for `database` as `admin`, as other tools take one: through the binary's
+/// front door with an IAM token (built without the front door: directly, with the password).
+pub async fn admin_url(database: &str) -> String {
+    #[cfg(feature = "front-door")]
+    {
+        door::shared()
+            .await
+            .url(database, app::local::ADMIN_USER)
+            .await
+    }
+    #[cfg(not(feature = "front-door"))]
+    {
+        let server = server().await;
+        let admin = server.admin();
+        format!(
+            "postgres://{}:{}@{}:{}/{database}",
+            admin.user,
+            admin.password.expose(),
+            server.host(),
+            server.port()
+        )
+    }
+}
+
 /// A single connection to `database` as `who` ([`options_for`]).
 pub async fn connect(database: &str, who: &Credentials) -> PgConnection {
     PgConnection::connect_with(&options_for(database, who).await)

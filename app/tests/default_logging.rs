@@ -1,0 +1,104 @@
+//! What the app logs when `RUST_LOG` is unset ([`app::logging::DEFAULT_DIRECTIVES`]): a retry
+//! that succeeds is not shown, a retry that gives up is.
+#![cfg(feature = "front-door")]
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use migration::dsql::retry_on_conflict;
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tracing_subscriber::layer::SubscriberExt;
+
+use common::{fresh_database, server};
+
+/// Collects what the default logging writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
+    }
+}
+
+/// The process-wide default logging, captured (a global subscriber: a thread-scoped one misses
+/// events from the runtime's other threads).
+fn captured() -> &'static Captured {
+    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let layer = app::logging::layer(app::logging::DEFAULT_DIRECTIVES, move || writer.clone())
+            .expect("valid directives");
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+            .expect("the only subscriber");
+        captured
+    })
+}
+
+/// A statement that fails with SQLSTATE 40001 the first `failures` times it runs: a
+/// serialization failure raised by the server, as DSQL raises its conflicts.
+const CONFLICT: &str =
+    "DO $$ BEGIN RAISE EXCEPTION 'conflict (OC000)' USING ERRCODE = '40001'; END $$";
+
+#[tokio::test]
+async fn a_conflict_retried_away_is_quiet_and_one_that_persists_warns() {
+    let captured = captured();
+    let database = fresh_database("default_logging").await;
+    let server = server().await;
+    // Directly to the server: the front door refuses DO, which only raises the conflict here.
+    let pool = server
+        .pool(&database, server.admin())
+        .await
+        .expect("admin's pool");
+    let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+    let conflict = Statement::from_string(DbBackend::Postgres, CONFLICT);
+    let ok = Statement::from_string(DbBackend::Postgres, "SELECT 1");
+
+    let attempts = AtomicU32::new(0);
+    retry_on_conflict("settles", || {
+        let statement = if attempts.fetch_add(1, Ordering::Relaxed) < 2 {
+            conflict.clone()
+        } else {
+            ok.clone()
+        };
+        let db = &db;
+        async move { db.execute_raw(statement).await }
+    })
+    .await
+    .expect("the third attempt succeeds");
+    assert_eq!(attempts.load(Ordering::Relaxed), 3);
+    assert!(!captured.text().contains("settles"), "{}", captured.text());
+
+    let attempts = AtomicU32::new(0);
+    let error = retry_on_conflict("persists", || {
+        attempts.fetch_add(1, Ordering::Relaxed);
+        db.execute_raw(conflict.clone())
+    })
+    .await
+    .expect_err("every attempt conflicts");
+    assert_eq!(migration::dsql::sqlstate(&error).as_deref(), Some("40001"));
+    assert_eq!(
+        attempts.load(Ordering::Relaxed),
+        migration::dsql::MAX_ATTEMPTS
+    );
+    let logged = captured.text();
+    let warning = logged
+        .lines()
+        .find(|line| line.contains("persists"))
+        .unwrap_or_else(|| panic!("no warning for the persisting conflict:\n{logged}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("giving up"), "{warning}");
+}
