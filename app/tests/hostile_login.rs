@@ -1,0 +1,229 @@
+//! The front door's login against a hostile client: a refusal before login says what DSQL says
+//! and nothing that tells one failed check from another, and a check that cannot decide
+//! refuses.
+#![cfg(feature = "front-door")]
+
+mod common;
+
+use std::time::Duration;
+
+use app::dsql::endpoint::Endpoint;
+use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
+use app::local::front_door::wire;
+use app::secret::Secret;
+use sqlx::{Connection, PgConnection};
+
+use common::door::{ACCESS_KEY, Door, HOST, door, endpoint};
+use common::raw;
+
+/// DSQL's refusal of a login (dsql-facts.md §3.5: `FATAL: unable to accept connection, access
+/// denied`, no hint for a wrong key, region or permission). Its SQLSTATE is not recorded:
+/// 28P01 (`invalid_password`) is the stand-in's choice.
+fn dsqls_access_denied() -> Vec<u8> {
+    wire::error_response(
+        "FATAL",
+        "28P01",
+        "unable to accept connection, access denied",
+        None,
+    )
+}
+
+/// A token for `user` signed for `endpoint` by `access_key`/`secret`, valid for `lifetime`.
+async fn token(
+    endpoint: &Endpoint,
+    user: &str,
+    access_key: &str,
+    secret: &Secret,
+    lifetime: Duration,
+) -> String {
+    let sdk_config = fixed_credentials(endpoint.region(), access_key, secret.expose(), None).await;
+    let source = IamTokenSource::with_sdk_config(endpoint, user, lifetime, sdk_config)
+        .expect("a token source");
+    source
+        .token()
+        .await
+        .expect("a token")
+        .secret
+        .expose()
+        .to_owned()
+}
+
+/// What the front door answers `password` for `user`, up to the end of the connection.
+async fn answer(door: &Door, user: &str, database: &str, password: &str) -> Vec<u8> {
+    let mut stream = raw::send_password(door, user, database, password).await;
+    raw::read_until_closed(&mut stream, Duration::from_secs(10)).await
+}
+
+/// Whether the bytes contain a run of 8 digits (a `yyyymmdd` date, as in a SigV4 time).
+fn has_a_date(bytes: &[u8]) -> bool {
+    bytes
+        .windows(8)
+        .any(|run| run.iter().all(u8::is_ascii_digit))
+}
+
+#[tokio::test]
+async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
+    let door = door().await;
+    let (database, user) = common::database_with_user("hostile_oracles").await;
+    let user = user.user.as_str();
+    let day = Duration::from_secs(86_400);
+    let good = token(&endpoint(), user, ACCESS_KEY, &door.secret, day).await;
+    let other_host = Endpoint::parse("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", None)
+        .expect("an endpoint");
+    let other_region = Endpoint::parse(HOST, Some("eu-west-1")).expect("an endpoint");
+    let cases = [
+        (
+            "an unknown access key",
+            user,
+            token(&endpoint(), user, "AKIDNOTKNOWNHERE01", &door.secret, day).await,
+        ),
+        (
+            "a bad signature",
+            user,
+            token(&endpoint(), user, ACCESS_KEY, &Secret::random(), day).await,
+        ),
+        (
+            "another endpoint",
+            user,
+            token(&other_host, user, ACCESS_KEY, &door.secret, day).await,
+        ),
+        (
+            "another region",
+            user,
+            token(&other_region, user, ACCESS_KEY, &door.secret, day).await,
+        ),
+        // A DbConnect token for admin, who needs DbConnectAdmin.
+        ("the wrong action", "admin", good.clone()),
+        (
+            "a tampered token",
+            user,
+            good.replacen("Action=", "X=1&Action=", 1),
+        ),
+        ("no token at all", user, "not-a-token".to_owned()),
+        ("the server's superuser", "postgres", good.clone()),
+    ];
+    let expected = dsqls_access_denied();
+    for (what, login_as, password) in &cases {
+        let received = answer(&door, login_as, &database, password).await;
+        assert!(
+            received == expected,
+            "{what}: {:?}",
+            String::from_utf8_lossy(&received)
+        );
+        assert!(!has_a_date(&received), "{what}");
+        let shown = String::from_utf8_lossy(&received);
+        assert!(
+            !shown.contains("AKID") && !shown.contains(ACCESS_KEY),
+            "{what}"
+        );
+    }
+
+    // An expired token: valid at first, refused the same way once its second is over.
+    let expiring = token(
+        &endpoint(),
+        user,
+        ACCESS_KEY,
+        &door.secret,
+        Duration::from_secs(1),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let received = answer(&door, user, &database, &expiring).await;
+        if received.first() == Some(&b'E') {
+            break received;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the token never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        refused == expected,
+        "an expired token: {:?}",
+        String::from_utf8_lossy(&refused)
+    );
+
+    // The good token still logs in.
+    let options = door.options(&database, user).password(&good);
+    let conn = PgConnection::connect_with(&options)
+        .await
+        .expect("the good token logs in");
+    conn.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
+    let door = door().await;
+    let database = common::fresh_database("hostile_onboarding").await;
+    let mut admin = door.session(&database, "admin").await;
+    for statement in [
+        "CREATE ROLE hostile_mapped WITH LOGIN",
+        "CREATE ROLE hostile_unmapped WITH LOGIN",
+        "AWS IAM GRANT hostile_mapped TO 'arn:aws:iam::123456789012:role/mapped'",
+    ] {
+        sqlx::raw_sql(statement)
+            .execute(&mut admin)
+            .await
+            .expect("two roles, one mapped");
+    }
+    let mut superuser = PgConnection::connect_with(
+        &common::server()
+            .await
+            .backend()
+            .superuser_options(&database),
+    )
+    .await
+    .expect("the server's superuser");
+    let login = |user: &'static str| {
+        let door = &door;
+        let database = &database;
+        async move {
+            let source = door
+                .tokens(user, &door.secret, Duration::from_secs(900))
+                .await;
+            door.connect(database, user, &source).await
+        }
+    };
+    let refusal = |result: Result<PgConnection, sqlx::Error>| {
+        let error = result.expect_err("the login must be refused");
+        let db_error = error
+            .as_database_error()
+            .and_then(|e| e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+            .unwrap_or_else(|| panic!("a refusal from the front door, not {error}"));
+        (
+            db_error.code().to_owned(),
+            db_error.message().to_owned(),
+            db_error.hint().map(str::to_owned),
+        )
+    };
+
+    // The check's own query fails: no login that needs it gets in.
+    sqlx::raw_sql("ALTER TABLE dsql_local.iam_grants RENAME TO iam_grants_elsewhere")
+        .execute(&mut superuser)
+        .await
+        .expect("move the mapping table away");
+    for user in ["hostile_unmapped", "hostile_mapped"] {
+        let (code, message, hint) = refusal(login(user).await);
+        assert_eq!(
+            (code.as_str(), message.as_str(), hint),
+            ("28000", "unable to accept connection, access denied", None),
+            "{user}"
+        );
+    }
+    // admin needs no mapping.
+    door.session(&database, "admin").await;
+
+    // With the table back, the check decides again.
+    sqlx::raw_sql("ALTER TABLE dsql_local.iam_grants_elsewhere RENAME TO iam_grants")
+        .execute(&mut superuser)
+        .await
+        .expect("put the mapping table back");
+    let conn = login("hostile_mapped")
+        .await
+        .expect("a mapped role logs in");
+    conn.close().await.expect("close");
+    let (code, _, _) = refusal(login("hostile_unmapped").await);
+    assert_eq!(code, "28000");
+}
