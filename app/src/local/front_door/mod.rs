@@ -16,7 +16,8 @@
 //!
 //! A role other than `admin` must have been onboarded as on DSQL: mapped to an IAM identity
 //! with `AWS IAM GRANT` ([`policy`] understands the statement). Without a mapping its login is
-//! refused like a bad token, before a session opens.
+//! refused before a session opens; so is it when the mapping cannot be checked (the check's
+//! own query fails), the reason then only in the front door's log.
 //!
 //! The first login to each database installs DSQL's `sys` schema there ([`DSQL_SYS_SQL`]:
 //! `sys.jobs`, `sys.wait_for_job`, and the function the `ASYNC` rewrites call), as the
@@ -43,7 +44,7 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::Backend;
 use crate::error::{Error, Result};
@@ -98,25 +99,24 @@ impl Shared {
     }
 
     /// Whether `user` has been onboarded in `database`: given an IAM identity with `AWS IAM
-    /// GRANT` (a row in `dsql_local.iam_grants`). If the server cannot be asked (a database
-    /// that does not exist, say), the login goes on for the server to answer.
-    async fn onboarded(&self, database: &str, user: &str) -> bool {
-        let asked = async {
-            let options = self.backend.superuser_options(database);
-            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
-            let found: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM dsql_local.iam_grants WHERE role = $1)",
-            )
-            .bind(user)
-            .fetch_one(&mut conn)
-            .await?;
-            conn.close().await?;
-            Ok::<_, sqlx::Error>(found)
-        };
-        asked.await.unwrap_or_else(|error| {
-            debug!(database, %error, "front door could not check onboarding");
-            true
-        })
+    /// GRANT` (a row in `dsql_local.iam_grants`). An error when the server cannot be asked
+    /// (the mapping table is gone, the database does not exist…): the check has not decided,
+    /// and the caller refuses the login.
+    async fn onboarded(
+        &self,
+        database: &str,
+        user: &str,
+    ) -> std::result::Result<bool, sqlx::Error> {
+        let options = self.backend.superuser_options(database);
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        let found: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM dsql_local.iam_grants WHERE role = $1)",
+        )
+        .bind(user)
+        .fetch_one(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(found)
     }
 }
 
@@ -309,12 +309,22 @@ async fn login(
         .find(|(name, _)| name == "database")
         .map_or(user.as_str(), |(_, database)| database.as_str());
     shared.install_sys(database).await;
-    if user != super::ADMIN_USER && !shared.onboarded(database, &user).await {
-        info!(user, "front door refused a role without AWS IAM GRANT");
-        let hint = format!(
-            "role {user:?} has no IAM identity: as admin, run `app user create {user} --iam-role <role ARN>` (AWS IAM GRANT)"
-        );
-        return ended(refuse(&mut client, "28000", ACCESS_DENIED, Some(&hint))).await;
+    if user != super::ADMIN_USER {
+        match shared.onboarded(database, &user).await {
+            Ok(true) => {}
+            Ok(false) => {
+                info!(user, "front door refused a role without AWS IAM GRANT");
+                let hint = format!(
+                    "role {user:?} has no IAM identity: as admin, run `app user create {user} --iam-role <role ARN>` (AWS IAM GRANT)"
+                );
+                return ended(refuse(&mut client, "28000", ACCESS_DENIED, Some(&hint))).await;
+            }
+            // Fail closed: what cannot be checked is refused, the reason only in this log.
+            Err(error) => {
+                warn!(user, database, %error, "front door refused a login: its AWS IAM GRANT mapping could not be checked");
+                return ended(refuse(&mut client, "28000", ACCESS_DENIED, None)).await;
+            }
+        }
     }
     let startup = wire::startup_message(
         parameters
