@@ -12,7 +12,10 @@
 //! messages).
 //!
 //! A refused login gets an `ErrorResponse` with DSQL's SQLSTATE and message, and no backend
-//! session ever exists for it.
+//! session ever exists for it. Before the token is accepted, every refusal is the same
+//! ([`iam`]: DSQL's message, no hint), whatever failed: the server's superuser, a password that
+//! is not text, or any check of the token; which one, and the clocks, go only to the front
+//! door's log.
 //!
 //! A role other than `admin` must have been onboarded as on DSQL: mapped to an IAM identity
 //! with `AWS IAM GRANT` ([`policy`] understands the statement). Without a mapping its login is
@@ -49,7 +52,7 @@ use tracing::{debug, info, warn};
 use super::Backend;
 use crate::error::{Error, Result};
 use conflicts::CommitFailures;
-use iam::TokenVerifier;
+use iam::{ACCESS_DENIED, INVALID_AUTHORIZATION, INVALID_PASSWORD, TokenVerifier};
 use relay::Policy;
 use relay::{Context, Limits};
 use wire::Opening;
@@ -57,8 +60,6 @@ use wire::Opening;
 /// The longest password message accepted: an IAM token with a long session token is a few
 /// kilobytes.
 const MAX_PASSWORD_LEN: usize = 16 * 1024;
-/// DSQL's message for a refused login.
-const ACCESS_DENIED: &str = "unable to accept connection, access denied";
 /// How long a client may take from connecting to sending its token.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -267,13 +268,6 @@ async fn login(
         let message = "no PostgreSQL user name specified in startup packet";
         return ended(refuse(&mut client, "28000", message, None)).await;
     };
-    // The server trusts its socket, and its superuser is exempt from the in-server rules:
-    // not a role DSQL has, so nobody logs in as it through the front door.
-    if user == super::SUPERUSER {
-        info!(user, "front door refused the server's superuser");
-        let hint = Some("the stand-in's superuser cannot log in through the front door");
-        return ended(refuse(&mut client, "28000", ACCESS_DENIED, hint)).await;
-    }
     // Replication and `_pq_.` protocol extensions are not DSQL's; sessions are plain ones.
     if let Some((name, _)) = parameters
         .iter()
@@ -286,23 +280,29 @@ async fn login(
         .write_all(&wire::cleartext_password_request())
         .await?;
     client.flush().await?;
-    let token = match wire::read_message(&mut client, MAX_PASSWORD_LEN).await? {
-        Some(message) if message.tag == b'p' => match wire::password(&message.body) {
-            Ok(token) => token.to_owned(),
-            Err(_) => {
-                let hint = Some("the password is not text");
-                return ended(refuse(&mut client, "28P01", ACCESS_DENIED, hint)).await;
-            }
-        },
+    let message = match wire::read_message(&mut client, MAX_PASSWORD_LEN).await? {
+        Some(message) if message.tag == b'p' => message,
         _ => {
             let message = "expected a password message";
             return ended(refuse(&mut client, "08P01", message, None)).await;
         }
     };
-    if let Err(refusal) = shared.verifier.verify(&token, &user, SystemTime::now()) {
-        info!(user, code = refusal.code, "front door refused a login");
-        let hint = refusal.hint.as_deref();
-        return ended(refuse(&mut client, refusal.code, &refusal.message, hint)).await;
+    let refused = match wire::password(&message.body) {
+        // The server trusts its socket, and its superuser is exempt from the in-server rules:
+        // not a role DSQL has, so nobody logs in as it through the front door.
+        _ if user == super::SUPERUSER => {
+            Some("the server's superuser logs in only over its socket".to_owned())
+        }
+        Err(_) => Some("the password is not text".to_owned()),
+        Ok(token) => shared
+            .verifier
+            .verify(token, &user, SystemTime::now())
+            .err()
+            .map(|refusal| refusal.reason),
+    };
+    if let Some(reason) = refused {
+        info!(user, reason, "front door refused a login");
+        return ended(refuse(&mut client, INVALID_PASSWORD, ACCESS_DENIED, None)).await;
     }
     let database = parameters
         .iter()
@@ -317,12 +317,24 @@ async fn login(
                 let hint = format!(
                     "role {user:?} has no IAM identity: as admin, run `app user create {user} --iam-role <role ARN>` (AWS IAM GRANT)"
                 );
-                return ended(refuse(&mut client, "28000", ACCESS_DENIED, Some(&hint))).await;
+                return ended(refuse(
+                    &mut client,
+                    INVALID_AUTHORIZATION,
+                    ACCESS_DENIED,
+                    Some(&hint),
+                ))
+                .await;
             }
             // Fail closed: what cannot be checked is refused, the reason only in this log.
             Err(error) => {
                 warn!(user, database, %error, "front door refused a login: its AWS IAM GRANT mapping could not be checked");
-                return ended(refuse(&mut client, "28000", ACCESS_DENIED, None)).await;
+                return ended(refuse(
+                    &mut client,
+                    INVALID_AUTHORIZATION,
+                    ACCESS_DENIED,
+                    None,
+                ))
+                .await;
             }
         }
     }
