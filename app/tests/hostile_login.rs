@@ -1,6 +1,6 @@
-//! The front door's login against a hostile client: a refusal before login says what DSQL says
-//! and nothing that tells one failed check from another, and a check that cannot decide
-//! refuses.
+//! The front door against a hostile client: a refusal before login says what DSQL says and
+//! nothing that tells one failed check from another; a check that cannot decide refuses; and
+//! no stranger or logged-in client makes it hold connections or memory without bound.
 #![cfg(feature = "front-door")]
 
 mod common;
@@ -12,6 +12,7 @@ use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
 use app::local::front_door::wire;
 use app::secret::Secret;
 use sqlx::{Connection, PgConnection};
+use tokio::io::AsyncWriteExt;
 
 use common::door::{ACCESS_KEY, Door, HOST, door, endpoint};
 use common::raw;
@@ -236,4 +237,45 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
     conn.close().await.expect("close");
     let (code, _, _) = refusal(login("hostile_unmapped").await);
     assert_eq!(code, "28000");
+}
+
+/// A message header (tag, length) announcing a body of `body` bytes.
+fn header(tag: u8, body: usize) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend_from_slice(&u32::try_from(body + 4).expect("a u32").to_be_bytes());
+    out
+}
+
+/// DSQL's protocol message limit (dsql-facts.md §3.4: ~10 MiB, the connection closes with no
+/// error), as the front door applies it to a message's length field.
+const DSQL_MESSAGE_LIMIT: usize = 10 * 1024 * 1024;
+
+#[tokio::test]
+async fn a_message_over_dsqls_limit_closes_the_connection_without_an_error() {
+    let door = door().await;
+    let database = common::fresh_database("hostile_too_large").await;
+    // Announced only: the connection closes without a byte of answer, as DSQL closes it.
+    let mut client = raw::logged_in(&door, &database).await;
+    client
+        .write_all(&header(b'Q', DSQL_MESSAGE_LIMIT - 4 + 1))
+        .await
+        .expect("a header");
+    client.flush().await.expect("flush");
+    let answer = raw::read_until_closed(&mut client, Duration::from_secs(10)).await;
+    assert!(answer.is_empty(), "{:?}", String::from_utf8_lossy(&answer));
+
+    // Through a driver: no database error, and the session is gone.
+    let mut conn = door.session(&database, "admin").await;
+    let result = sqlx::query_scalar::<_, i32>("SELECT length($1)")
+        .bind("x".repeat(DSQL_MESSAGE_LIMIT + 1024))
+        .fetch_one(&mut conn)
+        .await;
+    let error = result.expect_err("a message over DSQL's limit is not relayed");
+    assert!(
+        error.as_database_error().is_none(),
+        "no error message, as on DSQL: {error}"
+    );
+    assert!(sqlx::query("SELECT 1").execute(&mut conn).await.is_err());
+    // Others are served.
+    door.session(&database, "admin").await;
 }
