@@ -5,16 +5,21 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use app::dsql::endpoint::Endpoint;
 use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
+use app::local::front_door::relay::Limits;
 use app::local::front_door::wire;
 use app::secret::Secret;
 use sqlx::{Connection, PgConnection};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
 
-use common::door::{ACCESS_KEY, Door, HOST, door, endpoint};
+use common::door::{ACCESS_KEY, Door, HOST, door, door_with, endpoint};
 use common::raw;
 
 /// DSQL's refusal of a login (dsql-facts.md §3.5: `FATAL: unable to accept connection, access
@@ -239,6 +244,18 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
     assert_eq!(code, "28000");
 }
 
+/// Waits until `done` holds, checking every 20 ms; panics with `what` after `within`.
+async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A message header (tag, length) announcing a body of `body` bytes.
 fn header(tag: u8, body: usize) -> Vec<u8> {
     let mut out = vec![tag];
@@ -249,6 +266,113 @@ fn header(tag: u8, body: usize) -> Vec<u8> {
 /// DSQL's protocol message limit (dsql-facts.md §3.4: ~10 MiB, the connection closes with no
 /// error), as the front door applies it to a message's length field.
 const DSQL_MESSAGE_LIMIT: usize = 10 * 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_in_login_are_capped_and_a_good_client_still_logs_in() {
+    const MAX_LOGINS: usize = 8;
+    const IDLE: usize = 300;
+    let door = door_with(Limits {
+        max_logins: MAX_LOGINS,
+        ..Limits::default()
+    })
+    .await;
+    let database = common::fresh_database("hostile_idle").await;
+    // Idle connections that never send a byte, each watched until the front door closes it.
+    let closed = Arc::new(AtomicUsize::new(0));
+    let mut idle = JoinSet::new();
+    for _ in 0..IDLE {
+        let mut socket = TcpStream::connect(("127.0.0.1", door.port()))
+            .await
+            .expect("an idle connection");
+        let closed = Arc::clone(&closed);
+        idle.spawn(async move {
+            let mut byte = [0_u8; 1];
+            let _ = socket.read(&mut byte).await;
+            closed.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    eventually(
+        Duration::from_secs(30),
+        "the front door keeps at most its cap of idle logins",
+        || closed.load(Ordering::SeqCst) >= IDLE - MAX_LOGINS,
+    )
+    .await;
+    // A good client still logs in and runs a query.
+    let mut conn = door.session(&database, "admin").await;
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut conn)
+        .await
+        .expect("a query after the flood");
+    assert_eq!(one, 1);
+    conn.close().await.expect("close");
+    idle.abort_all();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_announced_messages_hold_only_what_arrived_and_buffers_shrink_after() {
+    // The front door's buffer policy: per session, a read and a write buffer of 8 KiB each
+    // way; a message's frame grows as its bytes arrive (at most doubling what arrived, from
+    // 8 KiB) and keeps at most 64 KiB after a message.
+    const FIXED: usize = 4 * 8 * 1024;
+    const KEPT: usize = 2 * 64 * 1024;
+    const SESSIONS: usize = 4;
+    const ARRIVED: usize = 1024 * 1024;
+    let door = door().await;
+    let database = common::fresh_database("hostile_announce").await;
+    let mut clients = Vec::new();
+    for _ in 0..SESSIONS {
+        clients.push(raw::logged_in(&door, &database).await);
+    }
+    let front_door = door.own();
+    let idle = front_door.buffered_bytes();
+    assert!(
+        idle <= SESSIONS * (FIXED + KEPT),
+        "{idle} bytes for idle sessions"
+    );
+    // Each announces a message just under DSQL's limit, and sends 1 MiB of it.
+    for client in &mut clients {
+        client
+            .write_all(&header(b'B', DSQL_MESSAGE_LIMIT - 5))
+            .await
+            .expect("a header");
+        client
+            .write_all(&vec![0_u8; ARRIVED])
+            .await
+            .expect("part of the body");
+        client.flush().await.expect("flush");
+    }
+    eventually(
+        Duration::from_secs(30),
+        "the front door reads what arrived",
+        || front_door.buffered_bytes() >= SESSIONS * ARRIVED,
+    )
+    .await;
+    let held = front_door.buffered_bytes();
+    let bound = SESSIONS * (FIXED + KEPT + 2 * ARRIVED + 8 * 1024);
+    assert!(
+        held <= bound,
+        "{held} bytes held for {SESSIONS} announced {DSQL_MESSAGE_LIMIT}-byte messages, \
+         over {bound}"
+    );
+    drop(clients);
+
+    // A large message that is relayed: its buffer is released after it.
+    let mut conn = door.session(&database, "admin").await;
+    let large = "x".repeat(DSQL_MESSAGE_LIMIT - 1024);
+    let length: i32 = sqlx::query_scalar("SELECT length($1)")
+        .bind(&large)
+        .fetch_one(&mut conn)
+        .await
+        .expect("a message just under DSQL's limit is relayed");
+    assert_eq!(usize::try_from(length).ok(), Some(large.len()));
+    eventually(
+        Duration::from_secs(30),
+        "the buffers of a large message are released",
+        || front_door.buffered_bytes() <= FIXED + KEPT,
+    )
+    .await;
+    conn.close().await.expect("close");
+}
 
 #[tokio::test]
 async fn a_message_over_dsqls_limit_closes_the_connection_without_an_error() {
@@ -278,4 +402,44 @@ async fn a_message_over_dsqls_limit_closes_the_connection_without_an_error() {
     assert!(sqlx::query("SELECT 1").execute(&mut conn).await.is_err());
     // Others are served.
     door.session(&database, "admin").await;
+}
+
+#[tokio::test]
+async fn past_the_connection_cap_logins_get_53300_until_a_slot_frees() {
+    let door = door_with(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    })
+    .await;
+    let database = common::fresh_database("hostile_cap").await;
+    let first = door.session(&database, "admin").await;
+    let _second = door.session(&database, "admin").await;
+    let refused = PgConnection::connect_with(&door.options_with_token(&database, "admin").await)
+        .await
+        .expect_err("a third connection is over the cap");
+    let db_error = refused
+        .as_database_error()
+        .and_then(|e| e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+        .unwrap_or_else(|| panic!("DSQL's refusal, not {refused}"));
+    // dsql-facts.md §3.5.
+    assert_eq!(
+        (db_error.code(), db_error.message()),
+        (
+            "53300",
+            "Unable to accept connection, too many open connections."
+        )
+    );
+    first.close().await.expect("close");
+    let options = door.options_with_token(&database, "admin").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match PgConnection::connect_with(&options).await {
+            Ok(conn) => break conn.close().await.expect("close"),
+            Err(error) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no slot freed: {error}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
