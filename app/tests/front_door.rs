@@ -701,7 +701,7 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
     let door = common::door::door_with(Limits {
         transaction_age: Duration::from_secs(1),
         connection_lifetime: Duration::from_secs(3),
-        schema_conflicts: true,
+        ..Limits::default()
     })
     .await;
     let database = common::fresh_database("front_door_limits").await;

@@ -22,10 +22,18 @@
 //! refused before a session opens; so is it when the mapping cannot be checked (the check's
 //! own query fails), the reason then only in the front door's log.
 //!
+//! A stranger cannot exhaust it ([`admission`], [`buffers`]): connections still logging in and
+//! connections in all are capped ([`Limits`]: past the total, DSQL's `53300`), a client message
+//! over DSQL's protocol limit closes the connection as DSQL does, and a message's buffer grows
+//! as its bytes arrive and is given back after it. [`FrontDoor::buffered_bytes`] tells what the
+//! sessions' buffers hold.
+//!
 //! The first login to each database installs DSQL's `sys` schema there ([`DSQL_SYS_SQL`]:
 //! `sys.jobs`, `sys.wait_for_job`, and the function the `ASYNC` rewrites call), as the
 //! server's superuser, before the session is opened.
 
+pub mod admission;
+pub mod buffers;
 pub mod conflicts;
 pub mod iam;
 pub mod policy;
@@ -44,6 +52,7 @@ use sqlx::Connection;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -51,6 +60,8 @@ use tracing::{debug, info, warn};
 
 use super::Backend;
 use crate::error::{Error, Result};
+use admission::{Admission, LoginSlot, TOO_MANY_CONNECTIONS, TOO_MANY_CONNECTIONS_CODE};
+use buffers::BufferGauge;
 use conflicts::CommitFailures;
 use iam::{ACCESS_DENIED, INVALID_AUTHORIZATION, INVALID_PASSWORD, TokenVerifier};
 use relay::Policy;
@@ -66,10 +77,12 @@ const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// DSQL's `sys` schema, installed by the front door in each database on its first login.
 pub const DSQL_SYS_SQL: &str = include_str!("../dsql_sys.sql");
 
-/// What every connection needs: where the server is, the TLS configuration, the token check,
-/// the statement policy, and the databases that have `sys` already.
+/// What every connection needs: where the server is, the caps on connections, the TLS
+/// configuration, the token check, the statement policy, and the databases that have `sys`
+/// already.
 struct Shared {
     backend: Backend,
+    admission: Arc<Admission>,
     tls: TlsAcceptor,
     verifier: TokenVerifier,
     policy: Box<dyn Policy>,
@@ -126,6 +139,7 @@ impl Shared {
 pub struct FrontDoor {
     port: u16,
     failures: CommitFailures,
+    buffers: BufferGauge,
     accept: JoinHandle<()>,
 }
 
@@ -149,6 +163,7 @@ impl FrontDoor {
             .port();
         let shared = Arc::new(Shared {
             backend,
+            admission: Admission::new(limits.max_logins, limits.max_connections),
             tls: TlsAcceptor::from(tls),
             verifier,
             policy: Box::new(policy),
@@ -159,11 +174,13 @@ impl FrontDoor {
             with_sys: tokio::sync::Mutex::default(),
         });
         let failures = shared.context.failures.clone();
+        let buffers = shared.context.buffers.clone();
         info!(port, "front door listening");
         let accept = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
             port,
             failures,
+            buffers,
             accept,
         })
     }
@@ -176,6 +193,12 @@ impl FrontDoor {
     /// The handle that makes a chosen session's next commit fail, for tests of retry code.
     pub fn commit_failures(&self) -> CommitFailures {
         self.failures.clone()
+    }
+
+    /// The bytes its sessions' buffers hold now ([`buffers`]): a few tens of KiB per session,
+    /// plus a message being relayed, at most twice what of it has arrived.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffers.bytes()
     }
 }
 
@@ -193,9 +216,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
+                    let slot = shared.admission.login();
                     let shared = Arc::clone(&shared);
                     connections.spawn(async move {
-                        if let Err(error) = serve(client, &shared).await {
+                        if let Err(error) = serve(client, &shared, slot).await {
                             debug!(%peer, %error, "front door connection ended with an error");
                         }
                     });
@@ -212,31 +236,42 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// One client connection, from its first byte to the end of the relay. The login must be
-/// done within [`LOGIN_TIMEOUT`].
-async fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
-    let login = tokio::time::timeout(LOGIN_TIMEOUT, login(client, shared))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no login within 30 s"))??;
+/// done within [`LOGIN_TIMEOUT`], and ends early if a newer connection takes its `slot`.
+async fn serve(client: TcpStream, shared: &Shared, mut slot: LoginSlot) -> io::Result<()> {
+    let login = tokio::select! {
+        login = tokio::time::timeout(LOGIN_TIMEOUT, login(client, shared)) => login
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no login within 30 s"))??,
+        () = slot.evicted() => {
+            return Err(io::Error::other("closed in login to make room for a newer connection"));
+        }
+    };
+    drop(slot);
     match login {
-        Some((client, backend, database)) => {
+        Some(session) => {
             let judge = relay::Judge {
                 policy: shared.policy.as_ref(),
                 context: &shared.context,
-                database: &database,
+                database: &session.database,
             };
-            relay::run(client, backend, judge).await
+            let _place = session.place;
+            relay::run(session.client, session.backend, judge).await
         }
         None => Ok(()),
     }
 }
 
-/// The opening, TLS and the token check; then the backend session, opened with the client's
-/// startup parameters. `None` when the connection ended there (refused, or a cancel request
-/// passed on).
-async fn login(
-    mut client: TcpStream,
-    shared: &Shared,
-) -> io::Result<Option<(TlsStream<TcpStream>, UnixStream, String)>> {
+/// A logged-in client, its backend session, and its place among the front door's connections.
+struct Session {
+    client: TlsStream<TcpStream>,
+    backend: UnixStream,
+    database: String,
+    place: OwnedSemaphorePermit,
+}
+
+/// The opening, TLS, a place among the connections, and the token check; then the backend
+/// session, opened with the client's startup parameters. `None` when the connection ended
+/// there (refused, or a cancel request passed on).
+async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<Session>> {
     client.set_nodelay(true)?;
     loop {
         match wire::read_opening(&mut client).await? {
@@ -259,6 +294,11 @@ async fn login(
             let message = "unexpected encryption request";
             return ended(refuse(&mut client, "08P01", message, None)).await;
         }
+    };
+    let Some(place) = shared.admission.place() else {
+        info!("front door refused a login: no place for another connection");
+        let (code, message) = (TOO_MANY_CONNECTIONS_CODE, TOO_MANY_CONNECTIONS);
+        return ended(refuse(&mut client, code, message, None)).await;
     };
     let Some(user) = parameters
         .iter()
@@ -351,7 +391,12 @@ async fn login(
     match backend.await {
         Ok(backend) => {
             debug!(user, "front door relays a session");
-            Ok(Some((client, backend, database.to_owned())))
+            Ok(Some(Session {
+                client,
+                backend,
+                database: database.to_owned(),
+                place,
+            }))
         }
         Err(error) => {
             let message = format!("the server behind the front door is unreachable: {error}");
