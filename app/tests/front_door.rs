@@ -144,7 +144,7 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
             door.tokens(&user.user, &door.secret, Duration::from_secs(900))
                 .await,
             "admin",
-            "28000",
+            "28P01",
         ),
         // A valid token for the server's superuser, whom the Unix socket would trust.
         (
@@ -152,7 +152,7 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
             door.tokens("postgres", &door.secret, Duration::from_secs(900))
                 .await,
             "postgres",
-            "28000",
+            "28P01",
         ),
         // A token that expired a second after it was signed.
         (
@@ -701,7 +701,7 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
     let door = common::door::door_with(Limits {
         transaction_age: Duration::from_secs(1),
         connection_lifetime: Duration::from_secs(3),
-        schema_conflicts: true,
+        ..Limits::default()
     })
     .await;
     let database = common::fresh_database("front_door_limits").await;

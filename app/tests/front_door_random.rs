@@ -6,20 +6,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use app::dsql::token::TokenSource;
 use app::local::front_door::wire;
-use common::door::{Door, HOST, door};
+use common::door::{Door, door};
+use common::raw::logged_in;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
 use sqlx::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 /// How long a case waits for the front door's answers before closing its connection.
 const READ_FOR: Duration = Duration::from_millis(300);
@@ -35,65 +31,6 @@ async fn drain<R: tokio::io::AsyncRead + Unpin>(reader: &mut R) {
     while let Ok(Ok(n)) = tokio::time::timeout_at(until, reader.read(&mut buffer)).await {
         if n == 0 {
             break;
-        }
-    }
-}
-
-/// A TLS connection to the front door (after `SSLRequest` and its `S`), trusting its CA.
-async fn tls(door: &Door) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut tcp = TcpStream::connect(("127.0.0.1", door.port()))
-        .await
-        .expect("reach the front door");
-    let ssl_request = [0, 0, 0, 8, 4, 210, 22, 47];
-    tcp.write_all(&ssl_request).await.expect("SSLRequest");
-    let mut answer = [0_u8; 1];
-    tcp.read_exact(&mut answer).await.expect("an answer");
-    assert_eq!(&answer, b"S");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(door.ca_file.path()).expect("the CA file") {
-        roots.add(cert.expect("a certificate")).expect("a CA");
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let name = ServerName::try_from(HOST).expect("a server name");
-    TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .expect("a TLS session")
-}
-
-/// A session logged in as `admin` by hand (startup, token), past its first `ReadyForQuery`.
-async fn logged_in(door: &Door, database: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut stream = tls(door).await;
-    let startup = wire::startup_message([("user", "admin"), ("database", database)]);
-    stream.write_all(&startup).await.expect("startup");
-    let request = wire::read_message(&mut stream, 1024)
-        .await
-        .expect("read")
-        .expect("a password request");
-    assert_eq!(request.tag, b'R');
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let token = source.token().await.expect("a token");
-    let mut password = token.secret.expose().as_bytes().to_vec();
-    password.push(0);
-    let mut message = Vec::new();
-    wire::put_message(&mut message, b'p', &password);
-    stream.write_all(&message).await.expect("the token");
-    loop {
-        let message = wire::read_message(&mut stream, 1 << 20)
-            .await
-            .expect("read")
-            .expect("the login's answers");
-        assert_ne!(message.tag, b'E', "the login failed");
-        if message.tag == b'Z' {
-            return stream;
         }
     }
 }

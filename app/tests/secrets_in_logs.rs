@@ -184,3 +184,42 @@ async fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refre
         );
     }
 }
+
+/// A refused login tells the client nothing of why (`hostile_login.rs`); the front door's own
+/// log says which check failed, without the token.
+#[cfg(feature = "front-door")]
+#[tokio::test]
+async fn a_refused_login_logs_which_check_failed_but_not_the_token() {
+    let captured = captured();
+    let door = common::door::door().await;
+    let (database, user) = database_with_user("refusal_reason_in_logs").await;
+    let forged = door
+        .tokens(&user.user, &Secret::random(), Duration::from_secs(900))
+        .await;
+    let token = forged.token().await.expect("a token");
+    let options = door
+        .options(&database, &user.user)
+        .password(token.secret.expose());
+    <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .expect_err("a token signed with another secret is refused");
+    let log = captured.text();
+    let refused = log
+        .lines()
+        .find(|line| line.contains("front door refused a login"))
+        .unwrap_or_else(|| panic!("the refusal is logged: {log}"));
+    assert!(
+        refused.contains("signature does not match") && refused.contains(&user.user),
+        "{refused}"
+    );
+    let signature = token
+        .secret
+        .expose()
+        .rsplit("X-Amz-Signature=")
+        .next()
+        .expect("a signature");
+    assert!(
+        !log.contains(&signature[..20]),
+        "the token's signature is logged"
+    );
+}

@@ -34,7 +34,7 @@ pub struct Door {
     /// Makes chosen sessions' next commits fail.
     pub failures: CommitFailures,
     /// The front door itself, for a test's own door; the shared door's lives on its thread.
-    _door: Option<FrontDoor>,
+    front_door: Option<FrontDoor>,
 }
 
 /// A new front door with DSQL's limits, for this test only (stopped when dropped).
@@ -45,7 +45,7 @@ pub async fn door() -> Door {
 /// A new front door with `limits`, for this test only (stopped when dropped).
 pub async fn door_with(limits: Limits) -> Door {
     let (front_door, mut door) = start(limits).await;
-    door._door = Some(front_door);
+    door.front_door = Some(front_door);
     door
 }
 
@@ -107,7 +107,7 @@ async fn start(limits: Limits) -> (FrontDoor, Door) {
         ca_file,
         failures: front_door.commit_failures(),
         secret,
-        _door: None,
+        front_door: None,
     };
     (front_door, door)
 }
@@ -118,6 +118,13 @@ pub fn endpoint() -> Endpoint {
 }
 
 impl Door {
+    /// The front door itself, for a test's own door ([`door`], [`door_with`]).
+    pub fn own(&self) -> &FrontDoor {
+        self.front_door
+            .as_ref()
+            .expect("a test's own front door, not the shared one")
+    }
+
     /// The front door's port.
     pub fn port(&self) -> u16 {
         self.port

@@ -4,6 +4,8 @@
 
 #[cfg(feature = "front-door")]
 pub mod door;
+#[cfg(feature = "front-door")]
+pub mod raw;
 pub mod recordings;
 #[cfg(feature = "front-door")]
 pub mod tags;

@@ -12,16 +12,28 @@
 //! messages).
 //!
 //! A refused login gets an `ErrorResponse` with DSQL's SQLSTATE and message, and no backend
-//! session ever exists for it.
+//! session ever exists for it. Before the token is accepted, every refusal is the same
+//! ([`iam`]: DSQL's message, no hint), whatever failed: the server's superuser, a password that
+//! is not text, or any check of the token; which one, and the clocks, go only to the front
+//! door's log.
 //!
 //! A role other than `admin` must have been onboarded as on DSQL: mapped to an IAM identity
 //! with `AWS IAM GRANT` ([`policy`] understands the statement). Without a mapping its login is
-//! refused like a bad token, before a session opens.
+//! refused before a session opens; so is it when the mapping cannot be checked (the check's
+//! own query fails), the reason then only in the front door's log.
+//!
+//! A stranger cannot exhaust it ([`admission`], [`buffers`]): connections still logging in and
+//! connections in all are capped ([`Limits`]: past the total, DSQL's `53300`), a client message
+//! over DSQL's protocol limit closes the connection as DSQL does, and a message's buffer grows
+//! as its bytes arrive and is given back after it. [`FrontDoor::buffered_bytes`] tells what the
+//! sessions' buffers hold.
 //!
 //! The first login to each database installs DSQL's `sys` schema there ([`DSQL_SYS_SQL`]:
 //! `sys.jobs`, `sys.wait_for_job`, and the function the `ASYNC` rewrites call), as the
 //! server's superuser, before the session is opened.
 
+pub mod admission;
+pub mod buffers;
 pub mod conflicts;
 pub mod iam;
 pub mod policy;
@@ -40,15 +52,18 @@ use sqlx::Connection;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::Backend;
 use crate::error::{Error, Result};
+use admission::{Admission, LoginSlot, TOO_MANY_CONNECTIONS, TOO_MANY_CONNECTIONS_CODE};
+use buffers::BufferGauge;
 use conflicts::CommitFailures;
-use iam::TokenVerifier;
+use iam::{ACCESS_DENIED, INVALID_AUTHORIZATION, INVALID_PASSWORD, TokenVerifier};
 use relay::Policy;
 use relay::{Context, Limits};
 use wire::Opening;
@@ -56,18 +71,18 @@ use wire::Opening;
 /// The longest password message accepted: an IAM token with a long session token is a few
 /// kilobytes.
 const MAX_PASSWORD_LEN: usize = 16 * 1024;
-/// DSQL's message for a refused login.
-const ACCESS_DENIED: &str = "unable to accept connection, access denied";
 /// How long a client may take from connecting to sending its token.
 const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// DSQL's `sys` schema, installed by the front door in each database on its first login.
 pub const DSQL_SYS_SQL: &str = include_str!("../dsql_sys.sql");
 
-/// What every connection needs: where the server is, the TLS configuration, the token check,
-/// the statement policy, and the databases that have `sys` already.
+/// What every connection needs: where the server is, the caps on connections, the TLS
+/// configuration, the token check, the statement policy, and the databases that have `sys`
+/// already.
 struct Shared {
     backend: Backend,
+    admission: Arc<Admission>,
     tls: TlsAcceptor,
     verifier: TokenVerifier,
     policy: Box<dyn Policy>,
@@ -98,25 +113,24 @@ impl Shared {
     }
 
     /// Whether `user` has been onboarded in `database`: given an IAM identity with `AWS IAM
-    /// GRANT` (a row in `dsql_local.iam_grants`). If the server cannot be asked (a database
-    /// that does not exist, say), the login goes on for the server to answer.
-    async fn onboarded(&self, database: &str, user: &str) -> bool {
-        let asked = async {
-            let options = self.backend.superuser_options(database);
-            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
-            let found: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM dsql_local.iam_grants WHERE role = $1)",
-            )
-            .bind(user)
-            .fetch_one(&mut conn)
-            .await?;
-            conn.close().await?;
-            Ok::<_, sqlx::Error>(found)
-        };
-        asked.await.unwrap_or_else(|error| {
-            debug!(database, %error, "front door could not check onboarding");
-            true
-        })
+    /// GRANT` (a row in `dsql_local.iam_grants`). An error when the server cannot be asked
+    /// (the mapping table is gone, the database does not exist…): the check has not decided,
+    /// and the caller refuses the login.
+    async fn onboarded(
+        &self,
+        database: &str,
+        user: &str,
+    ) -> std::result::Result<bool, sqlx::Error> {
+        let options = self.backend.superuser_options(database);
+        let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+        let found: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM dsql_local.iam_grants WHERE role = $1)",
+        )
+        .bind(user)
+        .fetch_one(&mut conn)
+        .await?;
+        conn.close().await?;
+        Ok(found)
     }
 }
 
@@ -125,6 +139,7 @@ impl Shared {
 pub struct FrontDoor {
     port: u16,
     failures: CommitFailures,
+    buffers: BufferGauge,
     accept: JoinHandle<()>,
 }
 
@@ -148,6 +163,7 @@ impl FrontDoor {
             .port();
         let shared = Arc::new(Shared {
             backend,
+            admission: Admission::new(limits.max_logins, limits.max_connections),
             tls: TlsAcceptor::from(tls),
             verifier,
             policy: Box::new(policy),
@@ -158,11 +174,13 @@ impl FrontDoor {
             with_sys: tokio::sync::Mutex::default(),
         });
         let failures = shared.context.failures.clone();
+        let buffers = shared.context.buffers.clone();
         info!(port, "front door listening");
         let accept = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
             port,
             failures,
+            buffers,
             accept,
         })
     }
@@ -175,6 +193,12 @@ impl FrontDoor {
     /// The handle that makes a chosen session's next commit fail, for tests of retry code.
     pub fn commit_failures(&self) -> CommitFailures {
         self.failures.clone()
+    }
+
+    /// The bytes its sessions' buffers hold now ([`buffers`]): a few tens of KiB per session,
+    /// plus a message being relayed, at most twice what of it has arrived.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffers.bytes()
     }
 }
 
@@ -192,9 +216,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((client, peer)) => {
+                    let slot = shared.admission.login();
                     let shared = Arc::clone(&shared);
                     connections.spawn(async move {
-                        if let Err(error) = serve(client, &shared).await {
+                        if let Err(error) = serve(client, &shared, slot).await {
                             debug!(%peer, %error, "front door connection ended with an error");
                         }
                     });
@@ -211,31 +236,42 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 /// One client connection, from its first byte to the end of the relay. The login must be
-/// done within [`LOGIN_TIMEOUT`].
-async fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
-    let login = tokio::time::timeout(LOGIN_TIMEOUT, login(client, shared))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no login within 30 s"))??;
+/// done within [`LOGIN_TIMEOUT`], and ends early if a newer connection takes its `slot`.
+async fn serve(client: TcpStream, shared: &Shared, mut slot: LoginSlot) -> io::Result<()> {
+    let login = tokio::select! {
+        login = tokio::time::timeout(LOGIN_TIMEOUT, login(client, shared)) => login
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no login within 30 s"))??,
+        () = slot.evicted() => {
+            return Err(io::Error::other("closed in login to make room for a newer connection"));
+        }
+    };
+    drop(slot);
     match login {
-        Some((client, backend, database)) => {
+        Some(session) => {
             let judge = relay::Judge {
                 policy: shared.policy.as_ref(),
                 context: &shared.context,
-                database: &database,
+                database: &session.database,
             };
-            relay::run(client, backend, judge).await
+            let _place = session.place;
+            relay::run(session.client, session.backend, judge).await
         }
         None => Ok(()),
     }
 }
 
-/// The opening, TLS and the token check; then the backend session, opened with the client's
-/// startup parameters. `None` when the connection ended there (refused, or a cancel request
-/// passed on).
-async fn login(
-    mut client: TcpStream,
-    shared: &Shared,
-) -> io::Result<Option<(TlsStream<TcpStream>, UnixStream, String)>> {
+/// A logged-in client, its backend session, and its place among the front door's connections.
+struct Session {
+    client: TlsStream<TcpStream>,
+    backend: UnixStream,
+    database: String,
+    place: OwnedSemaphorePermit,
+}
+
+/// The opening, TLS, a place among the connections, and the token check; then the backend
+/// session, opened with the client's startup parameters. `None` when the connection ended
+/// there (refused, or a cancel request passed on).
+async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<Session>> {
     client.set_nodelay(true)?;
     loop {
         match wire::read_opening(&mut client).await? {
@@ -259,6 +295,11 @@ async fn login(
             return ended(refuse(&mut client, "08P01", message, None)).await;
         }
     };
+    let Some(place) = shared.admission.place() else {
+        info!("front door refused a login: no place for another connection");
+        let (code, message) = (TOO_MANY_CONNECTIONS_CODE, TOO_MANY_CONNECTIONS);
+        return ended(refuse(&mut client, code, message, None)).await;
+    };
     let Some(user) = parameters
         .iter()
         .find(|(name, _)| name == "user")
@@ -267,13 +308,6 @@ async fn login(
         let message = "no PostgreSQL user name specified in startup packet";
         return ended(refuse(&mut client, "28000", message, None)).await;
     };
-    // The server trusts its socket, and its superuser is exempt from the in-server rules:
-    // not a role DSQL has, so nobody logs in as it through the front door.
-    if user == super::SUPERUSER {
-        info!(user, "front door refused the server's superuser");
-        let hint = Some("the stand-in's superuser cannot log in through the front door");
-        return ended(refuse(&mut client, "28000", ACCESS_DENIED, hint)).await;
-    }
     // Replication and `_pq_.` protocol extensions are not DSQL's; sessions are plain ones.
     if let Some((name, _)) = parameters
         .iter()
@@ -286,35 +320,63 @@ async fn login(
         .write_all(&wire::cleartext_password_request())
         .await?;
     client.flush().await?;
-    let token = match wire::read_message(&mut client, MAX_PASSWORD_LEN).await? {
-        Some(message) if message.tag == b'p' => match wire::password(&message.body) {
-            Ok(token) => token.to_owned(),
-            Err(_) => {
-                let hint = Some("the password is not text");
-                return ended(refuse(&mut client, "28P01", ACCESS_DENIED, hint)).await;
-            }
-        },
+    let message = match wire::read_message(&mut client, MAX_PASSWORD_LEN).await? {
+        Some(message) if message.tag == b'p' => message,
         _ => {
             let message = "expected a password message";
             return ended(refuse(&mut client, "08P01", message, None)).await;
         }
     };
-    if let Err(refusal) = shared.verifier.verify(&token, &user, SystemTime::now()) {
-        info!(user, code = refusal.code, "front door refused a login");
-        let hint = refusal.hint.as_deref();
-        return ended(refuse(&mut client, refusal.code, &refusal.message, hint)).await;
+    let refused = match wire::password(&message.body) {
+        // The server trusts its socket, and its superuser is exempt from the in-server rules:
+        // not a role DSQL has, so nobody logs in as it through the front door.
+        _ if user == super::SUPERUSER => {
+            Some("the server's superuser logs in only over its socket".to_owned())
+        }
+        Err(_) => Some("the password is not text".to_owned()),
+        Ok(token) => shared
+            .verifier
+            .verify(token, &user, SystemTime::now())
+            .err()
+            .map(|refusal| refusal.reason),
+    };
+    if let Some(reason) = refused {
+        info!(user, reason, "front door refused a login");
+        return ended(refuse(&mut client, INVALID_PASSWORD, ACCESS_DENIED, None)).await;
     }
     let database = parameters
         .iter()
         .find(|(name, _)| name == "database")
         .map_or(user.as_str(), |(_, database)| database.as_str());
     shared.install_sys(database).await;
-    if user != super::ADMIN_USER && !shared.onboarded(database, &user).await {
-        info!(user, "front door refused a role without AWS IAM GRANT");
-        let hint = format!(
-            "role {user:?} has no IAM identity: as admin, run `app user create {user} --iam-role <role ARN>` (AWS IAM GRANT)"
-        );
-        return ended(refuse(&mut client, "28000", ACCESS_DENIED, Some(&hint))).await;
+    if user != super::ADMIN_USER {
+        match shared.onboarded(database, &user).await {
+            Ok(true) => {}
+            Ok(false) => {
+                info!(user, "front door refused a role without AWS IAM GRANT");
+                let hint = format!(
+                    "role {user:?} has no IAM identity: as admin, run `app user create {user} --iam-role <role ARN>` (AWS IAM GRANT)"
+                );
+                return ended(refuse(
+                    &mut client,
+                    INVALID_AUTHORIZATION,
+                    ACCESS_DENIED,
+                    Some(&hint),
+                ))
+                .await;
+            }
+            // Fail closed: what cannot be checked is refused, the reason only in this log.
+            Err(error) => {
+                warn!(user, database, %error, "front door refused a login: its AWS IAM GRANT mapping could not be checked");
+                return ended(refuse(
+                    &mut client,
+                    INVALID_AUTHORIZATION,
+                    ACCESS_DENIED,
+                    None,
+                ))
+                .await;
+            }
+        }
     }
     let startup = wire::startup_message(
         parameters
@@ -329,7 +391,12 @@ async fn login(
     match backend.await {
         Ok(backend) => {
             debug!(user, "front door relays a session");
-            Ok(Some((client, backend, database.to_owned())))
+            Ok(Some(Session {
+                client,
+                backend,
+                database: database.to_owned(),
+                place,
+            }))
         }
         Err(error) => {
             let message = format!("the server behind the front door is unreachable: {error}");

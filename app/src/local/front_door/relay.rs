@@ -21,9 +21,12 @@
 //! which in the extended protocol may come after a `Sync` (a statement described, then
 //! executed); an error in between cancels it.
 //!
-//! Messages are read whole into one buffer per direction, reused for every message, and
-//! written as they came (a replaced one is built anew) to a buffered writer that is flushed
-//! whenever no further input is already waiting, so a pipelined batch goes out in one write.
+//! Messages are read whole into one buffer per direction ([`Frame`]: it grows as a message's
+//! bytes arrive and gives back what a large one took), reused for every message, and written as
+//! they came (a replaced one is built anew) to a buffered writer that is flushed whenever no
+//! further input is already waiting, so a pipelined batch goes out in one write. A client
+//! message longer than [`Limits::max_message`] ends the session without an answer, as DSQL
+//! closes the connection.
 
 use std::collections::HashMap;
 use std::io;
@@ -32,15 +35,16 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
+use super::buffers::{BufferGauge, Frame, IO_BUFFER};
 use super::conflicts::{
     CatalogVersions, CommitFailures, Conflict, SERIALIZATION_FAILURE, is_ddl_tag,
 };
 use super::rules::{Refusal, TxnKind, is_lone};
 use super::wire;
 
-/// The largest message relayed: PostgreSQL's own limit for most messages is 1 GiB; the relay
-/// keeps to 256 MiB, far above any statement or row the app sends.
-const MAX_MESSAGE: usize = 256 * 1024 * 1024;
+/// The largest server message relayed: PostgreSQL's own limit for most messages is 1 GiB; the
+/// relay keeps to 256 MiB, far above any row the app reads.
+const MAX_SERVER_MESSAGE: usize = 256 * 1024 * 1024;
 /// How long answers still coming from the server are delivered after the client stopped
 /// sending.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -188,10 +192,22 @@ impl Pending {
     }
 }
 
-/// DSQL's time limits, and whether DDL makes other sessions' next transaction fail. The time
-/// limits default to DSQL's; tests shorten them to seconds.
+/// DSQL's limits as the front door applies them, and whether DDL makes other sessions' next
+/// transaction fail. The limits default to DSQL's where DSQL documents them; tests shorten
+/// them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
+    /// The longest message a client may send, its length field included: a longer one closes
+    /// the connection without an error, as DSQL closes it. DSQL: "~10 MiB" (dsql-facts.md
+    /// §3.4); the exact figure is not documented, 10 MiB is assumed.
+    pub max_message: usize,
+    /// Connections at once, counted from their startup message to their end; past it a login
+    /// gets DSQL's `53300` ([`super::admission`]). DSQL: 10,000 per cluster.
+    pub max_connections: usize,
+    /// Connections still logging in (before their backend session opens) at once; past it the
+    /// one logging in longest is closed to make room ([`super::admission`]). DSQL documents no
+    /// such figure: 1,000, its burst of new connections, so that it is never harsher.
+    pub max_logins: usize,
     /// A transaction older than this gets DSQL's `54000 transaction age limit of <n>s exceeded`
     /// at its next statement (`ROLLBACK` passes). DSQL: 5 minutes.
     pub transaction_age: Duration,
@@ -208,9 +224,13 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 5 minutes, 1 hour, schema conflicts on.
+    /// 10 MiB messages, 10,000 connections, 1,000 logins, 5 minutes, 1 hour, schema conflicts
+    /// on.
     fn default() -> Self {
         Self {
+            max_message: 10 * 1024 * 1024,
+            max_connections: 10_000,
+            max_logins: 1_000,
             transaction_age: Duration::from_secs(300),
             connection_lifetime: Duration::from_secs(3600),
             schema_conflicts: true,
@@ -218,10 +238,12 @@ impl Default for Limits {
     }
 }
 
-/// What the relays of one front door share: the limits, the commits chosen to fail, and the
-/// catalog versions.
+/// What the relays of one front door share: the limits, the commits chosen to fail, the
+/// catalog versions, and the count of the bytes their buffers hold.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
+    /// The bytes the sessions' buffers hold.
+    pub buffers: BufferGauge,
     /// DSQL's limits.
     pub limits: Limits,
     /// Commits made to fail, for tests.
@@ -299,15 +321,22 @@ where
         ..Pending::default()
     }));
     let opened = Instant::now();
+    let buffers = &judge.context.buffers;
+    let _held = buffers.hold(4 * IO_BUFFER);
+    let max_client_body = judge.context.limits.max_message.saturating_sub(4);
     let upstream = pump(
-        BufReader::new(client_in),
-        BufWriter::new(server_out),
+        BufReader::with_capacity(IO_BUFFER, client_in),
+        BufWriter::with_capacity(IO_BUFFER, server_out),
+        Frame::new(buffers.clone()),
+        max_client_body,
         |tag, body| (to_server(tag, body, judge, &pending), false),
     );
     let mut state = Downstream::default();
     let downstream = pump(
-        BufReader::new(server_in),
-        BufWriter::new(client_out),
+        BufReader::with_capacity(IO_BUFFER, server_in),
+        BufWriter::with_capacity(IO_BUFFER, client_out),
+        Frame::new(buffers.clone()),
+        MAX_SERVER_MESSAGE,
         |tag, body| {
             let replacement = to_client(tag, body, judge, &pending, &mut state);
             // Idle, and past its lifetime: closed after this ReadyForQuery.
@@ -348,26 +377,31 @@ fn to_server(tag: u8, body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -
     Some(frame)
 }
 
-/// Copies messages from `from` to `to` until `from` ends, or until `replace` says a message is
-/// the last: each as it came, or what `replace` answers instead for its tag and body. One
-/// buffer serves every message; output is flushed whenever no further input is already
-/// buffered (and after the last message), and `to` is shut down at the end.
+/// Copies messages of at most `max_body` bytes from `from` to `to` until `from` ends, or until
+/// `replace` says a message is the last: each as it came, or what `replace` answers instead
+/// for its tag and body. One frame serves every message (and gives back what a large one
+/// took); output is flushed whenever no further input is already buffered (and after the last
+/// message), and `to` is shut down at the end. A longer message is an
+/// [`io::ErrorKind::InvalidData`] error: the session ends there.
 async fn pump<R, W>(
     mut from: BufReader<R>,
     mut to: W,
+    mut frame: Frame,
+    max_body: usize,
     mut replace: impl FnMut(u8, &[u8]) -> (Option<Vec<u8>>, bool),
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut frame = Vec::new();
-    while wire::read_frame(&mut from, MAX_MESSAGE, &mut frame).await? {
-        let (replacement, last) = replace(frame[0], &frame[5..]);
+    while frame.read(&mut from, max_body).await? {
+        let message = frame.message();
+        let (replacement, last) = replace(message[0], &message[5..]);
         match replacement {
             Some(replacement) => to.write_all(&replacement).await?,
-            None => to.write_all(&frame).await?,
+            None => to.write_all(message).await?,
         }
+        frame.release();
         if last {
             break;
         }

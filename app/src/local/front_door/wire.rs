@@ -5,11 +5,16 @@
 //!
 //! Lengths are checked before anything is allocated, so a peer announcing a huge message is
 //! refused rather than served: [`MAX_STARTUP_LEN`] for opening packets, a caller-chosen limit
-//! for tagged ones.
+//! for tagged ones; and a tagged message's buffer grows as its bytes arrive, so what a length
+//! only announces is never allocated.
 
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The least a tagged message's buffer grows by when its bytes need more room, and its first
+/// allocation (at most the message's length).
+const GROWTH: usize = 8 * 1024;
 
 /// The `SSLRequest` code: the client asks for TLS before its startup message.
 pub const SSL_REQUEST: u32 = 80_877_103;
@@ -154,10 +159,25 @@ pub async fn read_message<R: AsyncRead + Unpin>(
 /// Reads one tagged message as it came (tag, length, body) into `frame`, replacing what it
 /// held and reusing its capacity; `false` at a clean end of stream before the tag. The same
 /// limits and errors as [`read_message`]. `frame[0]` is the tag and `frame[5..]` the body.
+///
+/// `frame` grows as the body's bytes arrive: by what it holds already, at least [`GROWTH`],
+/// never beyond the message; so it never holds more than twice what arrived (plus
+/// [`GROWTH`]), whatever the length announced.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_body: usize,
     frame: &mut Vec<u8>,
+) -> io::Result<bool> {
+    read_frame_counted(reader, max_body, frame, |_| {}).await
+}
+
+/// [`read_frame`], calling `grown` with `frame`'s capacity each time it grows, while the
+/// message is still arriving: for a count of the memory held ([`super::buffers`]).
+pub async fn read_frame_counted<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_body: usize,
+    frame: &mut Vec<u8>,
+    mut grown: impl FnMut(usize),
 ) -> io::Result<bool> {
     let tag = match reader.read_u8().await {
         Ok(tag) => tag,
@@ -175,8 +195,19 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     frame.clear();
     frame.push(tag);
     frame.extend_from_slice(&len.to_be_bytes());
-    frame.resize(5 + body_len, 0);
-    reader.read_exact(&mut frame[5..]).await?;
+    let total = 5 + body_len;
+    while frame.len() < total {
+        let missing = total - frame.len();
+        if frame.len() == frame.capacity() {
+            frame.reserve_exact(missing.min(frame.len().max(GROWTH)));
+            grown(frame.capacity());
+        }
+        let room = (frame.capacity() - frame.len()).min(missing);
+        let limit = u64::try_from(room).unwrap_or(u64::MAX);
+        if (&mut *reader).take(limit).read_buf(frame).await? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
     Ok(true)
 }
 
@@ -347,6 +378,20 @@ mod tests {
             .await
             .expect_err("too long");
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[tokio::test]
+    async fn an_announced_length_is_not_allocated_before_its_bytes_arrive() {
+        let mut bytes = vec![b'Q'];
+        bytes.extend_from_slice(&(256_u32 << 20).to_be_bytes());
+        bytes.extend_from_slice(&[b'x'; 100]);
+        let mut frame = Vec::new();
+        let error = read_frame(&mut &bytes[..], 1 << 30, &mut frame)
+            .await
+            .expect_err("the body never comes");
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(frame.len(), 105);
+        assert!(frame.capacity() <= 2 * 105 + GROWTH, "{}", frame.capacity());
     }
 
     /// Runs `future` to completion on a fresh single-threaded runtime.
