@@ -159,16 +159,7 @@ fn path_char() -> impl Strategy<Value = char> {
 /// A well-formed IAM role or user ARN (AWS's partitions, a 12-digit account, a path of any
 /// allowed characters, a name of IAM's name characters).
 fn valid_arn() -> impl Strategy<Value = String> {
-    let partition = prop::sample::select(vec![
-        "aws",
-        "aws-cn",
-        "aws-us-gov",
-        "aws-iso",
-        "aws-iso-b",
-        "aws-iso-e",
-        "aws-iso-f",
-        "aws-eusc",
-    ]);
+    let partition = prop::sample::select(app::users::AWS_PARTITIONS.to_vec());
     let kind = prop::sample::select(vec!["role", "user"]);
     let path = prop::collection::vec(path_char(), 0..40).prop_map(|chars| {
         let inner: String = chars.into_iter().collect();
