@@ -235,7 +235,7 @@ proptest! {
         port in 1u16..,
         user in "[a-z_][a-z0-9_]{0,62}",
         lifetime in 1u64..=604_800,
-        connections in 1u32..,
+        connections in 1..=app::config::DSQL_MAX_CONNECTIONS,
         max_lifetime in 1u64..3600,
         idle in 1u64..3600,
     ) {
