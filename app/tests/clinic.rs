@@ -371,3 +371,111 @@ async fn a_connection_lost_before_commit_is_retried_on_a_new_connection() {
     assert_eq!(retried.attempts, 2);
     assert_eq!(owners_count(&db).await, 1, "written exactly once");
 }
+
+/// The backend process id of the connection `pool` hands out next (its only one).
+async fn next_session(pool: &sqlx::PgPool) -> u32 {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(pool)
+        .await
+        .expect("the pid");
+    u32::try_from(pid).expect("a pid")
+}
+
+/// A COMMIT that applied and whose answer never arrived, through the app's own pool (one
+/// connection, so the session chosen is the one the data function gets) and its retry: every
+/// data function declared idempotent succeeds once, on its second attempt, leaving exactly the
+/// rows it was asked for; the one that is not idempotent says the outcome is unknown after one
+/// attempt, and its write did land.
+#[cfg(feature = "front-door")]
+#[tokio::test]
+async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_otherwise() {
+    use app::clinic::batch::delete_all;
+    use app::clinic::owners::Found;
+    use app::clinic::vets::find_or_create_specialty;
+    use app::config::PoolSettings;
+
+    let door = common::door::shared().await;
+    let database = fresh_database("lost_commit_reply").await;
+    let tokens = door
+        .tokens("admin", &door.secret, std::time::Duration::from_secs(3600))
+        .await;
+    let settings = PoolSettings {
+        max_connections: 1,
+        ..PoolSettings::default()
+    };
+    let refreshing = door.pool(&database, "admin", &settings, tokens).await;
+    let db = refreshing.database();
+    Migrator::up(&db, None).await.expect("migrate");
+    let pool = refreshing.pool();
+    let policy = fast_policy();
+    let lose_the_next_reply = async || {
+        door.failures
+            .lose_next_commit_reply(next_session(pool).await)
+    };
+
+    let ann = owners::create(&db, &owner("ann@example.com"))
+        .await
+        .expect("an owner");
+    let rex = NewPet {
+        name: "Rex".into(),
+        birth_date: sea_orm::prelude::Date::from_ymd_opt(2020, 1, 1).expect("a date"),
+        owner_id: Some(ann.id),
+        status: "waiting".into(),
+        metadata: None,
+    };
+    lose_the_next_reply().await;
+    let created = pets::create(&db, &policy, &rex)
+        .await
+        .expect("pets::create succeeds once its reply was lost");
+    assert_eq!(created.attempts, 2);
+    let stored = entity::pet::Entity::find().all(&db).await.expect("pets");
+    assert_eq!(
+        stored,
+        std::slice::from_ref(&created.value),
+        "exactly the one pet"
+    );
+
+    lose_the_next_reply().await;
+    let bob = owners::find_or_create_by_email(&db, &policy, &owner("bob@example.com"))
+        .await
+        .expect("find-or-create succeeds once its reply was lost");
+    assert_eq!(bob.attempts, 2);
+    assert_eq!(bob.value.1, Found::Created, "this call wrote it");
+    assert_eq!(owners_count(&db).await, 2, "Ann and one Bob");
+
+    lose_the_next_reply().await;
+    let surgery = find_or_create_specialty(&db, &policy, "surgery")
+        .await
+        .expect("the specialty succeeds once its reply was lost");
+    assert_eq!(surgery.attempts, 2);
+    assert_eq!(
+        entity::specialty::Entity::find()
+            .count(&db)
+            .await
+            .expect("count"),
+        1
+    );
+
+    lose_the_next_reply().await;
+    let visited = pets::record_visit(&db, &policy, created.value.id).await;
+    assert!(
+        matches!(visited, Err(Error::OutcomeUnknown { attempts: 1, .. })),
+        "{visited:?}"
+    );
+    let rex_now = entity::pet::Entity::find_by_id(created.value.id)
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("Rex");
+    assert_eq!(rex_now.visit_count, Some(1), "the visit did land, once");
+
+    lose_the_next_reply().await;
+    delete_all::<entity::pet::Entity>(&db, &policy, 3000)
+        .await
+        .expect("delete_all succeeds once its reply was lost");
+    assert_eq!(
+        entity::pet::Entity::find().count(&db).await.expect("count"),
+        0
+    );
+    refreshing.close().await;
+}
