@@ -479,3 +479,90 @@ async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_othe
     );
     refreshing.close().await;
 }
+
+/// DSQL's "retry the whole transaction" `XX000`, answering a `COMMIT`: whether the commit
+/// applied is unknown, so non-idempotent work is reported after one attempt rather than run
+/// again, while idempotent work is retried. (The server here answers the first `COMMIT` that
+/// touches the table with `XX000`, from a deferred trigger set up behind the front door.)
+#[cfg(feature = "front-door")]
+#[tokio::test]
+async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
+    use sqlx::Connection;
+
+    let database = fresh_database("xx000_at_commit").await;
+    let options = common::server()
+        .await
+        .backend()
+        .superuser_options(&database);
+    let mut superuser = sqlx::PgConnection::connect_with(&options)
+        .await
+        .expect("the server's superuser");
+    sqlx::raw_sql(
+        "CREATE TABLE commit_fault (id int PRIMARY KEY, n int NOT NULL);
+         INSERT INTO commit_fault VALUES (1, 0);
+         GRANT SELECT, UPDATE ON commit_fault TO admin;
+         CREATE SEQUENCE commit_fault_once;
+         CREATE FUNCTION commit_fault_fail() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+           AS $$ BEGIN
+             IF nextval('commit_fault_once') = 1 THEN
+               RAISE EXCEPTION USING ERRCODE = 'XX000', MESSAGE = 'server unavailable';
+             END IF;
+             RETURN NULL;
+           END $$;
+         CREATE CONSTRAINT TRIGGER commit_fault_at_commit AFTER UPDATE ON commit_fault
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION commit_fault_fail();",
+    )
+    .execute(&mut superuser)
+    .await
+    .expect("the fault");
+    let db = admin_db(&database).await;
+    let n = async || -> i32 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT n FROM commit_fault WHERE id = 1",
+            ))
+            .await
+            .expect("read")
+            .expect("the row");
+        row.try_get_by_index(0).expect("n")
+    };
+
+    let attempts = AtomicU32::new(0);
+    let increment = transaction(&db, &fast_policy(), Idempotency::NotIdempotent, |txn| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            txn.execute_unprepared("UPDATE commit_fault SET n = n + 1 WHERE id = 1")
+                .await?;
+            Ok(())
+        })
+    })
+    .await;
+    assert!(
+        matches!(increment, Err(Error::OutcomeUnknown { attempts: 1, .. })),
+        "{increment:?}"
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "not run again");
+    assert_eq!(
+        n().await,
+        0,
+        "this server rolled it back; DSQL might not have"
+    );
+
+    sqlx::raw_sql("SELECT setval('commit_fault_once', 1, false)")
+        .execute(&mut superuser)
+        .await
+        .expect("arm the fault again");
+    let set = transaction(&db, &fast_policy(), Idempotency::Idempotent, |txn| {
+        Box::pin(async move {
+            txn.execute_unprepared("UPDATE commit_fault SET n = 5 WHERE id = 1")
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+    .expect("idempotent work is retried");
+    assert_eq!(set.attempts, 2);
+    assert_eq!(n().await, 5);
+    superuser.close().await.expect("close");
+}
