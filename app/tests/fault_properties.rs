@@ -307,7 +307,8 @@ fn documented(code: &str) -> ErrorClass {
     match code {
         "40001" | "OC000" => ErrorClass::Conflict,
         "OC001" => ErrorClass::SchemaChanged,
-        "53300" | "53400" | "XX000" => ErrorClass::Transient,
+        "53300" | "53400" => ErrorClass::Transient,
+        "XX000" => ErrorClass::Unavailable,
         "57P01" | "57P02" | "57P03" => ErrorClass::ConnectionLost,
         _ if code.starts_with("08") => ErrorClass::ConnectionLost,
         _ => ErrorClass::Permanent,
