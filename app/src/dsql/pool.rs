@@ -17,6 +17,8 @@
 //! can tell. The task ends when the pool is closed.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -43,6 +45,30 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest wait before a scheduled refresh, whatever the token says: a source that hands
 /// out tokens valid for (almost) no time must not make the task spin.
 const MIN_REFRESH_DELAY: Duration = Duration::from_millis(100);
+
+/// The clocks the refresh task reads: the wall clock, against which tokens expire, and a
+/// monotonic sleep. Injectable so that tests can move time without waiting for it.
+pub trait Clock: Send + Sync + 'static {
+    /// The wall-clock time now.
+    fn now(&self) -> SystemTime;
+
+    /// Waits for `duration` of monotonic time.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// The machine's clocks: [`SystemTime::now`] and tokio's timer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
 
 /// How the background refresh behaves.
 ///
@@ -324,6 +350,27 @@ impl RefreshingPool {
         source: S,
         policy: RefreshPolicy,
     ) -> Result<Self> {
+        Self::connect_with_clock(
+            options,
+            schema,
+            settings,
+            source,
+            policy,
+            Arc::new(SystemClock),
+        )
+        .await
+    }
+
+    /// [`connect`](Self::connect), with the refresh task reading `clock` instead of the
+    /// machine's clocks.
+    pub async fn connect_with_clock<S: TokenSource>(
+        options: PgConnectOptions,
+        schema: Option<&str>,
+        settings: &PoolSettings,
+        source: S,
+        policy: RefreshPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         policy.validate()?;
         let Token { secret, valid_for } = source.token().await?;
 
@@ -346,6 +393,7 @@ impl RefreshingPool {
                 source,
                 policy,
                 Arc::clone(&status),
+                clock,
                 valid_for,
             ))
         });
@@ -395,10 +443,13 @@ async fn refresh_task<S: TokenSource>(
     source: S,
     policy: RefreshPolicy,
     status: Arc<RefreshStatus>,
+    clock: Arc<dyn Clock>,
     valid_for: Duration,
 ) {
     let mut closed = pool.close_event();
-    let refreshing = refresh_loop(&pool, &options, &source, &policy, &status, valid_for);
+    let refreshing = refresh_loop(
+        &pool, &options, &source, &policy, &status, &*clock, valid_for,
+    );
     match closed.do_until(refreshing).await {
         Ok(()) => info!("the token source returned a token without expiry; refresh ends"),
         Err(_) => debug!("pool closed; token refresh ends"),
@@ -413,6 +464,7 @@ async fn refresh_loop<S: TokenSource>(
     source: &S,
     policy: &RefreshPolicy,
     status: &RefreshStatus,
+    clock: &dyn Clock,
     mut valid_for: Duration,
 ) {
     loop {
@@ -421,7 +473,7 @@ async fn refresh_loop<S: TokenSource>(
             due_in_s = due_in.as_secs_f64(),
             "next token refresh scheduled"
         );
-        tokio::time::sleep(due_in).await;
+        clock.sleep(due_in).await;
 
         let mut backoff = Backoff::new(policy);
         let token = loop {
@@ -440,7 +492,7 @@ async fn refresh_loop<S: TokenSource>(
                         "token refresh failed; new connections keep using the previous token \
                          until it expires"
                     );
-                    tokio::time::sleep(retry_in).await;
+                    clock.sleep(retry_in).await;
                 }
             }
         };
