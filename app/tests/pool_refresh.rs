@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use app::config::PoolSettings;
-use app::dsql::pool::{Clock, RefreshPolicy, RefreshStatus, RefreshingPool};
+use app::dsql::pool::{Clock, RefreshPolicy, RefreshStatus, RefreshingPool, WALL_CLOCK_CHECK};
 use app::dsql::token::{StaticPassword, Token, TokenSource};
 use app::local::{Credentials, quote_identifier};
 use app::secret::Secret;
@@ -526,9 +526,6 @@ impl TokenSource for CountedAdminPassword {
     }
 }
 
-/// The longest monotonic sleep of the refresh task between two looks at the wall clock.
-const WALL_CLOCK_CHECK: Duration = Duration::from_secs(10);
-
 async fn connect_with_manual_clock(
     purpose: &str,
     source: &CountedAdminPassword,
@@ -597,5 +594,8 @@ async fn a_refresh_task_that_panics_is_reported_and_restarted() {
         3,
         "connect, the panic, the restarted task's refresh"
     );
+    assert_eq!(status.panics(), 1, "the dead task is reported");
+    assert!(status.last_panic().is_some());
+    assert_eq!((status.attempts(), status.failures()), (2, 0));
     within("close()", refreshing.close()).await;
 }
