@@ -6,11 +6,11 @@
 //! | variable | default | meaning |
 //! |---|---|---|
 //! | `CLUSTER_ENDPOINT` | unset | Aurora DSQL cluster host name, e.g. `abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws`, or the bare 26-character cluster id (then expanded with `AWS_REGION`). Setting it selects DSQL with IAM tokens. |
-//! | `CLUSTER_PORT` | `5432` | Port of `CLUSTER_ENDPOINT`, 1–65535. |
+//! | `CLUSTER_PORT` | `5432` | Port of `CLUSTER_ENDPOINT`, 1–65535 (the largest TCP port). |
 //! | `CLUSTER_USER` | `admin` | Database user, in every mode: `admin` signs tokens with `dsql:DbConnectAdmin` and works in schema `public`; any other user signs with `dsql:DbConnect` and works in `myschema`. A plain identifier (letters, digits, `_`, at most 63, not starting with a digit). |
 //! | `AWS_REGION` | `AWS_DEFAULT_REGION`, else unset | AWS Region of the cluster, e.g. `us-east-1`. Needed only when the host name is not `<id>.dsql.<region>.on.aws`; a region in the host name wins. Credentials come from the default AWS chain (environment, profile/SSO, web identity, container, instance metadata). |
 //! | `DSQL_TOKEN_LIFETIME_SECS` | `900` | How long each IAM token is valid, 1–604800 (one week, DSQL's maximum). A token is only needed to open a connection; the pool renews it in the background before it expires. |
-//! | `POOL_MAX_CONNECTIONS` | `10` | Most connections the pool opens, at least 1. |
+//! | `POOL_MAX_CONNECTIONS` | `10` | Most connections the pool opens, 1–10000: DSQL accepts at most 10,000 connections per cluster (`53300` past it), so a larger pool could never fill, and sqlx sizes its structures by this number. |
 //! | `POOL_MAX_LIFETIME_SECS` | `3300` (55 min) | Age at which the pool retires a connection, 1–3599. DSQL closes every connection after 60 minutes, so the pool must retire them first. |
 //! | `POOL_IDLE_TIMEOUT_SECS` | `600` | How long a connection may sit idle before the pool closes it, 1–3599. |
 //! | `DATABASE_URL` | unset | `postgres://user[:password]@host[:port]/database[?sslmode=…]` for any PostgreSQL (or DSQL with a hand-made token as the password). Used when `CLUSTER_ENDPOINT` is unset. libpq variables (`PGPASSWORD`, `PGPASSFILE`, `PGSSLROOTCERT`, …) apply as in sqlx. Never echoed in messages or `Debug`, since it may hold a password. |
@@ -24,7 +24,7 @@
 //! URL names none, it is `CLUSTER_USER` (default `admin`). If both name one, they must agree.
 //!
 //! Every invalid value is an [`Error::Config`] naming the variable and saying what to set
-//! instead.
+//! instead; a number past its upper bound is named with the bound and the reason for it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -66,6 +66,9 @@ pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(900);
 pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(604_800);
 /// The default for `POOL_MAX_CONNECTIONS`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// The most connections a DSQL cluster accepts (its quota; the next is refused with `53300`),
+/// and so the largest `POOL_MAX_CONNECTIONS`.
+pub const DSQL_MAX_CONNECTIONS: u32 = 10_000;
 /// The default for `POOL_MAX_LIFETIME_SECS`: 55 minutes, five below DSQL's one-hour limit.
 pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3300);
 /// DSQL closes every connection after one hour; `POOL_MAX_LIFETIME_SECS` must stay below it.
@@ -104,7 +107,7 @@ pub enum Target {
 /// The connection pool's limits, all checked to be in range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolSettings {
-    /// Most connections open at once (`POOL_MAX_CONNECTIONS`), at least 1.
+    /// Most connections open at once (`POOL_MAX_CONNECTIONS`), 1 to [`DSQL_MAX_CONNECTIONS`].
     pub max_connections: u32,
     /// Age at which a connection is retired (`POOL_MAX_LIFETIME_SECS`), below one hour because
     /// DSQL closes connections at 60 minutes.
@@ -207,6 +210,7 @@ impl Config {
             "CLUSTER_PORT",
             DEFAULT_PORT,
             1..=u16::MAX,
+            "65535 is the largest TCP port",
         )?;
         let token_lifetime = parse_secs(
             get("DSQL_TOKEN_LIFETIME_SECS"),
@@ -220,7 +224,9 @@ impl Config {
                 get("POOL_MAX_CONNECTIONS"),
                 "POOL_MAX_CONNECTIONS",
                 DEFAULT_MAX_CONNECTIONS,
-                1..=u32::MAX,
+                1..=DSQL_MAX_CONNECTIONS,
+                "DSQL accepts at most 10000 connections per cluster, so a larger pool could \
+                 never fill",
             )?,
             max_lifetime: parse_secs(
                 get("POOL_MAX_LIFETIME_SECS"),
@@ -433,12 +439,15 @@ fn url_names_user(url: &str) -> bool {
     in_userinfo || in_query
 }
 
-/// Parses an optional number in `range`, or returns `default`.
+/// Parses an optional number in `range`, or returns `default`; `why` explains the upper
+/// bound. Anything else, a number too large for `T` included, is an [`Error::Config`] naming
+/// `variable`, the range, `why` and `default` as a value to set.
 fn parse_number<T>(
     value: Option<String>,
     variable: &'static str,
     default: T,
     range: std::ops::RangeInclusive<T>,
+    why: &str,
 ) -> Result<T>
 where
     T: FromStr + PartialOrd + fmt::Display + Copy,
@@ -451,7 +460,8 @@ where
         _ => Err(Error::Config {
             variable,
             problem: format!(
-                "{value:?} is not a whole number from {} to {}; set one, e.g. {variable}={default}",
+                "{value:?} is not a whole number from {} to {} ({why}); set one, e.g. \
+                 {variable}={default}",
                 range.start(),
                 range.end()
             ),
@@ -459,8 +469,7 @@ where
     }
 }
 
-/// Parses an optional number of seconds in `range`, or returns `default`; `why` explains the
-/// upper bound.
+/// [`parse_number`] for a number of seconds.
 fn parse_secs(
     value: Option<String>,
     variable: &'static str,
@@ -468,22 +477,7 @@ fn parse_secs(
     range: std::ops::RangeInclusive<u64>,
     why: &str,
 ) -> Result<Duration> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    match value.trim().parse::<u64>() {
-        Ok(secs) if range.contains(&secs) => Ok(Duration::from_secs(secs)),
-        _ => Err(Error::Config {
-            variable,
-            problem: format!(
-                "{value:?} is not a whole number of seconds from {} to {} ({why}); set one, \
-                 e.g. {variable}={}",
-                range.start(),
-                range.end(),
-                default.as_secs()
-            ),
-        }),
-    }
+    parse_number(value, variable, default.as_secs(), range, why).map(Duration::from_secs)
 }
 
 /// What is wrong with `.env`, without quoting it (it may hold secrets).

@@ -71,15 +71,16 @@ pub enum Error {
         /// The error of the last attempt.
         last: sea_orm::DbErr,
     },
-    /// The connection was lost while `COMMIT` was in flight: the transaction may or may not
-    /// have committed. Retried only for work declared idempotent.
+    /// The connection was lost while `COMMIT` was in flight, or DSQL answered it with `XX000`:
+    /// the transaction may or may not have committed. Retried only for work declared
+    /// idempotent.
     #[error(
-        "the outcome of the transaction is unknown (connection lost during COMMIT, attempt {attempts}): {cause}"
+        "the outcome of the transaction is unknown (COMMIT lost or failed with XX000, attempt {attempts}): {cause}"
     )]
     OutcomeUnknown {
         /// The attempt during which the commit was lost.
         attempts: u32,
-        /// The connection error.
+        /// The connection error, or the `XX000`.
         cause: sea_orm::DbErr,
     },
     /// The first connection to the database failed: nothing listens at the address, it did not

@@ -119,8 +119,8 @@ enum UserAction {
     Create {
         /// The database role to create (letters, digits and _).
         name: String,
-        /// The IAM role whose principals may log in as it, e.g.
-        /// arn:aws:iam::123456789012:role/clinic.
+        /// The IAM role (or user) whose principals may log in as it, e.g.
+        /// arn:aws:iam::123456789012:role/clinic; anything else is refused before connecting.
         #[arg(long)]
         iam_role: Option<String>,
     },

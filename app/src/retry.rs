@@ -13,9 +13,13 @@
 //! |---|---|---|
 //! | conflict | `40001` (DSQL's `OC000` data conflict; PostgreSQL's serialization failure) | the loser of a race; a fresh snapshot usually wins |
 //! | schema changed | `40001` with `(OC001)` | the session's catalog cache went stale after DDL; retried at once and not counted against `max_attempts` (see [`MAX_SCHEMA_RETRIES`]) |
-//! | transient | `53300` too many connections, `53400` connection rate exceeded, `XX000` server unavailable | DSQL's documented "retry the whole transaction" refusals |
+//! | transient | `53300` too many connections, `53400` connection rate exceeded | DSQL refuses the connection before any work: retried |
+//! | unavailable | `XX000` server unavailable | DSQL's "retry the whole transaction": retried before `COMMIT`; answering `COMMIT` it leaves the outcome unknown, as below |
 //! | connection lost before `COMMIT` | I/O errors, `08xxx`, `57P01`–`57P03` | nothing was committed, so running again is safe |
-//! | connection lost during `COMMIT` | the same, raised by `COMMIT` itself | the outcome is unknown: [`Error::OutcomeUnknown`], retried only when the caller declares the work [`Idempotency::Idempotent`] (for instance inserts with client-generated UUID keys) |
+//! | connection lost during `COMMIT` | the same, raised by `COMMIT` itself | the outcome is unknown: [`Error::OutcomeUnknown`], retried only when the caller declares the work [`Idempotency::Idempotent`] |
+//!
+//! A `40001` answering `COMMIT` is not an unknown outcome: DSQL reports the transaction
+//! aborted, so it is retried whatever the work.
 //!
 //! Everything else (a unique violation, a check constraint, the 3,000-row limit `54000`, …) is
 //! returned at once: running it again would fail the same way. When the attempts run out the
@@ -73,8 +77,10 @@ impl RetryPolicy {
 /// Whether running the work twice is harmless, which decides what a lost `COMMIT` means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Idempotency {
-    /// Running it again cannot apply it twice (e.g. inserts keyed by client-generated UUIDs,
-    /// upserts, absolute updates).
+    /// Running it again after an attempt that did commit cannot apply it twice, and still
+    /// returns what the caller should see (e.g. an insert with a key generated once per call,
+    /// `ON CONFLICT (key) DO NOTHING`, then the row read back; upserts; absolute updates). A
+    /// plain `INSERT` is not: run again, it meets its own key (`23505`).
     Idempotent,
     /// Running it again could apply it twice (e.g. `n = n + 1`): a lost `COMMIT` is reported.
     NotIdempotent,
@@ -87,8 +93,11 @@ pub enum ErrorClass {
     Conflict,
     /// `40001 … (OC001)`: the session's catalog was stale; the next attempt refreshes it.
     SchemaChanged,
-    /// `53300`, `53400`, `XX000`: DSQL asks to try again.
+    /// `53300`, `53400`: DSQL refused the connection; try again.
     Transient,
+    /// `XX000`: DSQL's server unavailable. Try again, unless it answered `COMMIT`: then
+    /// whether the transaction committed is unknown.
+    Unavailable,
     /// The connection broke.
     ConnectionLost,
     /// Anything else: returned to the caller.
@@ -103,7 +112,8 @@ pub fn classify(err: &DbErr) -> ErrorClass {
     if let Some(code) = sqlstate(err) {
         return match code.as_str() {
             "40001" | "OC000" => ErrorClass::Conflict,
-            "53300" | "53400" | "XX000" => ErrorClass::Transient,
+            "53300" | "53400" => ErrorClass::Transient,
+            "XX000" => ErrorClass::Unavailable,
             "57P01" | "57P02" | "57P03" => ErrorClass::ConnectionLost,
             code if code.starts_with("08") => ErrorClass::ConnectionLost,
             _ => ErrorClass::Permanent,
@@ -183,8 +193,8 @@ where
             continue;
         }
         (counted, schema_retries) = (counted + 1, 0);
-        if class == ErrorClass::ConnectionLost
-            && during_commit
+        if during_commit
+            && leaves_outcome_unknown(class)
             && idempotency == Idempotency::NotIdempotent
         {
             return Err(Error::OutcomeUnknown {
@@ -202,6 +212,13 @@ where
         warn!(attempt = attempts, ?class, %err, ?wait, "transaction failed; retrying");
         tokio::time::sleep(wait).await;
     }
+}
+
+/// Whether an error of `class` answering `COMMIT` leaves unknown whether the transaction
+/// committed: a lost connection, or DSQL's `XX000` (the server may have applied the commit
+/// before it failed). A conflict or any other refusal at `COMMIT` means it was rolled back.
+fn leaves_outcome_unknown(class: ErrorClass) -> bool {
+    matches!(class, ErrorClass::ConnectionLost | ErrorClass::Unavailable)
 }
 
 /// A read that touches every clinic table, for [`refresh_catalogs`] after the migrations.
@@ -271,6 +288,21 @@ mod tests {
     fn io_error() -> DbErr {
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
         DbErr::Exec(RuntimeErr::SqlxError(Arc::new(sqlx::Error::Io(io))))
+    }
+
+    #[test]
+    fn only_a_lost_connection_or_xx000_at_commit_leaves_the_outcome_unknown() {
+        let unknown = [ErrorClass::ConnectionLost, ErrorClass::Unavailable];
+        for class in [
+            ErrorClass::Conflict,
+            ErrorClass::SchemaChanged,
+            ErrorClass::Transient,
+            ErrorClass::Unavailable,
+            ErrorClass::ConnectionLost,
+            ErrorClass::Permanent,
+        ] {
+            assert_eq!(leaves_outcome_unknown(class), unknown.contains(&class));
+        }
     }
 
     #[test]

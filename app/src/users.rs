@@ -18,6 +18,10 @@ use crate::local::{USER_SCHEMA, quote_identifier};
 /// creates `myschema` if needed and grants the role `USAGE` and `CREATE` on it. Run as `admin`.
 /// Safe to run again: existing roles and schemas are kept and grants are idempotent (how DSQL
 /// answers a repeated `AWS IAM GRANT` is not recorded, so that one is issued each time).
+///
+/// The ARN must pass [`is_iam_arn`] (else [`Error::Invalid`], and nothing is sent) and goes to
+/// the server as one literal ([`quote_literal`]): IAM paths may contain `'` and `\`, so quoting,
+/// not the check, is what keeps it data.
 pub async fn onboard(
     db: &impl ConnectionTrait,
     name: &str,
@@ -32,7 +36,9 @@ pub async fn onboard(
         && !is_iam_arn(arn)
     {
         return Err(Error::Invalid(format!(
-            "{arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/clinic"
+            "{arn:?} is not an IAM role or user ARN: use arn:<partition>:iam::<12-digit \
+             account>:role/<path><name> (or user/...), e.g. \
+             arn:aws:iam::123456789012:role/clinic"
         )));
     }
     let role = quote_identifier(name);
@@ -50,7 +56,7 @@ pub async fn onboard(
     }
     match iam_role_arn {
         Some(arn) if is_dsql(db).await? => {
-            statements.push(format!("AWS IAM GRANT {role} TO '{arn}'"));
+            statements.push(format!("AWS IAM GRANT {role} TO {}", quote_literal(arn)));
         }
         Some(_) => info!("not Aurora DSQL: no IAM mapping for role {name}"),
         None => {}
@@ -66,7 +72,28 @@ pub async fn onboard(
     Ok(())
 }
 
-/// `arn:<partition>:iam::<12-digit account>:role/<path and name>` with no quote characters.
+/// AWS's partitions, the second field of every ARN (as the SDKs' endpoint rules list them).
+pub const AWS_PARTITIONS: [&str; 8] = [
+    "aws",
+    "aws-cn",
+    "aws-us-gov",
+    "aws-iso",
+    "aws-iso-b",
+    "aws-iso-e",
+    "aws-iso-f",
+    "aws-eusc",
+];
+
+/// The longest IAM path, leading and trailing `/` included (IAM's limit).
+const MAX_IAM_PATH: usize = 512;
+/// The longest IAM role or user name (IAM's limit for both).
+const MAX_IAM_NAME: usize = 64;
+
+/// Whether `arn` is a well-formed IAM role or user ARN,
+/// `arn:<partition>:iam::<account>:role/<path><name>` (or `user/`): a partition of
+/// [`AWS_PARTITIONS`], a 12-digit account, a path of IAM's path characters (`!` through DEL,
+/// at most 512 with its slashes; it may hold `'` and `\`, so the ARN must still be quoted as
+/// a literal) and a name of IAM's name characters (letters, digits, `_+=,.@-`, 1 to 64).
 pub fn is_iam_arn(arn: &str) -> bool {
     let mut parts = arn.splitn(6, ':');
     let (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(resource)) = (
@@ -79,12 +106,122 @@ pub fn is_iam_arn(arn: &str) -> bool {
     ) else {
         return false;
     };
-    partition.starts_with("aws")
+    let Some(path_and_name) = resource
+        .strip_prefix("role/")
+        .or_else(|| resource.strip_prefix("user/"))
+    else {
+        return false;
+    };
+    // The path inside the ARN lacks its leading `/` and keeps its trailing one.
+    let (path, name) = path_and_name
+        .rfind('/')
+        .map_or(("", path_and_name), |slash| {
+            (&path_and_name[..=slash], &path_and_name[slash + 1..])
+        });
+    AWS_PARTITIONS.contains(&partition)
         && account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
-        && resource.starts_with("role/")
-        && resource.len() > "role/".len()
-        && resource
+        // With its leading `/`, which the ARN leaves out.
+        && path.len() < MAX_IAM_PATH
+        && path.bytes().all(|b| (b'!'..=0x7f).contains(&b))
+        && (1..=MAX_IAM_NAME).contains(&name.len())
+        && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/+=,.@_-".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
+}
+
+/// `text` as a PostgreSQL string literal whose value is `text` exactly: `'…'` with each `'`
+/// doubled, and when `text` holds a backslash the escape form `E'…'` with each `\` doubled
+/// too, so that the value does not depend on `standard_conforming_strings`. (The plain form is
+/// the one AWS documents for `AWS IAM GRANT`; that DSQL accepts `E'…'` there is an assumption,
+/// needed only for an IAM path with a backslash.) `text` must not contain NUL, which no
+/// PostgreSQL text can hold; [`is_iam_arn`] guarantees it.
+pub fn quote_literal(text: &str) -> String {
+    let quoted = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arns_from_aws_documentation_are_accepted() {
+        for arn in [
+            // IAM identifiers (IAM User Guide, "IAM ARNs").
+            "arn:aws:iam::123456789012:role/S3Access",
+            "arn:aws:iam::123456789012:role/application_abc/component_xyz/RDSAccess",
+            "arn:aws:iam::123456789012:role/aws-service-role/access-analyzer.amazonaws.com/AWSServiceRoleForAccessAnalyzer",
+            "arn:aws:iam::123456789012:role/service-role/QuickSightAction",
+            "arn:aws:iam::123456789012:user/JohnDoe",
+            "arn:aws:iam::123456789012:user/division_abc/subdivision_xyz/JaneDoe",
+            // Other partitions.
+            "arn:aws-cn:iam::123456789012:role/clinic",
+            "arn:aws-us-gov:iam::123456789012:role/clinic",
+            "arn:aws-iso-f:iam::123456789012:user/clinic",
+            "arn:aws-eusc:iam::123456789012:role/clinic",
+            // A path of any character from ! to DEL (CreateRole's Path pattern).
+            r"arn:aws:iam::123456789012:role/o'brien/a\b;--$$/x:y/clinic",
+            "arn:aws:iam::123456789012:role/\u{7f}/clinic",
+            "arn:aws:iam::123456789012:role/+=,.@-_",
+        ] {
+            assert!(is_iam_arn(arn), "{arn} refused");
+        }
+        let longest_name = "n".repeat(MAX_IAM_NAME);
+        let longest_path = format!("{}/", "p".repeat(MAX_IAM_PATH - 2));
+        assert!(is_iam_arn(&format!(
+            "arn:aws:iam::123456789012:role/{longest_path}{longest_name}"
+        )));
+    }
+
+    #[test]
+    fn anything_but_an_iam_role_or_user_arn_is_refused() {
+        for arn in [
+            "arn:aws'; CREATE TABLE injected(); --:iam::123456789012:role/x",
+            "arn:aws-evil:iam::123456789012:role/x",
+            "arn:AWS:iam::123456789012:role/x",
+            "arn:aws:iam::12345678901:role/x",
+            "arn:aws:iam::1234567890123:role/x",
+            "arn:aws:iam::12345678901a:role/x",
+            "arn:aws:iam:us-east-1:123456789012:role/x",
+            "arn:aws:sts::123456789012:assumed-role/x/session",
+            "arn:aws:iam::123456789012:group/x",
+            "arn:aws:iam::123456789012:policy/x",
+            "arn:aws:iam::123456789012:role/",
+            "arn:aws:iam::123456789012:role/path/",
+            "arn:aws:iam::123456789012:role/x'y",
+            "arn:aws:iam::123456789012:role/x y",
+            "arn:aws:iam::123456789012:role/a b/x",
+            "arn:aws:iam::123456789012:role/a\0b/x",
+            "arn:aws:iam::123456789012:role/é/x",
+            "arn:aws:iam::123456789012:role",
+            "arn:aws:s3:::bucket",
+            "",
+        ] {
+            assert!(!is_iam_arn(arn), "{arn:?} accepted");
+        }
+        let long_name = "n".repeat(MAX_IAM_NAME + 1);
+        assert!(!is_iam_arn(&format!(
+            "arn:aws:iam::123456789012:role/{long_name}"
+        )));
+        let long_path = format!("{}/", "p".repeat(MAX_IAM_PATH - 1));
+        assert!(!is_iam_arn(&format!(
+            "arn:aws:iam::123456789012:role/{long_path}x"
+        )));
+    }
+
+    #[test]
+    fn literals_keep_quotes_and_backslashes_as_data() {
+        assert_eq!(
+            quote_literal("arn:aws:iam::1:role/x"),
+            "'arn:aws:iam::1:role/x'"
+        );
+        assert_eq!(quote_literal("o'brien"), "'o''brien'");
+        assert_eq!(quote_literal(r"a\'b"), r"E'a\\''b'");
+        assert_eq!(quote_literal("'; --"), "'''; --'");
+    }
 }

@@ -48,6 +48,22 @@ fn a_bad_setting_fails_before_connecting_and_names_the_variable() {
     assert!(!message.contains("Connected"), "{message}");
 }
 
+/// The setting that used to abort the app with a 192 GB allocation: refused before anything
+/// starts, naming the variable and DSQL's per-cluster connection limit.
+#[test]
+fn a_pool_larger_than_dsqls_connection_limit_is_refused_before_connecting() {
+    let output = app(&["demo"], &[("POOL_MAX_CONNECTIONS", "4000000000")]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("POOL_MAX_CONNECTIONS"), "{message}");
+    assert!(message.contains("10000"), "{message}");
+    assert!(
+        !stdout(&output).contains("Connected"),
+        "{}",
+        stdout(&output)
+    );
+}
+
 #[test]
 fn token_prints_a_well_formed_admin_token_with_fake_credentials() {
     let host = "abcdefghijklmnopqrstuvwxyz.dsql.eu-west-1.on.aws";

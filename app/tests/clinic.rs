@@ -371,3 +371,198 @@ async fn a_connection_lost_before_commit_is_retried_on_a_new_connection() {
     assert_eq!(retried.attempts, 2);
     assert_eq!(owners_count(&db).await, 1, "written exactly once");
 }
+
+/// The backend process id of the connection `pool` hands out next (its only one).
+async fn next_session(pool: &sqlx::PgPool) -> u32 {
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(pool)
+        .await
+        .expect("the pid");
+    u32::try_from(pid).expect("a pid")
+}
+
+/// A COMMIT that applied and whose answer never arrived, through the app's own pool (one
+/// connection, so the session chosen is the one the data function gets) and its retry: every
+/// data function declared idempotent succeeds once, on its second attempt, leaving exactly the
+/// rows it was asked for; the one that is not idempotent says the outcome is unknown after one
+/// attempt, and its write did land.
+#[cfg(feature = "front-door")]
+#[tokio::test]
+async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_otherwise() {
+    use app::clinic::batch::delete_all;
+    use app::clinic::owners::Found;
+    use app::clinic::vets::find_or_create_specialty;
+    use app::config::PoolSettings;
+
+    let door = common::door::shared().await;
+    let database = fresh_database("lost_commit_reply").await;
+    let tokens = door
+        .tokens("admin", &door.secret, std::time::Duration::from_secs(3600))
+        .await;
+    let settings = PoolSettings {
+        max_connections: 1,
+        ..PoolSettings::default()
+    };
+    let refreshing = door.pool(&database, "admin", &settings, tokens).await;
+    let db = refreshing.database();
+    Migrator::up(&db, None).await.expect("migrate");
+    let pool = refreshing.pool();
+    let policy = fast_policy();
+    let lose_the_next_reply = async || {
+        door.failures
+            .lose_next_commit_reply(next_session(pool).await)
+    };
+
+    let ann = owners::create(&db, &owner("ann@example.com"))
+        .await
+        .expect("an owner");
+    let rex = NewPet {
+        name: "Rex".into(),
+        birth_date: sea_orm::prelude::Date::from_ymd_opt(2020, 1, 1).expect("a date"),
+        owner_id: Some(ann.id),
+        status: "waiting".into(),
+        metadata: None,
+    };
+    lose_the_next_reply().await;
+    let created = pets::create(&db, &policy, &rex)
+        .await
+        .expect("pets::create succeeds once its reply was lost");
+    assert_eq!(created.attempts, 2);
+    let stored = entity::pet::Entity::find().all(&db).await.expect("pets");
+    assert_eq!(
+        stored,
+        std::slice::from_ref(&created.value),
+        "exactly the one pet"
+    );
+
+    lose_the_next_reply().await;
+    let bob = owners::find_or_create_by_email(&db, &policy, &owner("bob@example.com"))
+        .await
+        .expect("find-or-create succeeds once its reply was lost");
+    assert_eq!(bob.attempts, 2);
+    assert_eq!(bob.value.1, Found::Created, "this call wrote it");
+    assert_eq!(owners_count(&db).await, 2, "Ann and one Bob");
+
+    lose_the_next_reply().await;
+    let surgery = find_or_create_specialty(&db, &policy, "surgery")
+        .await
+        .expect("the specialty succeeds once its reply was lost");
+    assert_eq!(surgery.attempts, 2);
+    assert_eq!(
+        entity::specialty::Entity::find()
+            .count(&db)
+            .await
+            .expect("count"),
+        1
+    );
+
+    lose_the_next_reply().await;
+    let visited = pets::record_visit(&db, &policy, created.value.id).await;
+    assert!(
+        matches!(visited, Err(Error::OutcomeUnknown { attempts: 1, .. })),
+        "{visited:?}"
+    );
+    let rex_now = entity::pet::Entity::find_by_id(created.value.id)
+        .one(&db)
+        .await
+        .expect("read")
+        .expect("Rex");
+    assert_eq!(rex_now.visit_count, Some(1), "the visit did land, once");
+
+    lose_the_next_reply().await;
+    delete_all::<entity::pet::Entity>(&db, &policy, 3000)
+        .await
+        .expect("delete_all succeeds once its reply was lost");
+    assert_eq!(
+        entity::pet::Entity::find().count(&db).await.expect("count"),
+        0
+    );
+    refreshing.close().await;
+}
+
+/// DSQL's "retry the whole transaction" `XX000`, answering a `COMMIT`: whether the commit
+/// applied is unknown, so non-idempotent work is reported after one attempt rather than run
+/// again, while idempotent work is retried. (The server here answers the first `COMMIT` that
+/// touches the table with `XX000`, from a deferred trigger set up behind the front door.)
+#[cfg(feature = "front-door")]
+#[tokio::test]
+async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
+    use sqlx::Connection;
+
+    let database = fresh_database("xx000_at_commit").await;
+    let options = common::server()
+        .await
+        .backend()
+        .superuser_options(&database);
+    let mut superuser = sqlx::PgConnection::connect_with(&options)
+        .await
+        .expect("the server's superuser");
+    sqlx::raw_sql(
+        "CREATE TABLE commit_fault (id int PRIMARY KEY, n int NOT NULL);
+         INSERT INTO commit_fault VALUES (1, 0);
+         GRANT SELECT, UPDATE ON commit_fault TO admin;
+         CREATE SEQUENCE commit_fault_once;
+         CREATE FUNCTION commit_fault_fail() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+           AS $$ BEGIN
+             IF nextval('commit_fault_once') = 1 THEN
+               RAISE EXCEPTION USING ERRCODE = 'XX000', MESSAGE = 'server unavailable';
+             END IF;
+             RETURN NULL;
+           END $$;
+         CREATE CONSTRAINT TRIGGER commit_fault_at_commit AFTER UPDATE ON commit_fault
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION commit_fault_fail();",
+    )
+    .execute(&mut superuser)
+    .await
+    .expect("the fault");
+    let db = admin_db(&database).await;
+    let n = async || -> i32 {
+        let row = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT n FROM commit_fault WHERE id = 1",
+            ))
+            .await
+            .expect("read")
+            .expect("the row");
+        row.try_get_by_index(0).expect("n")
+    };
+
+    let attempts = AtomicU32::new(0);
+    let increment = transaction(&db, &fast_policy(), Idempotency::NotIdempotent, |txn| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            txn.execute_unprepared("UPDATE commit_fault SET n = n + 1 WHERE id = 1")
+                .await?;
+            Ok(())
+        })
+    })
+    .await;
+    assert!(
+        matches!(increment, Err(Error::OutcomeUnknown { attempts: 1, .. })),
+        "{increment:?}"
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "not run again");
+    assert_eq!(
+        n().await,
+        0,
+        "this server rolled it back; DSQL might not have"
+    );
+
+    sqlx::raw_sql("SELECT setval('commit_fault_once', 1, false)")
+        .execute(&mut superuser)
+        .await
+        .expect("arm the fault again");
+    let set = transaction(&db, &fast_policy(), Idempotency::Idempotent, |txn| {
+        Box::pin(async move {
+            txn.execute_unprepared("UPDATE commit_fault SET n = 5 WHERE id = 1")
+                .await?;
+            Ok(())
+        })
+    })
+    .await
+    .expect("idempotent work is retried");
+    assert_eq!(set.attempts, 2);
+    assert_eq!(n().await, 5);
+    superuser.close().await.expect("close");
+}

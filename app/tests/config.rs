@@ -448,6 +448,69 @@ fn a_bad_pool_size_is_refused() {
     );
 }
 
+/// Every numeric setting, its largest accepted value, and words of the reason its message gives
+/// for that bound.
+const UPPER_BOUNDS: [(&str, u64, &str); 5] = [
+    ("CLUSTER_PORT", 65_535, "largest TCP port"),
+    ("DSQL_TOKEN_LIFETIME_SECS", 604_800, "one week"),
+    (
+        "POOL_MAX_CONNECTIONS",
+        10_000,
+        "DSQL accepts at most 10000 connections per cluster",
+    ),
+    ("POOL_MAX_LIFETIME_SECS", 3_599, "60 minutes"),
+    ("POOL_IDLE_TIMEOUT_SECS", 3_599, "an hour"),
+];
+
+/// A huge value used to reach the allocator (`POOL_MAX_CONNECTIONS=4000000000` asked for
+/// 192 GB and aborted); now every numeric setting stops at a documented bound, and a value past
+/// it is refused naming the variable, the bound, why, and a value to set instead.
+#[test]
+fn every_numeric_setting_past_its_upper_bound_is_refused_naming_the_bound_and_why() {
+    let not_numeric = [
+        "CLUSTER_ENDPOINT",
+        "CLUSTER_USER",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "DATABASE_URL",
+    ];
+    let mut listed: Vec<&str> = UPPER_BOUNDS.iter().map(|(v, _, _)| *v).collect();
+    listed.extend(not_numeric);
+    listed.sort_unstable();
+    let mut every = app::config::VARIABLES.to_vec();
+    every.sort_unstable();
+    assert_eq!(listed, every, "a numeric setting without a tested bound");
+
+    for (variable, bound, why) in UPPER_BOUNDS {
+        let at_bound = bound.to_string();
+        load(&[("CLUSTER_ENDPOINT", HOST), (variable, &at_bound)])
+            .unwrap_or_else(|e| panic!("{variable}={bound} is accepted: {e}"));
+        let past = [bound + 1, 4_000_000_000, u64::MAX]
+            .map(|n| n.to_string())
+            .into_iter()
+            .chain(["18446744073709551616".to_owned(), "9".repeat(40)]);
+        for value in past {
+            let problem = refused(
+                &[("CLUSTER_ENDPOINT", HOST), (variable, &value)],
+                variable,
+                &[],
+            );
+            assert!(
+                problem.contains(&format!("to {bound}")),
+                "{variable}={value}: the bound is not named: {problem}"
+            );
+            assert!(
+                problem.contains(why),
+                "{variable}={value}: the reason is not given: {problem}"
+            );
+            assert!(
+                problem.contains(&format!("{variable}=")),
+                "{variable}={value}: no value to set instead: {problem}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_max_lifetime_of_an_hour_or_more_is_refused_because_dsql_closes_connections_then() {
     for bad in ["3600", "7200", "0", "55m"] {

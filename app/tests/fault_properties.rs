@@ -235,7 +235,7 @@ proptest! {
         port in 1u16..,
         user in "[a-z_][a-z0-9_]{0,62}",
         lifetime in 1u64..=604_800,
-        connections in 1u32..,
+        connections in 1..=app::config::DSQL_MAX_CONNECTIONS,
         max_lifetime in 1u64..3600,
         idle in 1u64..3600,
     ) {
@@ -307,7 +307,8 @@ fn documented(code: &str) -> ErrorClass {
     match code {
         "40001" | "OC000" => ErrorClass::Conflict,
         "OC001" => ErrorClass::SchemaChanged,
-        "53300" | "53400" | "XX000" => ErrorClass::Transient,
+        "53300" | "53400" => ErrorClass::Transient,
+        "XX000" => ErrorClass::Unavailable,
         "57P01" | "57P02" | "57P03" => ErrorClass::ConnectionLost,
         _ if code.starts_with("08") => ErrorClass::ConnectionLost,
         _ => ErrorClass::Permanent,

@@ -7,12 +7,13 @@ mod common;
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use app::config::PoolSettings;
-use app::dsql::pool::{RefreshPolicy, RefreshStatus, RefreshingPool};
+use app::dsql::pool::{Clock, RefreshPolicy, RefreshStatus, RefreshingPool, WALL_CLOCK_CHECK};
 use app::dsql::token::{StaticPassword, Token, TokenSource};
 use app::local::{Credentials, quote_identifier};
 use app::secret::Secret;
@@ -426,5 +427,175 @@ async fn debug_output_contains_no_password() {
     for index in 0..source.passwords_set() {
         assert!(!debug.contains(source.password(index).expose()), "{debug}");
     }
+    within("close()", refreshing.close()).await;
+}
+
+/// Clocks a test moves by hand: `advance` moves the wall clock and monotonic time together (time
+/// passing), `suspend` moves only the wall clock (a laptop or VM asleep: the monotonic clock
+/// stops). Sleeps end when monotonic time reaches them; `sleeps` counts the sleeps begun, so a
+/// test can wait until the task has looked at the clock again.
+struct ManualClock {
+    wall: Mutex<SystemTime>,
+    monotonic: tokio::sync::watch::Sender<Duration>,
+    sleeps: AtomicU64,
+}
+
+impl ManualClock {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            wall: Mutex::new(SystemTime::now()),
+            monotonic: tokio::sync::watch::Sender::new(Duration::ZERO),
+            sleeps: AtomicU64::new(0),
+        })
+    }
+
+    fn advance(&self, by: Duration) {
+        *self.wall.lock().expect("wall") += by;
+        self.monotonic.send_modify(|now| *now += by);
+    }
+
+    fn suspend(&self, for_: Duration) {
+        *self.wall.lock().expect("wall") += for_;
+    }
+
+    fn sleeps(&self) -> u64 {
+        self.sleeps.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the task has begun more than `seen` sleeps.
+    async fn next_sleep_after(&self, seen: u64) {
+        within("the refresh task's next look at the clock", async {
+            while self.sleeps() <= seen {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.wall.lock().expect("wall")
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        let mut monotonic = self.monotonic.subscribe();
+        let until = *monotonic.borrow() + duration;
+        self.sleeps.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            while *monotonic.borrow_and_update() < until {
+                if monotonic.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+/// The server's `admin` password as a token valid for 15 minutes, counting calls; the call
+/// numbered `panic_on` (if any) panics instead, as a buggy credential provider might.
+#[derive(Clone)]
+struct CountedAdminPassword {
+    password: Secret,
+    calls: Arc<AtomicU64>,
+    panic_on: Option<u64>,
+}
+
+impl CountedAdminPassword {
+    async fn new(panic_on: Option<u64>) -> Self {
+        Self {
+            password: server().await.admin().password.clone(),
+            calls: Arc::new(AtomicU64::new(0)),
+            panic_on,
+        }
+    }
+
+    fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl TokenSource for CountedAdminPassword {
+    async fn token(&self) -> app::Result<Token> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        assert_ne!(Some(call), self.panic_on, "token source bug on call {call}");
+        Ok(Token {
+            secret: self.password.clone(),
+            valid_for: Some(Duration::from_secs(900)),
+        })
+    }
+}
+
+async fn connect_with_manual_clock(
+    purpose: &str,
+    source: &CountedAdminPassword,
+    clock: &Arc<ManualClock>,
+) -> RefreshingPool {
+    let database = fresh_database(purpose).await;
+    let options = server()
+        .await
+        .connect_options(&database, server().await.admin());
+    RefreshingPool::connect_with_clock(
+        options,
+        None,
+        &settings(1),
+        source.clone(),
+        fast_retries(),
+        Arc::clone(clock) as Arc<dyn Clock>,
+    )
+    .await
+    .expect("connect the refreshing pool")
+}
+
+/// A machine asleep for an hour: the monotonic clock stood still, the 15-minute token expired
+/// on the wall clock. The first look at the clock after waking (at most one check interval)
+/// refreshes it, where a monotonic timer would still wait out its 12 minutes.
+#[tokio::test]
+async fn a_wall_clock_jump_past_the_refresh_point_refreshes_at_the_next_check() {
+    let clock = ManualClock::new();
+    let source = CountedAdminPassword::new(None).await;
+    let refreshing = connect_with_manual_clock("wall_clock_jump", &source, &clock).await;
+    let status = refreshing.status();
+
+    clock.next_sleep_after(0).await;
+    let seen = clock.sleeps();
+    clock.advance(WALL_CLOCK_CHECK);
+    clock.next_sleep_after(seen).await;
+    assert_eq!(status.attempts(), 0, "not due after {WALL_CLOCK_CHECK:?}");
+
+    clock.suspend(Duration::from_secs(3600));
+    clock.advance(WALL_CLOCK_CHECK);
+    refreshes(&status, 1).await;
+    assert_eq!(source.calls(), 2, "one at connect, one refresh");
+    assert_eq!(status.attempts(), 1);
+    within("close()", refreshing.close()).await;
+}
+
+/// A token source that panics (its first call from the refresh task): the task dies, the
+/// status says so, and the task is started again and refreshes.
+#[tokio::test]
+async fn a_refresh_task_that_panics_is_reported_and_restarted() {
+    let clock = ManualClock::new();
+    let source = CountedAdminPassword::new(Some(2)).await;
+    let refreshing = connect_with_manual_clock("refresh_panics", &source, &clock).await;
+    let status = refreshing.status();
+
+    clock.next_sleep_after(0).await;
+    clock.suspend(Duration::from_secs(3600));
+    within("a refresh after the panic", async {
+        while status.successes() < 1 {
+            clock.advance(Duration::from_secs(1));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        source.calls(),
+        3,
+        "connect, the panic, the restarted task's refresh"
+    );
+    assert_eq!(status.panics(), 1, "the dead task is reported");
+    assert!(status.last_panic().is_some());
+    assert_eq!((status.attempts(), status.failures()), (2, 0));
     within("close()", refreshing.close()).await;
 }

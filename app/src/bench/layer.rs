@@ -344,7 +344,9 @@ impl Layer {
         match self.side {
             Side::App => {
                 let retried =
-                    retry::transaction(&self.db, &self.policy, Idempotency::Idempotent, |txn| {
+                    // A plain multi-row INSERT: run again after a lost COMMIT answer it
+                    // would meet its own keys, so it is not declared idempotent.
+                    retry::transaction(&self.db, &self.policy, Idempotency::NotIdempotent, |txn| {
                         let models = rows.iter().map(|p| pet::ActiveModel {
                             id: Set(p.id),
                             name: Set(p.name.clone()),

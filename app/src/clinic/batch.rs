@@ -15,7 +15,8 @@ use crate::retry::{Idempotency, RetryPolicy, transaction};
 
 /// Deletes all rows of `E` in batches of at most `batch_size` (capped at 3,000) rows per
 /// transaction; returns how many rows were deleted. Safe to rerun: a batch deletes whatever is
-/// left.
+/// left, so it is retried even when its `COMMIT` answer was lost. The rows of such a batch are
+/// gone but not counted: the count comes from the answers that arrived.
 pub async fn delete_all<E>(
     db: &DatabaseConnection,
     policy: &RetryPolicy,

@@ -86,20 +86,26 @@ pub async fn upsert_by_email(db: &impl ConnectionTrait, new: &NewOwner) -> Resul
 
 /// Returns the owner with `new.email`, creating it from `new` if there is none; an existing row
 /// is kept as it is. Safe under concurrency: all callers end up with the same single row (see
-/// [`super::find_or_create`]).
+/// [`super::find_or_create`]). The key is generated once per call, so a row found with it is
+/// this call's own (an earlier attempt that committed and whose answer was lost): `Created`.
 pub async fn find_or_create_by_email(
     db: &DatabaseConnection,
     policy: &RetryPolicy,
     new: &NewOwner,
 ) -> Result<Retried<(owner::Model, Found)>> {
     validated(new)?;
+    let ours = new.active_model();
     find_or_create(db, policy, &format!("owner {}", new.email), |txn| {
-        let new = new.clone();
+        let (new, row) = (new.clone(), ours.clone());
         Box::pin(async move {
             if let Some(existing) = find_by_email(txn, &new.email).await? {
-                return Ok(Some((existing, Found::Existing)));
+                let found = if row.id.as_ref() == &existing.id {
+                    Found::Created
+                } else {
+                    Found::Existing
+                };
+                return Ok(Some((existing, found)));
             }
-            let row = new.active_model();
             // Without RETURNING: SeaORM 2.0.4 reports an empty RETURNING as an error.
             let inserted = owner::Entity::insert(row.clone())
                 .on_conflict_do_nothing_on([owner::Column::Email])

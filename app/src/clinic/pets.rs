@@ -3,9 +3,10 @@
 use entity::pet_status::PetStatus;
 use entity::{owner, pet, pet_metadata::PetMetadata};
 use sea_orm::prelude::Date;
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, ModelTrait, QueryFilter,
+    EntityTrait, ModelTrait, QueryFilter, TryIntoModel,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -46,6 +47,11 @@ fn valid_status(status: &str) -> Result<(), ValidationError> {
 /// Creates a pet in one retried transaction. When it has an owner, the owner row is read
 /// `FOR KEY SHARE` first: with no foreign key in the database this is the integrity check, and
 /// the lock makes a concurrent delete of the owner conflict with this insert at commit.
+///
+/// Idempotent in fact, as the retry is told: the key is generated once per call, and the
+/// insert is `ON CONFLICT (id) DO NOTHING`. If an earlier attempt committed and its answer was
+/// lost, the next attempt inserts nothing, reads the row back and returns it when it is this
+/// call's write; a different row under the same key is an error, never reported as created.
 pub async fn create(
     db: &DatabaseConnection,
     policy: &RetryPolicy,
@@ -76,10 +82,24 @@ pub async fn create(
                 metadata: Set(new.metadata),
                 visit_count: Set(Some(0)),
             };
-            pet::Entity::insert(row)
+            let written: pet::Model = row.clone().try_into_model()?;
+            let inserted = pet::Entity::insert(row)
+                .on_conflict(OnConflict::column(pet::Column::Id).do_nothing().to_owned())
                 .exec_with_returning(txn)
-                .await
-                .map(Some)
+                .await;
+            match inserted {
+                Ok(model) => Ok(Some(model)),
+                // SeaORM's answer to an insert that `DO NOTHING` skipped: the key is taken.
+                Err(DbErr::RecordNotFound(_)) => {
+                    match pet::Entity::find_by_id(id).one(txn).await? {
+                        Some(stored) if stored == written => Ok(Some(stored)),
+                        _ => Err(DbErr::Custom(format!(
+                            "pet {id} exists and is not the one this call wrote"
+                        ))),
+                    }
+                }
+                Err(other) => Err(other),
+            }
         })
     })
     .await?;

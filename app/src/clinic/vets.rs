@@ -29,7 +29,9 @@ pub async fn ensure_specialty(db: &impl ConnectionTrait, name: &str) -> Result<(
 }
 
 /// Returns the specialty `name`, creating it if there is none; race-free (see
-/// [`super::find_or_create`]), so concurrent callers end up with the one row.
+/// [`super::find_or_create`]), so concurrent callers end up with the one row. The name is the
+/// whole row, so a row written by an earlier attempt whose answer was lost cannot be told from
+/// a concurrent caller's: it is reported as `Existing`.
 pub async fn find_or_create_specialty(
     db: &DatabaseConnection,
     policy: &RetryPolicy,

@@ -15,8 +15,18 @@
 //! token expires), a failed refresh here is retried with capped, jittered exponential backoff
 //! until it succeeds. [`RefreshStatus`] shows when the last refresh succeeded, so a health check
 //! can tell. The task ends when the pool is closed.
+//!
+//! The schedule is kept on the wall clock, against which tokens expire: the task sleeps on the
+//! monotonic clock in slices of at most [`WALL_CLOCK_CHECK`] and looks at the wall clock after
+//! each, because the monotonic clock stops while a laptop or VM is suspended, and a token due
+//! during the suspension would otherwise be refreshed only after a further full interval. A
+//! panic in the task (a buggy token source) is counted in [`RefreshStatus::panics`] and the
+//! task is started again, refreshing at once. Both clocks come from a [`Clock`], so tests can
+//! move them.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -43,6 +53,35 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest wait before a scheduled refresh, whatever the token says: a source that hands
 /// out tokens valid for (almost) no time must not make the task spin.
 const MIN_REFRESH_DELAY: Duration = Duration::from_millis(100);
+
+/// The longest the refresh task sleeps on the monotonic clock before it looks at the wall clock
+/// again. The monotonic clock stops while a laptop or VM is suspended and a token's expiry does
+/// not: after a wake-up, a refresh that came due waits at most this long.
+pub const WALL_CLOCK_CHECK: Duration = Duration::from_secs(10);
+
+/// The clocks the refresh task reads: the wall clock, against which tokens expire, and a
+/// monotonic sleep. Injectable so that tests can move time without waiting for it.
+pub trait Clock: Send + Sync + 'static {
+    /// The wall-clock time now.
+    fn now(&self) -> SystemTime;
+
+    /// Waits for `duration` of monotonic time.
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+/// The machine's clocks: [`SystemTime::now`] and tokio's timer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+}
 
 /// How the background refresh behaves.
 ///
@@ -150,7 +189,9 @@ pub struct RefreshStatus {
     attempts: AtomicU64,
     failures: AtomicU64,
     successes: AtomicU64,
+    panics: AtomicU64,
     last_success: Mutex<Option<SystemTime>>,
+    last_panic: Mutex<Option<SystemTime>>,
 }
 
 impl RefreshStatus {
@@ -181,6 +222,22 @@ impl RefreshStatus {
         self.successes.load(Ordering::Acquire)
     }
 
+    /// How many times the refresh task died of a panic (each time it is started again, with a
+    /// refresh at once, after a backoff). Non-zero means a bug in the token source; a count
+    /// that keeps growing while [`successes`](Self::successes) does not means refreshing has
+    /// stopped working.
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Acquire)
+    }
+
+    /// When the refresh task last died of a panic, or `None` if it never has.
+    pub fn last_panic(&self) -> Option<SystemTime> {
+        *self
+            .last_panic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn record_attempt(&self) -> u64 {
         self.attempts.fetch_add(1, Ordering::AcqRel) + 1
     }
@@ -189,12 +246,20 @@ impl RefreshStatus {
         self.failures.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn record_success(&self) {
+    fn record_success(&self, at: SystemTime) {
         *self
             .last_success
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(SystemTime::now());
+            .unwrap_or_else(PoisonError::into_inner) = Some(at);
         self.successes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn record_panic(&self, at: SystemTime) {
+        *self
+            .last_panic
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(at);
+        self.panics.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -324,6 +389,27 @@ impl RefreshingPool {
         source: S,
         policy: RefreshPolicy,
     ) -> Result<Self> {
+        Self::connect_with_clock(
+            options,
+            schema,
+            settings,
+            source,
+            policy,
+            Arc::new(SystemClock),
+        )
+        .await
+    }
+
+    /// [`connect`](Self::connect), with the refresh task reading `clock` instead of the
+    /// machine's clocks.
+    pub async fn connect_with_clock<S: TokenSource>(
+        options: PgConnectOptions,
+        schema: Option<&str>,
+        settings: &PoolSettings,
+        source: S,
+        policy: RefreshPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         policy.validate()?;
         let Token { secret, valid_for } = source.token().await?;
 
@@ -346,6 +432,7 @@ impl RefreshingPool {
                 source,
                 policy,
                 Arc::clone(&status),
+                clock,
                 valid_for,
             ))
         });
@@ -388,76 +475,155 @@ impl RefreshingPool {
     }
 }
 
-/// Refreshes the pool's password until the pool closes (or a token without expiry arrives).
+/// Refreshes the pool's password until the pool closes (or a token without expiry arrives),
+/// running [`refresh_loop`] as a task of its own: if that task panics (a token source with a
+/// bug, say), the panic is counted in `status` and logged, and after a backoff the task is
+/// started again with the refresh due at once, since the panicking call may have been the
+/// refresh itself.
 async fn refresh_task<S: TokenSource>(
     pool: PgPool,
     options: PgConnectOptions,
     source: S,
     policy: RefreshPolicy,
     status: Arc<RefreshStatus>,
+    clock: Arc<dyn Clock>,
     valid_for: Duration,
 ) {
     let mut closed = pool.close_event();
-    let refreshing = refresh_loop(&pool, &options, &source, &policy, &status, valid_for);
-    match closed.do_until(refreshing).await {
-        Ok(()) => info!("the token source returned a token without expiry; refresh ends"),
-        Err(_) => debug!("pool closed; token refresh ends"),
+    let source = Arc::new(source);
+    let supervising = async {
+        let mut due = due_after(&*clock, &policy, valid_for);
+        let mut backoff = Backoff::new(&policy);
+        loop {
+            let successes = status.successes();
+            let run = tokio::spawn(refresh_loop(
+                pool.clone(),
+                options.clone(),
+                Arc::clone(&source),
+                policy.clone(),
+                Arc::clone(&status),
+                Arc::clone(&clock),
+                due,
+            ));
+            match run.await {
+                Err(error) if error.is_panic() => {
+                    status.record_panic(clock.now());
+                    if status.successes() > successes {
+                        backoff = Backoff::new(&policy);
+                    }
+                    let restart_in = backoff.next_wait();
+                    warn!(
+                        panics = status.panics(),
+                        restart_in_ms = u64::try_from(restart_in.as_millis()).unwrap_or(u64::MAX),
+                        "the token refresh task panicked; restarting it, with a refresh at once"
+                    );
+                    clock.sleep(restart_in).await;
+                    due = clock.now();
+                }
+                _ => return,
+            }
+        }
+    };
+    if closed.do_until(supervising).await.is_err() {
+        debug!("pool closed; token refresh ends");
+    }
+}
+
+/// When a token valid for `valid_for` from now is due for replacement, on the wall clock.
+fn due_after(clock: &dyn Clock, policy: &RefreshPolicy, valid_for: Duration) -> SystemTime {
+    let now = clock.now();
+    now.checked_add(policy.refresh_delay(valid_for))
+        .unwrap_or(now)
+}
+
+/// Waits until `due` on the wall clock, looking at it at least every [`WALL_CLOCK_CHECK`] of
+/// monotonic time: the monotonic clock stops while the machine is suspended, the token's
+/// expiry does not, so after a wake-up a refresh that came due waits at most one check. Also
+/// returns once as much monotonic time has passed as `due` was away, so a wall clock set back
+/// does not delay the refresh either.
+async fn wait_until(clock: &dyn Clock, due: SystemTime) {
+    let planned = due.duration_since(clock.now()).unwrap_or_default();
+    let mut slept = Duration::ZERO;
+    loop {
+        let Ok(remaining) = due.duration_since(clock.now()) else {
+            return;
+        };
+        let slice = remaining
+            .min(planned.saturating_sub(slept))
+            .min(WALL_CLOCK_CHECK);
+        if slice.is_zero() {
+            return;
+        }
+        clock.sleep(slice).await;
+        slept += slice;
     }
 }
 
 /// Waits until the current token is due, fetches the next one (retrying until it comes), puts
-/// it in the pool's connect options, and repeats. Returns only when a token has no expiry.
+/// it in the pool's connect options, and repeats. Returns when a token has no expiry, or when
+/// the pool closes.
 async fn refresh_loop<S: TokenSource>(
-    pool: &PgPool,
-    options: &PgConnectOptions,
-    source: &S,
-    policy: &RefreshPolicy,
-    status: &RefreshStatus,
-    mut valid_for: Duration,
+    pool: PgPool,
+    options: PgConnectOptions,
+    source: Arc<S>,
+    policy: RefreshPolicy,
+    status: Arc<RefreshStatus>,
+    clock: Arc<dyn Clock>,
+    mut due: SystemTime,
 ) {
-    loop {
-        let due_in = policy.refresh_delay(valid_for);
-        debug!(
-            due_in_s = due_in.as_secs_f64(),
-            "next token refresh scheduled"
-        );
-        tokio::time::sleep(due_in).await;
+    let mut closed = pool.close_event();
+    let refreshing = async {
+        loop {
+            debug!(
+                due_in_s = due
+                    .duration_since(clock.now())
+                    .unwrap_or_default()
+                    .as_secs_f64(),
+                "next token refresh scheduled"
+            );
+            wait_until(&*clock, due).await;
 
-        let mut backoff = Backoff::new(policy);
-        let token = loop {
-            let attempt = status.record_attempt();
-            match source.token().await {
-                Ok(token) => break token,
-                Err(error) => {
-                    status.record_failure();
-                    let retry_in = backoff.next_wait();
-                    // `Error`'s messages never contain a token, and the token is not in scope.
-                    warn!(
-                        %error,
-                        attempt,
-                        failures = status.failures(),
-                        retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
-                        "token refresh failed; new connections keep using the previous token \
-                         until it expires"
-                    );
-                    tokio::time::sleep(retry_in).await;
+            let mut backoff = Backoff::new(&policy);
+            let token = loop {
+                let attempt = status.record_attempt();
+                match source.token().await {
+                    Ok(token) => break token,
+                    Err(error) => {
+                        status.record_failure();
+                        let retry_in = backoff.next_wait();
+                        // `Error`'s messages never contain a token, and the token is not in scope.
+                        warn!(
+                            %error,
+                            attempt,
+                            failures = status.failures(),
+                            retry_in_ms = u64::try_from(retry_in.as_millis()).unwrap_or(u64::MAX),
+                            "token refresh failed; new connections keep using the previous token \
+                             until it expires"
+                        );
+                        clock.sleep(retry_in).await;
+                    }
+                }
+            };
+
+            pool.set_connect_options(options.clone().password(token.secret.expose()));
+            status.record_success(clock.now());
+            info!(
+                attempt = status.attempts(),
+                refreshes = status.successes(),
+                token_valid_for_s = token.valid_for.map(|d| d.as_secs_f64()),
+                "token refreshed for new connections"
+            );
+            match token.valid_for {
+                Some(valid_for) => due = due_after(&*clock, &policy, valid_for),
+                None => {
+                    info!("the token source returned a token without expiry; refresh ends");
+                    return;
                 }
             }
-        };
-
-        pool.set_connect_options(options.clone().password(token.secret.expose()));
-        status.record_success();
-        info!(
-            attempt = status.attempts(),
-            refreshes = status.successes(),
-            token_valid_for_s = token.valid_for.map(|d| d.as_secs_f64()),
-            "token refreshed for new connections"
-        );
-        match token.valid_for {
-            Some(next) => valid_for = next,
-            None => return,
         }
-    }
+    };
+    // The pool closed: nothing more to refresh.
+    let _ = closed.do_until(refreshing).await;
 }
 
 /// `name` as a PostgreSQL quoted identifier: in double quotes, inner double quotes doubled.
@@ -536,6 +702,38 @@ mod tests {
         assert!(policy(100, 10).validate().is_err());
         assert!(policy(10, 10).validate().is_ok());
         assert!(RefreshPolicy::default().validate().is_ok());
+    }
+
+    /// A wall clock that never moves (as one set back by as much as time passes), and sleeps
+    /// that end at once and are recorded.
+    struct StuckWallClock {
+        at: SystemTime,
+        slept: Mutex<Vec<Duration>>,
+    }
+
+    impl Clock for StuckWallClock {
+        fn now(&self) -> SystemTime {
+            self.at
+        }
+
+        fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+            self.slept.lock().expect("slept").push(duration);
+            Box::pin(async {})
+        }
+    }
+
+    #[tokio::test]
+    async fn the_wait_looks_at_the_wall_clock_every_check_and_ends_on_monotonic_time_too() {
+        let clock = StuckWallClock {
+            at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000),
+            slept: Mutex::new(Vec::new()),
+        };
+        wait_until(&clock, clock.at + Duration::from_secs(25)).await;
+        let slept = clock.slept.lock().expect("slept").clone();
+        assert_eq!(slept, [10, 10, 5].map(Duration::from_secs));
+        // Due already: no sleep at all.
+        wait_until(&clock, clock.at - Duration::from_secs(1)).await;
+        assert_eq!(clock.slept.lock().expect("slept").len(), 3);
     }
 
     #[test]

@@ -13,9 +13,12 @@
 //! object, or at `COMMIT`; the stand-in does not look at which objects). It is switched by
 //! [`super::relay::Limits::schema_conflicts`], on by default.
 //!
-//! So that retry code can be tested deterministically, [`CommitFailures`] makes the next
-//! `COMMIT` of a chosen session fail: the relay sends the server `ROLLBACK` instead and answers
-//! the client as DSQL answers a failed commit (the error, then an idle session).
+//! So that retry code can be tested deterministically, [`CommitFailures`] decides the fate of
+//! the next `COMMIT` of a chosen session ([`CommitFate`]): it fails (the relay sends the server
+//! `ROLLBACK` instead and answers the client as DSQL answers a failed commit: the error, then
+//! an idle session), or it commits and its answer is lost (the relay closes the client's
+//! connection once the server has committed, without passing the answer on: a reply lost in
+//! transit, after which the client cannot know whether its transaction committed).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,13 +55,22 @@ impl Conflict {
     }
 }
 
-/// Commits to fail, by the backend process id of their session (`SELECT pg_backend_pid()`):
-/// a handle shared by a front door and the tests that drive it. Cloning gives another handle to
-/// the same set.
+/// What happens to a chosen session's next `COMMIT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitFate {
+    /// The transaction is rolled back and the client gets this conflict.
+    Fail(Conflict),
+    /// The server commits, and the client's connection is closed before the answer reaches it.
+    LoseReply,
+}
+
+/// Commits to fail or whose reply to lose, by the backend process id of their session
+/// (`SELECT pg_backend_pid()`): a handle shared by a front door and the tests that drive it.
+/// Cloning gives another handle to the same set.
 #[derive(Clone, Debug, Default)]
 pub struct CommitFailures {
     armed: Arc<AtomicBool>,
-    sessions: Arc<Mutex<HashMap<u32, Conflict>>>,
+    sessions: Arc<Mutex<HashMap<u32, CommitFate>>>,
 }
 
 impl CommitFailures {
@@ -66,14 +78,25 @@ impl CommitFailures {
     /// with `conflict`; the transaction is rolled back. Once only: the commit after it is
     /// judged normally again.
     pub fn fail_next_commit(&self, pid: u32, conflict: Conflict) {
+        self.choose(pid, CommitFate::Fail(conflict));
+    }
+
+    /// Lets the next `COMMIT` (or `END`) of the session whose backend process id is `pid` reach
+    /// the server and commit, then closes that client's connection instead of passing the
+    /// answer on. Once only.
+    pub fn lose_next_commit_reply(&self, pid: u32) {
+        self.choose(pid, CommitFate::LoseReply);
+    }
+
+    fn choose(&self, pid: u32, fate: CommitFate) {
         let mut sessions = self.lock();
-        sessions.insert(pid, conflict);
+        sessions.insert(pid, fate);
         self.armed.store(true, Ordering::Release);
     }
 
-    /// The conflict to answer `sql` with, if it is a lone `COMMIT` of session `pid` and that
-    /// commit was chosen to fail (which it then no longer is).
-    pub(crate) fn take_if_commit(&self, pid: Option<u32>, sql: &str) -> Option<Conflict> {
+    /// The fate of `sql`, if it is a lone `COMMIT` of session `pid` and that commit was chosen
+    /// (which it then no longer is).
+    pub(crate) fn take_if_commit(&self, pid: Option<u32>, sql: &str) -> Option<CommitFate> {
         if !self.armed.load(Ordering::Acquire) {
             return None;
         }
@@ -87,7 +110,7 @@ impl CommitFailures {
         conflict
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Conflict>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, CommitFate>> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -121,6 +144,12 @@ fn is_commit(sql: &str) -> bool {
     rules::is_lone(sql, TxnKind::Commit)
 }
 
+/// Whether a `CommandComplete` body answers a `COMMIT`: `COMMIT`, or `ROLLBACK` for a
+/// transaction that had failed.
+pub(crate) fn answers_commit(tag: &[u8]) -> bool {
+    matches!(tag, b"COMMIT\0" | b"ROLLBACK\0")
+}
+
 /// Whether a command tag is that of a schema change, which bumps the catalog version.
 pub(crate) fn is_ddl_tag(tag: &[u8]) -> bool {
     [
@@ -151,9 +180,24 @@ mod tests {
         assert_eq!(failures.take_if_commit(Some(7), "SELECT 1; COMMIT"), None);
         assert_eq!(
             failures.take_if_commit(Some(7), " commit ;"),
-            Some(Conflict::Schema)
+            Some(CommitFate::Fail(Conflict::Schema))
         );
         assert_eq!(failures.take_if_commit(Some(7), "COMMIT"), None);
+    }
+
+    #[test]
+    fn a_lost_reply_is_chosen_for_one_session_and_one_commit() {
+        let failures = CommitFailures::default();
+        failures.lose_next_commit_reply(9);
+        assert_eq!(failures.take_if_commit(Some(7), "COMMIT"), None);
+        assert_eq!(failures.take_if_commit(Some(9), "SELECT 1"), None);
+        assert_eq!(
+            failures.take_if_commit(Some(9), "END"),
+            Some(CommitFate::LoseReply)
+        );
+        assert_eq!(failures.take_if_commit(Some(9), "COMMIT"), None);
+        assert!(answers_commit(b"COMMIT\0") && answers_commit(b"ROLLBACK\0"));
+        assert!(!answers_commit(b"INSERT 0 1\0") && !answers_commit(b"COMMIT"));
     }
 
     #[test]

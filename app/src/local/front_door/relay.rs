@@ -9,7 +9,8 @@
 //! policy rewrites is replaced by the rewrite, in the same message.
 //!
 //! A lone `COMMIT` of a session chosen to fail ([`CommitFailures`]) is sent as `ROLLBACK`, and
-//! its `ROLLBACK` tag comes back to the client as DSQL's conflict error.
+//! its `ROLLBACK` tag comes back to the client as DSQL's conflict error; one chosen to lose its
+//! reply commits, and the client's connection is closed in place of the answer.
 //!
 //! Server to client, only `ErrorResponse` (`E`), `RowDescription` (`T`), `CommandComplete`
 //! (`C`) and `BackendKeyData` (`K`, for the session's process id) are looked at. The error
@@ -37,7 +38,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
 use super::buffers::{BufferGauge, Frame, IO_BUFFER};
 use super::conflicts::{
-    CatalogVersions, CommitFailures, Conflict, SERIALIZATION_FAILURE, is_ddl_tag,
+    CatalogVersions, CommitFailures, CommitFate, Conflict, SERIALIZATION_FAILURE, answers_commit,
+    is_ddl_tag,
 };
 use super::rules::{Refusal, TxnKind, is_lone};
 use super::wire;
@@ -154,6 +156,8 @@ struct Pending {
     refusals: HashMap<String, (u64, Refusal)>,
     pid: Option<u32>,
     failing_commit: Option<Conflict>,
+    /// Whether the answer to the `COMMIT` under way is to be lost ([`CommitFate::LoseReply`]).
+    losing_commit_reply: bool,
     /// The transaction status of the last `ReadyForQuery`: `I`, `T`, or `E` (failed).
     status: Option<u8>,
     /// When the current transaction began (the first `ReadyForQuery` in it).
@@ -274,9 +278,13 @@ impl Judge<'_> {
             let pending = lock(pending);
             (pending.pid, pending.status, pending.transaction_started)
         };
-        if let Some(conflict) = self.context.failures.take_if_commit(pid, sql) {
-            lock(pending).failing_commit = Some(conflict);
-            return Verdict::Rewrite("ROLLBACK".to_owned());
+        match self.context.failures.take_if_commit(pid, sql) {
+            Some(CommitFate::Fail(conflict)) => {
+                lock(pending).failing_commit = Some(conflict);
+                return Verdict::Rewrite("ROLLBACK".to_owned());
+            }
+            Some(CommitFate::LoseReply) => lock(pending).losing_commit_reply = true,
+            None => {}
         }
         let limit = self.context.limits.transaction_age;
         if status == Some(b'T')
@@ -338,6 +346,10 @@ where
         Frame::new(buffers.clone()),
         MAX_SERVER_MESSAGE,
         |tag, body| {
+            // The server committed; the client's connection ends before it can hear so.
+            if tag == b'C' && answers_commit(body) && lock(&pending).losing_commit_reply {
+                return (Some(Vec::new()), true);
+            }
             let replacement = to_client(tag, body, judge, &pending, &mut state);
             // Idle, and past its lifetime: closed after this ReadyForQuery.
             let expired = tag == b'Z'
