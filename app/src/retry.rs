@@ -189,7 +189,7 @@ where
         }
         if class == ErrorClass::SchemaChanged && schema_retries < MAX_SCHEMA_RETRIES {
             schema_retries += 1;
-            warn!(attempt = attempts, %err, "stale catalog; retrying at once");
+            debug!(attempt = attempts, %err, "stale catalog; retrying at once");
             continue;
         }
         (counted, schema_retries) = (counted + 1, 0);
@@ -197,19 +197,21 @@ where
             && leaves_outcome_unknown(class)
             && idempotency == Idempotency::NotIdempotent
         {
+            warn!(attempts, %err, "the connection failed during COMMIT: outcome unknown");
             return Err(Error::OutcomeUnknown {
                 attempts,
                 cause: err,
             });
         }
         if counted >= max_attempts {
+            warn!(attempts, ?class, %err, "transaction failed on every attempt; giving up");
             return Err(Error::RetriesExhausted {
                 attempts,
                 last: err,
             });
         }
         let wait = policy.delay(counted);
-        warn!(attempt = attempts, ?class, %err, ?wait, "transaction failed; retrying");
+        debug!(attempt = attempts, ?class, %err, ?wait, "transaction failed; retrying");
         tokio::time::sleep(wait).await;
     }
 }

@@ -164,6 +164,29 @@ fn url_without_a_running_database_says_what_to_start() {
     }
 }
 
+/// A first run with no `RUST_LOG`: the demo on stdout, and on stderr one line to say the
+/// stand-in is starting and one per migration applied — no server NOTICEs, no per-statement
+/// lines, no warnings for retries that succeeded (the stand-in's OC001 after DDL causes some).
+#[test]
+fn a_first_run_is_quiet_by_default() {
+    let output = app(&["demo"], &[("RUST_LOG", "")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("Deleted all 12 rows"));
+    let logged = stderr(&output);
+    let applied = logged
+        .lines()
+        .filter(|line| line.contains("has been applied"))
+        .count();
+    assert_eq!(applied, Migrator::migrations().len(), "{logged}");
+    for noise in ["NOTICE", "notice", "WARN", "retrying", "CREATE", "ALTER"] {
+        assert!(
+            !logged.contains(noise),
+            "{noise:?} in the default output:\n{logged}"
+        );
+    }
+    assert!(logged.lines().count() <= applied + 3, "{logged}");
+}
+
 #[test]
 fn migrate_status_lists_every_migration() {
     let output = app(&["migrate", "status"], &[]);

@@ -1,11 +1,16 @@
 //! What the app logs when `RUST_LOG` is unset ([`app::logging::DEFAULT_DIRECTIVES`]): a retry
-//! that succeeds is not shown, a retry that gives up is.
+//! that succeeds is not shown; a retry that gives up, and a token refresh that fails, are.
 #![cfg(feature = "front-door")]
 
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use app::config::PoolSettings;
+use app::dsql::pool::{RefreshPolicy, RefreshingPool};
+use app::dsql::token::{Token, TokenSource};
 
 use migration::dsql::retry_on_conflict;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -101,4 +106,67 @@ async fn a_conflict_retried_away_is_quiet_and_one_that_persists_warns() {
         .unwrap_or_else(|| panic!("no warning for the persisting conflict:\n{logged}"));
     assert!(warning.contains("WARN"), "{warning}");
     assert!(warning.contains("giving up"), "{warning}");
+}
+
+/// Admin's password once, valid for a moment, then a failure on every refresh.
+struct FailsAfterFirst {
+    password: app::secret::Secret,
+    calls: AtomicU32,
+}
+
+impl TokenSource for FailsAfterFirst {
+    async fn token(&self) -> app::Result<Token> {
+        if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
+            Ok(Token {
+                secret: self.password.clone(),
+                valid_for: Some(Duration::from_millis(200)),
+            })
+        } else {
+            Err(app::Error::Token(
+                "the credential service is down".to_owned(),
+            ))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_token_refresh_warns() {
+    let captured = captured();
+    let database = fresh_database("refresh_warns").await;
+    let server = server().await;
+    let admin = server.admin();
+    let source = FailsAfterFirst {
+        password: admin.password.clone(),
+        calls: AtomicU32::new(0),
+    };
+    let policy = RefreshPolicy {
+        at_fraction: 0.5,
+        retry_initial: Duration::from_millis(50),
+        retry_max: Duration::from_millis(100),
+    };
+    let pool = RefreshingPool::connect(
+        server.connect_options(&database, admin),
+        None,
+        &PoolSettings::default(),
+        source,
+        policy,
+    )
+    .await
+    .expect("the pool connects with the first token");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !captured.text().contains("token refresh failed") {
+        assert!(
+            Instant::now() < deadline,
+            "no warning:\n{}",
+            captured.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let logged = captured.text();
+    let warning = logged
+        .lines()
+        .find(|line| line.contains("token refresh failed"))
+        .expect("the warning");
+    assert!(warning.contains("WARN"), "{warning}");
+    pool.close().await;
 }

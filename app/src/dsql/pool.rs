@@ -414,7 +414,7 @@ impl RefreshingPool {
         let Token { secret, valid_for } = source.token().await?;
 
         let pool = open_pool(options.clone().password(secret.expose()), schema, settings).await?;
-        info!(
+        debug!(
             host = options.get_host(),
             port = options.get_port(),
             user = options.get_username(),
