@@ -9,7 +9,7 @@
 //! - [`dsql`]: endpoints, IAM tokens and the token-refreshing pool.
 //! - [`local`]: a throwaway PostgreSQL that refuses what DSQL refuses, so everything runs and is
 //!   tested without an AWS account.
-//! - [`bench`]: benchmarks of the app's data functions against raw sqlx.
+//! - [`bench`](mod@bench): benchmarks of the app's data functions against raw sqlx.
 //! - [`catalog`]: the schema read back from the server.
 //! - [`logging`]: the log filter, with the targets that would log secrets capped.
 //! - [`secret`]: passwords and tokens that never show up in logs or `Debug` output.

@@ -28,7 +28,7 @@ pub const BENCH_DIRECTIVES: &str = "info,sqlx::postgres::notice=warn,app::retry=
 const CAPS: [(&str, LevelFilter); 1] = [("aws_sigv4", LevelFilter::DEBUG)];
 
 /// A formatting layer writing to `writer`, filtered by `directives` (e.g. `info,sqlx=debug`)
-/// and by [`CAPS`]: an event is written only if both let it through, so `RUST_LOG=trace` or
+/// and by `CAPS`: an event is written only if both let it through, so `RUST_LOG=trace` or
 /// even `RUST_LOG=aws_sigv4::http_request=trace` never logs a secret. Fails if `directives` do
 /// not parse.
 pub fn layer<S, W>(directives: &str, writer: W) -> Result<impl Layer<S> + Send + Sync, ParseError>

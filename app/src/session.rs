@@ -56,7 +56,7 @@ impl Session {
     /// - DSQL: TLS `verify-full` (trusting `PGSSLROOTCERT` if set, else Mozilla's root
     ///   certificates compiled into the binary, which include Amazon's), IAM tokens from the default AWS credential chain, refreshed in the background;
     /// - `DATABASE_URL`: the URL's own password and TLS settings;
-    /// - neither: starts the local stand-in ([`StandIn`]: the server with the front door
+    /// - neither: starts the local stand-in (`StandIn`: the server with the front door
     ///   before it), onboards a user other than `admin`, and connects exactly as to DSQL,
     ///   with IAM tokens signed by the stand-in's access key and TLS `verify-full` against
     ///   its CA. Built without the `front-door` feature, it connects to the bare server with

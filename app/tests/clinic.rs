@@ -373,6 +373,7 @@ async fn a_connection_lost_before_commit_is_retried_on_a_new_connection() {
 }
 
 /// The backend process id of the connection `pool` hands out next (its only one).
+#[cfg(feature = "front-door")]
 async fn next_session(pool: &sqlx::PgPool) -> u32 {
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(pool)

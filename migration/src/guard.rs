@@ -1,7 +1,7 @@
 //! The connection every migration runs on: it judges each statement before the server sees it.
 //!
 //! A migration is written as SeaORM's documentation writes them (`manager.create_table(…)`,
-//! `create_index`, `alter_table`, `drop_*`). The runner hands it a [`SchemaManager`] over a
+//! `create_index`, `alter_table`, `drop_*`). The runner hands it a [`SchemaManager`](sea_orm_migration::SchemaManager) over a
 //! guarded connection (a SeaORM proxy connection), which makes each statement DSQL-safe:
 //! - every statement runs on its own, in autocommit, and is retried on conflicts (`40001`);
 //!   asking for a transaction (`manager.begin()`) is refused, since DSQL allows one DDL

@@ -160,9 +160,9 @@ pub async fn read_message<R: AsyncRead + Unpin>(
 /// held and reusing its capacity; `false` at a clean end of stream before the tag. The same
 /// limits and errors as [`read_message`]. `frame[0]` is the tag and `frame[5..]` the body.
 ///
-/// `frame` grows as the body's bytes arrive: by what it holds already, at least [`GROWTH`],
+/// `frame` grows as the body's bytes arrive: by what it holds already, at least `GROWTH`,
 /// never beyond the message; so it never holds more than twice what arrived (plus
-/// [`GROWTH`]), whatever the length announced.
+/// `GROWTH`), whatever the length announced.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_body: usize,
