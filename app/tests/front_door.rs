@@ -56,15 +56,15 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     // A guard against a hang only: failing refreshes end the test instead of looping.
     tokio::time::timeout(Duration::from_secs(60), async {
         while status.successes() < 2 {
-            // The backend sees a Unix-socket client (no address): the relay, not the app.
-            let (user_name, pid, via_socket): (String, i32, bool) = sqlx::query_as(
-                "SELECT current_user::text, pg_backend_pid(), inet_client_addr() IS NULL",
+            // The backend sees the relay's loopback connection, logged in as the client's role.
+            let (user_name, pid, via_loopback): (String, i32, bool) = sqlx::query_as(
+                "SELECT current_user::text, pg_backend_pid(), inet_client_addr() = '127.0.0.1'",
             )
             .fetch_one(pool.pool())
             .await
             .expect("a query through the relay");
             assert_eq!(user_name, user.user);
-            assert!(via_socket);
+            assert!(via_loopback);
             seen.insert(pid);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -146,7 +146,7 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
             "admin",
             "28000",
         ),
-        // A valid token for the server's superuser, whom the Unix socket would trust.
+        // A valid token for the server's superuser, not a role DSQL has.
         (
             "superuser",
             door.tokens("postgres", &door.secret, Duration::from_secs(900))

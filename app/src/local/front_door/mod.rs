@@ -6,8 +6,8 @@
 //! refused) and gets it with the stand-in's certificate ([`tls`]); it sends its startup
 //! message; the front door asks for a cleartext password, which must be a valid IAM token for
 //! the stand-in's endpoint, the user's action and an access key the stand-in knows ([`iam`]).
-//! Only then is a backend session opened, over the server's Unix socket with the client's
-//! startup parameters, and from there messages are relayed both ways ([`relay`]), with the
+//! Only then is a backend session opened, logged in as the client's role with the client's
+//! startup parameters ([`Backend::open_session`]), and from there messages are relayed both ways ([`relay`]), with the
 //! statements DSQL refuses and the server cannot see refused on the way ([`wire`] frames the
 //! messages).
 //!
@@ -39,13 +39,13 @@ use std::time::SystemTime;
 use sqlx::Connection;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info};
 
-use super::Backend;
+use super::backend::{Backend, Session};
 use crate::error::{Error, Result};
 use conflicts::CommitFailures;
 use iam::TokenVerifier;
@@ -130,7 +130,7 @@ pub struct FrontDoor {
 
 impl FrontDoor {
     /// Listens on a free port of 127.0.0.1 and serves each connection as the module
-    /// documentation says, relaying to the server's Unix socket (`backend`) with the
+    /// documentation says, relaying to the server (`backend`) with the
     /// statements judged by `policy` and DSQL's `limits` ([`relay`]).
     pub async fn start(
         backend: Backend,
@@ -235,7 +235,7 @@ async fn serve(client: TcpStream, shared: &Shared) -> io::Result<()> {
 async fn login(
     mut client: TcpStream,
     shared: &Shared,
-) -> io::Result<Option<(TlsStream<TcpStream>, UnixStream, String)>> {
+) -> io::Result<Option<(TlsStream<TcpStream>, TcpStream, String)>> {
     client.set_nodelay(true)?;
     loop {
         match wire::read_opening(&mut client).await? {
@@ -267,8 +267,8 @@ async fn login(
         let message = "no PostgreSQL user name specified in startup packet";
         return ended(refuse(&mut client, "28000", message, None)).await;
     };
-    // The server trusts its socket, and its superuser is exempt from the in-server rules:
-    // not a role DSQL has, so nobody logs in as it through the front door.
+    // The server's superuser is exempt from the in-server rules: not a role DSQL has, so
+    // nobody logs in as it through the front door.
     if user == super::SUPERUSER {
         info!(user, "front door refused the server's superuser");
         let hint = Some("the stand-in's superuser cannot log in through the front door");
@@ -321,15 +321,14 @@ async fn login(
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str())),
     );
-    let backend = async {
-        let mut backend = UnixStream::connect(shared.backend.socket_path()).await?;
-        backend.write_all(&startup).await?;
-        Ok::<_, io::Error>(backend)
-    };
-    match backend.await {
-        Ok(backend) => {
+    match shared.backend.open_session(&user, &startup).await {
+        Ok(Session::Open(backend)) => {
             debug!(user, "front door relays a session");
             Ok(Some((client, backend, database.to_owned())))
+        }
+        Ok(Session::Refused(error)) => {
+            client.write_all(&error).await?;
+            ended(client.shutdown()).await
         }
         Err(error) => {
             let message = format!("the server behind the front door is unreachable: {error}");
@@ -347,7 +346,7 @@ async fn ended<T>(step: impl Future<Output = io::Result<()>>) -> io::Result<Opti
 /// Passes a `CancelRequest` on to the server, which matches it to its own backend keys (the
 /// relay forwards `BackendKeyData` untouched).
 async fn cancel(backend: &Backend, packet: &[u8]) -> io::Result<()> {
-    let mut server = UnixStream::connect(backend.socket_path()).await?;
+    let mut server = backend.connect().await?;
     server.write_all(packet).await?;
     server.shutdown().await
 }
