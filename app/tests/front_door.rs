@@ -811,3 +811,68 @@ async fn the_pool_outlives_short_connection_lifetimes_and_expiring_tokens() {
     assert!(pool.status().successes() >= 1, "a token was refreshed");
     pool.close().await;
 }
+
+/// The front door logs in to the server as the client's own role, with that role's stand-in
+/// password: a role whose server password was changed behind its back still logs in through
+/// the front door, which gives it its stand-in password again.
+#[tokio::test]
+async fn a_role_whose_server_password_changed_still_logs_in_through_the_front_door() {
+    let door = door().await;
+    let server = server().await;
+    let (database, user) = database_with_user("front_door_password_reset").await;
+    let other = app::local::Credentials {
+        user: user.user.clone(),
+        password: Secret::random(),
+    };
+    server
+        .set_password(&database, &other)
+        .await
+        .expect("another password");
+    let mut conn = door.session(&database, &user.user).await;
+    let me: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut conn)
+        .await
+        .expect("a query through the front door");
+    assert_eq!(me, user.user);
+    conn.close().await.expect("close");
+    let direct = server.connect_options(&database, &server.credentials_of(&user.user));
+    PgConnection::connect_with(&direct)
+        .await
+        .expect("a direct login with the stand-in password")
+        .close()
+        .await
+        .expect("close");
+}
+
+/// A session the front door opened logged in as the client's role, so it has no other
+/// identity to return to: whatever resets it tries, it stays `admin`, not a superuser.
+#[tokio::test]
+async fn a_front_door_session_cannot_reset_itself_into_the_superuser() {
+    let door = door().await;
+    let mut conn = door.session("postgres", "admin").await;
+    for reset in [
+        "RESET ROLE",
+        "SET SESSION AUTHORIZATION DEFAULT",
+        "RESET SESSION AUTHORIZATION",
+        "DISCARD ALL",
+        "SELECT set_config('role', 'none', false)",
+    ] {
+        // Refused or accepted, the session's identity must not change.
+        let _ = sqlx::raw_sql(reset).execute(&mut conn).await;
+        let (session_user, current_user, superuser): (String, String, bool) = sqlx::query_as(
+            "SELECT session_user::text, current_user::text, \
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+        )
+        // Unnamed: DISCARD ALL drops named prepared statements.
+        .persistent(false)
+        .fetch_one(&mut conn)
+        .await
+        .expect("who am I");
+        assert_eq!(
+            (session_user.as_str(), current_user.as_str(), superuser),
+            ("admin", "admin", false),
+            "after {reset}"
+        );
+    }
+    conn.close().await.expect("close");
+}
