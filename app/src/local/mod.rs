@@ -175,10 +175,8 @@ impl LocalServer {
             .create(&server_dir)
             .map_err(Error::io("create the server's directory"))?;
         os_user.own(&server_dir)?;
-        let file = std::fs::File::create_new(dir.path().join(HBA_FILE))
-            .map_err(Error::io("write pg_hba.conf"))?;
-        std::io::Write::write_all(&mut &file, HBA.as_bytes())
-            .map_err(Error::io("write pg_hba.conf"))?;
+        // Readable by the server's OS user, writable only by this process's.
+        write_new_file(&dir.path().join(HBA_FILE), HBA, 0o644)?;
         let passwords = RolePasswords::random();
         let credentials = |user: &str| Credentials {
             user: user.to_owned(),
@@ -569,13 +567,19 @@ fn free_port() -> Result<u16> {
 /// Creates `path` with mode 0600 (never through an existing file or link) and writes
 /// `contents`; returns the file, still open.
 pub(crate) fn write_private_file(path: &Path, contents: &str) -> Result<std::fs::File> {
+    write_new_file(path, contents, 0o600)
+}
+
+/// Creates `path` with `mode` (never through an existing file or link) and writes
+/// `contents`; returns the file, still open.
+fn write_new_file(path: &Path, contents: &str, mode: u32) -> Result<std::fs::File> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let action = || format!("write {}", path.display());
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)
         .map_err(Error::io(action()))?;
     file.write_all(contents.as_bytes())
