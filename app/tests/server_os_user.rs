@@ -89,9 +89,9 @@ fn socket_dirs(stand_in: &StandIn) -> Vec<PathBuf> {
 }
 
 /// Tries `SELECT 1` with psql as the server's OS user, as `user`, on `host` (a socket
-/// directory or an address), without a password prompt; returns psql's output on success.
-fn login_as_server_user(host: &Path, port: u16, user: &str) -> Option<String> {
-    let output = as_server_user(
+/// directory or an address), without a password prompt; returns what psql did.
+fn login_as_server_user(host: &Path, port: u16, user: &str) -> Output {
+    as_server_user(
         "psql",
         &[
             "-w",
@@ -107,11 +107,7 @@ fn login_as_server_user(host: &Path, port: u16, user: &str) -> Option<String> {
             "-tAc",
             "SELECT 1",
         ],
-    );
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+    )
 }
 
 /// Asserts that no login as the superuser or `admin` gets in, over any Unix socket or TCP.
@@ -121,12 +117,16 @@ fn assert_no_login(stand_in: &StandIn) {
     hosts.push(PathBuf::from("127.0.0.1"));
     for host in &hosts {
         for user in ["postgres", "admin"] {
-            if let Some(output) = login_as_server_user(host, port, user) {
-                panic!(
-                    "the server's OS user logged in as {user} via {}: {output}",
-                    host.display()
-                );
-            }
+            let login = login_as_server_user(host, port, user);
+            // psql's status 2: it ran, and the connection failed (not runuser failing).
+            assert_eq!(
+                login.status.code(),
+                Some(2),
+                "the server's OS user as {user} via {}: {}{}",
+                host.display(),
+                String::from_utf8_lossy(&login.stdout),
+                String::from_utf8_lossy(&login.stderr)
+            );
         }
     }
 }
