@@ -9,7 +9,7 @@
 
 use tracing::Subscriber;
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::filter::{FilterExt, ParseError, Targets};
+use tracing_subscriber::filter::{ParseError, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -29,8 +29,8 @@ const CAPS: [(&str, LevelFilter); 1] = [("aws_sigv4", LevelFilter::DEBUG)];
 
 /// A formatting layer writing to `writer`, filtered by `directives` (e.g. `info,sqlx=debug`)
 /// and by `CAPS`: an event is written only if both let it through, so `RUST_LOG=trace` or
-/// even `RUST_LOG=aws_sigv4::http_request=trace` never logs a secret. Fails if `directives` do
-/// not parse.
+/// even `RUST_LOG=aws_sigv4::http_request=trace` never logs a secret. Both filter globally:
+/// install the layer on its own. Fails if `directives` do not parse.
 pub fn layer<S, W>(directives: &str, writer: W) -> Result<impl Layer<S> + Send + Sync, ParseError>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
@@ -40,9 +40,11 @@ where
     let caps = Targets::new()
         .with_default(LevelFilter::TRACE)
         .with_targets(CAPS);
-    Ok(tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_filter(directives.and(caps)))
+    // Global filters (each a layer in front of the next), not a per-layer filter: with a
+    // per-layer filter, events after sqlx's `tracing::enabled!` checks were sometimes lost.
+    Ok(directives
+        .and_then(caps)
+        .and_then(tracing_subscriber::fmt::layer().with_writer(writer)))
 }
 
 #[cfg(test)]

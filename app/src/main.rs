@@ -54,7 +54,7 @@ enum Command {
     /// sea-orm-cli generate entity -o src/entities.
     Url,
     /// Start the local DSQL stand-in, print how to connect to it, and keep it running until
-    /// Ctrl-C.
+    /// Ctrl-C (or SIGTERM).
     Local,
     /// Benchmark the app's data functions (SeaORM) against hand-written raw sqlx on the
     /// configured database, and the local stand-in's front door against the server reached
@@ -151,17 +151,31 @@ async fn main() -> Result<()> {
     };
     tracing_subscriber::registry().with(layer).init();
     let command = cli.command.unwrap_or(Command::Demo);
-    // Ctrl-C drops the work in progress, and with it any local server, which stops it.
+    // Ctrl-C or SIGTERM drops the work in progress, and with it any local server, which
+    // stops it.
+    let stop = stop_signal()?;
     tokio::select! {
         result = run(&command) => result,
-        signal = tokio::signal::ctrl_c() => {
-            signal.context("listening for Ctrl-C")?;
+        () = stop => {
             match command {
                 Command::Local => Ok(()),
                 _ => anyhow::bail!("interrupted"),
             }
         }
     }
+}
+
+/// Resolves on the first Ctrl-C (SIGINT) or SIGTERM; both are listened for from now on.
+fn stop_signal() -> Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
 }
 
 async fn run(command: &Command) -> Result<()> {
@@ -318,7 +332,7 @@ async fn local() -> Result<()> {
         credentials = credentials.display(),
     );
     print_or_warn(&banner);
-    // Runs until Ctrl-C, which drops the stand-in (see `main`).
+    // Runs until Ctrl-C or SIGTERM, which drops the stand-in (see `main`).
     std::future::pending::<()>().await;
     drop(stand_in);
     Ok(())

@@ -56,15 +56,15 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     // A guard against a hang only: failing refreshes end the test instead of looping.
     tokio::time::timeout(Duration::from_secs(60), async {
         while status.successes() < 2 {
-            // The backend sees a Unix-socket client (no address): the relay, not the app.
-            let (user_name, pid, via_socket): (String, i32, bool) = sqlx::query_as(
-                "SELECT current_user::text, pg_backend_pid(), inet_client_addr() IS NULL",
+            // The backend sees the relay's loopback connection, logged in as the client's role.
+            let (user_name, pid, via_loopback): (String, i32, bool) = sqlx::query_as(
+                "SELECT current_user::text, pg_backend_pid(), inet_client_addr() = '127.0.0.1'",
             )
             .fetch_one(pool.pool())
             .await
             .expect("a query through the relay");
             assert_eq!(user_name, user.user);
-            assert!(via_socket);
+            assert!(via_loopback);
             seen.insert(pid);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -146,7 +146,7 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
             "admin",
             "28P01",
         ),
-        // A valid token for the server's superuser, whom the Unix socket would trust.
+        // A valid token for the server's superuser, not a role DSQL has.
         (
             "superuser",
             door.tokens("postgres", &door.secret, Duration::from_secs(900))
@@ -810,4 +810,69 @@ async fn the_pool_outlives_short_connection_lifetimes_and_expiring_tokens() {
     );
     assert!(pool.status().successes() >= 1, "a token was refreshed");
     pool.close().await;
+}
+
+/// The front door logs in to the server as the client's own role, with that role's stand-in
+/// password: a role whose server password was changed behind its back still logs in through
+/// the front door, which gives it its stand-in password again.
+#[tokio::test]
+async fn a_role_whose_server_password_changed_still_logs_in_through_the_front_door() {
+    let door = door().await;
+    let server = server().await;
+    let (database, user) = database_with_user("front_door_password_reset").await;
+    let other = app::local::Credentials {
+        user: user.user.clone(),
+        password: Secret::random(),
+    };
+    server
+        .set_password(&database, &other)
+        .await
+        .expect("another password");
+    let mut conn = door.session(&database, &user.user).await;
+    let me: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut conn)
+        .await
+        .expect("a query through the front door");
+    assert_eq!(me, user.user);
+    conn.close().await.expect("close");
+    let direct = server.connect_options(&database, &server.credentials_of(&user.user));
+    PgConnection::connect_with(&direct)
+        .await
+        .expect("a direct login with the stand-in password")
+        .close()
+        .await
+        .expect("close");
+}
+
+/// A session the front door opened logged in as the client's role, so it has no other
+/// identity to return to: whatever resets it tries, it stays `admin`, not a superuser.
+#[tokio::test]
+async fn a_front_door_session_cannot_reset_itself_into_the_superuser() {
+    let door = door().await;
+    let mut conn = door.session("postgres", "admin").await;
+    for reset in [
+        "RESET ROLE",
+        "SET SESSION AUTHORIZATION DEFAULT",
+        "RESET SESSION AUTHORIZATION",
+        "DISCARD ALL",
+        "SELECT set_config('role', 'none', false)",
+    ] {
+        // Refused or accepted, the session's identity must not change.
+        let _ = sqlx::raw_sql(reset).execute(&mut conn).await;
+        let (session_user, current_user, superuser): (String, String, bool) = sqlx::query_as(
+            "SELECT session_user::text, current_user::text, \
+             (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+        )
+        // Unnamed: DISCARD ALL drops named prepared statements.
+        .persistent(false)
+        .fetch_one(&mut conn)
+        .await
+        .expect("who am I");
+        assert_eq!(
+            (session_user.as_str(), current_user.as_str(), superuser),
+            ("admin", "admin", false),
+            "after {reset}"
+        );
+    }
+    conn.close().await.expect("close");
 }

@@ -37,14 +37,15 @@ fn gone_within(pid: u32, dir: &Path, limit: Duration) -> bool {
 async fn dropping_the_server_stops_it_and_removes_its_directory() {
     let server = LocalServer::start().await.expect("start");
     let (pid, dir) = (server.pid(), server.dir().to_path_buf());
-    assert!(alive(pid) && dir.join("data").exists());
-    // The Unix socket in it trusts every login, so nobody but the server's user may enter.
+    assert!(alive(pid) && server.data_dir().exists());
+    assert!(server.data_dir().starts_with(&dir));
+    // Nobody else may list it or write in it (the server's OS user, when another, may only
+    // pass through to its own part).
     let mode = std::fs::metadata(&dir)
         .expect("the directory")
         .permissions()
         .mode();
-    assert_eq!(mode & 0o077, 0, "directory mode {mode:o}");
-    assert!(server.socket_path().starts_with(&dir));
+    assert_eq!(mode & 0o066, 0, "directory mode {mode:o}");
     drop(server);
     assert!(!alive(pid), "postgres {pid} still runs");
     assert!(!dir.exists(), "{} still exists", dir.display());
@@ -85,7 +86,8 @@ fn start_app_local() -> (std::process::Child, u32, PathBuf) {
             .and_then(|rest| rest.split(')').next())
             .expect("the directory"),
     );
-    let pid_file = std::fs::read_to_string(dir.join("data/postmaster.pid")).expect("pid file");
+    let pid_file =
+        std::fs::read_to_string(dir.join("server/data/postmaster.pid")).expect("pid file");
     let pid = pid_file
         .lines()
         .next()
@@ -126,5 +128,148 @@ fn without_server_binaries_the_error_says_how_to_get_them() {
         "DATABASE_URL",
     ] {
         assert!(message.contains(hint), "{message}");
+    }
+}
+
+/// The start-up phases `app local` announces on stderr at debug level (`start-up phase: …`),
+/// in order; after the last comes the banner on stdout.
+const PHASES: [&str; 5] = ["directory", "initdb", "server", "profile", "front door"];
+
+/// A running `app local` whose stdout and stderr lines arrive on one channel; killed and
+/// waited for when dropped, so that a failed assertion leaves no process behind.
+struct Watched {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watched {
+    /// Starts `app local` with its start-up phases logged.
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_app"))
+            .arg("local")
+            .env("RUST_LOG", "warn,app::local=debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run app local");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Self { child, lines }
+    }
+
+    /// Waits (60 s at most) for a line containing `marker` and returns it.
+    fn wait_for(&self, marker: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(marker) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no line with {marker:?} from app local: {error}"),
+            }
+        }
+    }
+
+    /// Sends `signal` to `app local` and waits for it to end.
+    fn signal(&mut self, signal: Signal) {
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        kill(pid, signal).expect("send the signal");
+        self.child.wait().expect("wait for app local");
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The live processes that run in `dir` or name it on their command line (postgres, its
+/// backends, initdb, the watcher).
+fn processes_using(dir: &Path) -> Vec<String> {
+    let dir = dir.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            if pid == std::process::id() || !alive(pid) {
+                return None;
+            }
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let cwd = std::fs::read_link(entry.path().join("cwd"))
+                .map(|cwd| cwd.display().to_string())
+                .unwrap_or_default();
+            (cmdline.contains(&dir) || cwd.starts_with(&dir)).then(|| format!("{pid}: {cmdline}"))
+        })
+        .collect()
+}
+
+/// Starts `app local`, sends `signal` once it reached `phase` (`None`: once it is ready),
+/// and asserts that within 30 s no process and no file of it is left.
+fn killed_at(phase: Option<&str>, signal: Signal) {
+    let mut app = Watched::start();
+    let first = app.wait_for("start-up phase: directory ");
+    let dir = PathBuf::from(
+        first
+            .split("start-up phase: directory ")
+            .nth(1)
+            .expect("the directory")
+            .trim(),
+    );
+    match phase {
+        Some("directory") => {}
+        Some(phase) => {
+            app.wait_for(&format!("start-up phase: {phase}"));
+        }
+        None => {
+            app.wait_for("Press Ctrl-C");
+        }
+    }
+    app.signal(signal);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = processes_using(&dir);
+        if left.is_empty() && !dir.exists() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{signal} at {phase:?}: left behind: directory {} {}, processes {left:?}",
+            dir.display(),
+            if dir.exists() { "exists" } else { "is gone" },
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigkill_at_each_phase_of_start_up_and_after_leaves_nothing_behind() {
+    for phase in PHASES.map(Some).into_iter().chain([None]) {
+        killed_at(phase, Signal::SIGKILL);
+    }
+}
+
+#[test]
+fn sigterm_at_each_phase_of_start_up_and_after_stops_everything() {
+    for phase in PHASES.map(Some).into_iter().chain([None]) {
+        killed_at(phase, Signal::SIGTERM);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! - **front door**: the session's own pool, connected as the app connects
 //!   ([`crate::dsql::connect_options`]: TLS `verify-full` against the stand-in's CA, an IAM
-//!   token from the session's token source), relayed to the server's Unix socket;
+//!   token from the session's token source), relayed to the server over loopback TCP;
 //! - **direct** (the baseline): a pool built from a copy of the session pool's options (same
 //!   size, timeouts and `search_path` hook), connected to the server's TCP port without TLS and
 //!   with a password ([`LocalServer::connect_options`](crate::local::LocalServer)).
@@ -193,13 +193,11 @@ pub(super) async fn run(ctx: &Ctx<'_>, options: &BenchOptions) -> Result<Vec<Lin
 }
 
 /// Options to reach the session's database directly, as the session's role, over plain TCP
-/// with a password; `None` when the session is not on the local stand-in. A role other than
-/// `admin` gets a new random password on the server for it (the front door does not use the
-/// server's passwords: it checks IAM tokens and logs in over the trusted Unix socket).
+/// with its stand-in password (the one the front door logs in with); `None` when the session
+/// is not on the local stand-in.
 #[cfg(feature = "front-door")]
 async fn direct_options(session: &Session) -> Result<Option<PgConnectOptions>> {
-    use crate::local::{Credentials, DATABASE};
-    use crate::secret::Secret;
+    use crate::local::DATABASE;
 
     let Some(stand_in) = session.stand_in() else {
         return Ok(None);
@@ -211,16 +209,7 @@ async fn direct_options(session: &Session) -> Result<Option<PgConnectOptions>> {
         .connect_options()
         .get_username()
         .to_owned();
-    let credentials = if user == server.admin().user {
-        server.admin().clone()
-    } else {
-        let credentials = Credentials {
-            user,
-            password: Secret::random(),
-        };
-        server.set_password(DATABASE, &credentials).await?;
-        credentials
-    };
+    let credentials = server.credentials_of(&user);
     Ok(Some(server.connect_options(DATABASE, &credentials)))
 }
 

@@ -3,11 +3,30 @@
 //! [`LocalServer::start`] finds the PostgreSQL server programs on this machine
 //! ([`ServerBinaries::find`]), creates a fresh data directory in a new temporary directory, and
 //! starts `postgres` on a free loopback port — as the `postgres` OS user when this process is
-//! root, since `initdb` refuses root. Every TCP login needs a password (`scram-sha-256`).
-//! Dropping the server stops it and removes the directory; if this process dies instead, a
-//! watcher does the same (see [`process::ServerProcess`]). For fault tests, the server can be
-//! stopped and started again in place ([`LocalServer::stop_in_place`],
-//! [`LocalServer::start_in_place`]): same data, same port, still guarded by the watcher.
+//! root, since `initdb` refuses root. Dropping the server stops it and removes the directory;
+//! if this process dies instead, a watcher does the same (see [`process::ServerProcess`]): it
+//! is armed before the directory exists. For fault tests, the server can be stopped and
+//! started again in place ([`LocalServer::stop_in_place`], [`LocalServer::start_in_place`]):
+//! same data, same port, still guarded by the watcher.
+//!
+//! The server's OS user is not trusted with anything: when it is another user than this
+//! process (`postgres`, when this process is root), whatever runs as it — a program started
+//! through the server, another cluster's server — must neither log in to the server nor
+//! change what this process reads later. So:
+//! - the server has no Unix socket; every login, over loopback TCP, needs the role's password
+//!   (`scram-sha-256`, in a `pg_hba.conf` the server's OS user cannot change, named on the
+//!   command line, which no configuration file overrides). Every role's password, the
+//!   superuser's too, derives from a secret only this process holds ([`RolePasswords`]); the
+//!   server and initdb only ever get SCRAM verifiers, which cannot log in;
+//! - the directory belongs to this process's user (mode 0711 when the server runs as another
+//!   user, so that it can reach its own part, else 0700) and holds the files this process
+//!   writes and others trust — `pg_hba.conf`, the server's log, the CA certificate, the AWS
+//!   credentials file, the password file; the server's OS user owns only `server/` in it (the
+//!   data directory).
+//!
+//! That OS user does own the data directory and the server's processes, so it can always stop
+//! the server, or change its data; the stand-in is a development tool that trusts the
+//! machine's root, not a boundary against its own server.
 //!
 //! Inside the server, `dsql_rules.sql` (an event trigger and per-table triggers) enforces the
 //! rules of DSQL that need the transaction's state (one DDL, no DDL with DML, 3,000 rows), with
@@ -20,15 +39,19 @@
 //! Like DSQL, the server has an `admin` role that owns the `postgres` database and its `public`
 //! schema; [`LocalServer::create_user`] adds a non-admin role whose only schema is `myschema`.
 
+#[cfg(feature = "front-door")]
+pub mod backend;
 mod binaries;
 #[cfg(feature = "front-door")]
 pub mod front_door;
 mod process;
+mod role_passwords;
+mod scram;
 #[cfg(feature = "front-door")]
 pub mod stand_in;
 
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,37 +59,14 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
 use tracing::{debug, info};
 
+#[cfg(feature = "front-door")]
+pub use backend::Backend;
 pub use binaries::ServerBinaries;
 pub use process::{ServerProcess, ServerUser};
+pub use role_passwords::RolePasswords;
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-
-/// A [`LocalServer`]'s Unix socket, where every role logs in without a password: what the
-/// front door connects its sessions to.
-#[derive(Clone, Debug)]
-pub struct Backend {
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Backend {
-    /// The socket file, `<dir>/.s.PGSQL.<port>`.
-    pub fn socket_path(&self) -> PathBuf {
-        self.dir.join(format!(".s.PGSQL.{}", self.port))
-    }
-
-    /// Options to log in to `database` as the server's superuser over the socket, statements
-    /// not logged.
-    pub fn superuser_options(&self, database: &str) -> PgConnectOptions {
-        PgConnectOptions::new_without_pgpass()
-            .socket(&self.dir)
-            .port(self.port)
-            .username(SUPERUSER)
-            .database(database)
-            .disable_statement_logging()
-    }
-}
 
 /// The SQL that makes a database enforce DSQL's transaction rules. Run by the superuser in
 /// `template1` (so every later database inherits it) and in `postgres`.
@@ -90,6 +90,16 @@ pub use crate::config::{ADMIN_USER, USER_SCHEMA};
 
 pub(crate) const SUPERUSER: &str = "postgres";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The part of the stand-in's directory that belongs to the server's OS user.
+const SERVER_DIR: &str = "server";
+/// The server's log, in the stand-in's directory (opened by this process, written by the
+/// server through the file it inherits).
+const SERVER_LOG: &str = "server.log";
+/// The server's client authentication file, in the stand-in's directory.
+const HBA_FILE: &str = "pg_hba.conf";
+/// Every login needs its role's password, over loopback TCP (the server has no Unix socket).
+const HBA: &str = "# TYPE  DATABASE  USER  ADDRESS       METHOD\n\
+                   host    all       all   127.0.0.1/32  scram-sha-256\n";
 
 /// A role name and its password.
 #[derive(Clone, Debug)]
@@ -107,6 +117,7 @@ pub struct LocalServer {
     binaries: ServerBinaries,
     os_user: ServerUser,
     port: u16,
+    passwords: RolePasswords,
     superuser: Credentials,
     admin: Credentials,
     dir: tempfile::TempDir,
@@ -124,63 +135,122 @@ impl fmt::Debug for LocalServer {
 
 impl LocalServer {
     /// Starts a fresh server with the DSQL rules installed and the `admin` role created.
+    /// Each phase is announced at debug level (`start-up phase: …`).
     pub async fn start() -> Result<Self> {
         let binaries = ServerBinaries::find()?;
         let os_user = ServerUser::for_this_process()?;
-        // Only the server's OS user (and root) may enter: its Unix socket trusts every login.
-        let dir = tempfile::Builder::new()
-            .prefix("dsql-local-")
-            .permissions(std::fs::Permissions::from_mode(0o700))
-            .tempdir()
-            .map_err(Error::io("create a temporary directory"))?;
-        os_user.own(dir.path())?;
-        let superuser = Credentials {
-            user: SUPERUSER.to_owned(),
-            password: Secret::random(),
-        };
-        init_data_dir(&binaries, os_user, dir.path(), &superuser.password).await?;
-        let admin = Credentials {
-            user: ADMIN_USER.to_owned(),
-            password: Secret::random(),
-        };
-        let server = Self::launch(binaries, os_user, dir, superuser, admin).await?;
+        let mut server = Self::create_dir(binaries, os_user)?;
+        debug!("start-up phase: initdb");
+        server.init_data_dir().await?;
+        server.launch().await?;
+        debug!("start-up phase: profile");
         server.install_dsql_profile().await?;
         Ok(server)
+    }
+
+    /// Arms the watcher, then creates the stand-in's directory (see the module
+    /// documentation), its `server/` part and `pg_hba.conf`; the server is not started yet.
+    fn create_dir(binaries: ServerBinaries, os_user: ServerUser) -> Result<Self> {
+        let name = format!(
+            "dsql-local-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let parent = std::env::temp_dir();
+        let process = ServerProcess::arm(&parent.join(&name))?;
+        let mode = if os_user.is_another_user() {
+            0o711
+        } else {
+            0o700
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(&name)
+            .rand_bytes(0)
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempdir_in(&parent)
+            .map_err(Error::io("create a temporary directory"))?;
+        debug!("start-up phase: directory {}", dir.path().display());
+        let server_dir = dir.path().join(SERVER_DIR);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&server_dir)
+            .map_err(Error::io("create the server's directory"))?;
+        os_user.own(&server_dir)?;
+        // Readable by the server's OS user, writable only by this process's.
+        write_new_file(&dir.path().join(HBA_FILE), HBA, 0o644)?;
+        let passwords = RolePasswords::random();
+        let credentials = |user: &str| Credentials {
+            user: user.to_owned(),
+            password: passwords.of(user),
+        };
+        Ok(Self {
+            process,
+            binaries,
+            os_user,
+            port: 0,
+            superuser: credentials(SUPERUSER),
+            admin: credentials(ADMIN_USER),
+            passwords,
+            dir,
+        })
+    }
+
+    /// Runs `initdb` under the watcher: UTF-8, C collation and UTC as on DSQL, password
+    /// logins only. The superuser's password reaches it as a SCRAM verifier, in a file that
+    /// only the server's OS user may read, removed right after.
+    async fn init_data_dir(&mut self) -> Result<()> {
+        let pwfile = self.dir.path().join("superuser.scram");
+        let file = write_private_file(&pwfile, &scram::verifier(&self.superuser.password))?;
+        self.os_user.own_file(&file)?;
+        let log_path = self.dir.path().join("initdb.log");
+        let log = std::fs::File::create_new(&log_path).map_err(Error::io("open initdb's log"))?;
+        let mut command = self.os_user.command(&self.binaries.initdb);
+        command
+            .arg("--pgdata")
+            .arg(self.data_dir())
+            .arg("--username")
+            .arg(SUPERUSER)
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .args([
+                // The server is started with its own pg_hba.conf; this one is not used.
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ])
+            .stdout(log.try_clone().map_err(Error::io("open initdb's log"))?)
+            .stderr(log);
+        let status = self.process.run(command).await;
+        let _ = std::fs::remove_file(&pwfile);
+        let status = status?;
+        if status.success() {
+            return Ok(());
+        }
+        Err(Error::ServerProgram {
+            program: self.binaries.initdb.clone(),
+            status,
+            output: std::fs::read_to_string(&log_path).unwrap_or_default(),
+        })
     }
 
     /// Starts `postgres` on a free port and waits until it takes connections. The port is free
     /// when chosen but another process may take it first, so a server that exits while starting
     /// is tried again on a new port, twice at most.
-    async fn launch(
-        binaries: ServerBinaries,
-        os_user: ServerUser,
-        mut dir: tempfile::TempDir,
-        superuser: Credentials,
-        admin: Credentials,
-    ) -> Result<Self> {
+    async fn launch(&mut self) -> Result<()> {
         let mut attempt = 1;
         loop {
-            let port = free_port()?;
-            info!(port, dir = %dir.path().display(), "starting the local PostgreSQL");
-            let command = server_command(&binaries, os_user, dir.path(), port)?;
-            let mut server = Self {
-                process: ServerProcess::spawn(command, dir.path())?,
-                binaries: binaries.clone(),
-                os_user,
-                port,
-                superuser: superuser.clone(),
-                admin: admin.clone(),
-                dir,
-            };
-            match server.wait_until_ready().await {
+            self.port = free_port()?;
+            info!(port = self.port, dir = %self.dir.path().display(), "starting the local PostgreSQL");
+            let command = self.server_command()?;
+            self.process.start(command)?;
+            debug!("start-up phase: server");
+            match self.wait_until_ready().await {
                 Err(Error::ServerStart { .. })
-                    if attempt < 3 && server.process.exited().is_some() =>
+                    if attempt < 3 && self.process.exited().is_some() =>
                 {
                     attempt += 1;
-                    server.process.stop();
-                    dir = server.dir;
                 }
-                other => return other.map(|()| server),
+                other => return other,
             }
         }
     }
@@ -195,23 +265,23 @@ impl LocalServer {
         "127.0.0.1"
     }
 
-    /// The server's temporary directory (data directory, log, password file).
+    /// The stand-in's temporary directory: the server's part (`server/`, with the data
+    /// directory), its log and `pg_hba.conf`, and the files written for clients (password
+    /// file, CA certificate, AWS credentials), all removed with it.
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
 
-    /// The server's Unix socket, `<dir>/.s.PGSQL.<port>`. Logins there need no password, so
-    /// only the front door (and tests) connect through it.
-    pub fn socket_path(&self) -> PathBuf {
-        self.backend().socket_path()
+    /// The server's data directory, in the part of [`dir`](Self::dir) its OS user owns.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join(SERVER_DIR).join("data")
     }
 
-    /// How the front door reaches the server: its Unix socket.
+    /// How the front door reaches the server: loopback TCP, as each client's role with its
+    /// stand-in password.
+    #[cfg(feature = "front-door")]
     pub fn backend(&self) -> Backend {
-        Backend {
-            dir: self.dir.path().to_path_buf(),
-            port: self.port,
-        }
+        Backend::new(self.port, self.passwords.clone())
     }
 
     /// The server's process id (of its latest start, if it was restarted in place).
@@ -222,6 +292,16 @@ impl LocalServer {
     /// The `admin` role's credentials.
     pub fn admin(&self) -> &Credentials {
         &self.admin
+    }
+
+    /// `role`'s stand-in credentials: the password the front door logs in with, which
+    /// [`create_user`](Self::create_user) gives and the front door sets on a role's first
+    /// login through it.
+    pub fn credentials_of(&self, role: &str) -> Credentials {
+        Credentials {
+            user: role.to_owned(),
+            password: self.passwords.of(role),
+        }
     }
 
     /// Options to connect to `database` as `credentials`.
@@ -266,10 +346,7 @@ impl LocalServer {
         let admin = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
         crate::users::onboard(&admin, name, None).await?;
         admin.close().await?;
-        let credentials = Credentials {
-            user: name.to_owned(),
-            password: Secret::random(),
-        };
+        let credentials = self.credentials_of(name);
         self.set_password(database, &credentials).await?;
         self.map_iam_identity(database, name).await?;
         Ok(credentials)
@@ -288,8 +365,10 @@ impl LocalServer {
         Ok(())
     }
 
-    /// Sets the password of the role `credentials.user`, as `admin`, over a connection that
-    /// does not log its statements (the statement holds the password).
+    /// Sets the password of the role `credentials.user`, as `admin`; the server gets only
+    /// its SCRAM verifier. A role that logs in through the front door as well should keep
+    /// the password [`create_user`](Self::create_user) gave it: the front door sets that one
+    /// again when it meets another.
     pub async fn set_password(&self, database: &str, credentials: &Credentials) -> Result<()> {
         let options = self
             .connect_options(database, &self.admin)
@@ -298,7 +377,7 @@ impl LocalServer {
         let sql = format!(
             "ALTER ROLE {} WITH PASSWORD '{}'",
             quote_identifier(&credentials.user),
-            credentials.password.expose().replace('\'', "''")
+            scram::verifier(&credentials.password)
         );
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
         conn.close().await?;
@@ -345,9 +424,61 @@ impl LocalServer {
             port = self.port,
             "starting the local PostgreSQL again in place"
         );
-        let command = server_command(&self.binaries, self.os_user, self.dir.path(), self.port)?;
+        let command = self.server_command()?;
         self.process.restart(command).await?;
         self.wait_until_ready().await
+    }
+
+    /// The `postgres` command line: loopback TCP only and no Unix socket, this stand-in's
+    /// `pg_hba.conf`, no durability (a throwaway server), DSQL's default isolation, its log
+    /// without statement texts.
+    fn server_command(&self) -> Result<std::process::Command> {
+        // Appended to, so that a restart in place keeps the earlier runs' lines.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(SERVER_LOG))
+            .map_err(Error::io("open the server log"))?;
+        let mut command = self.os_user.command(&self.binaries.postgres);
+        command
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-c")
+            .arg(format!(
+                "hba_file={}",
+                self.dir.path().join(HBA_FILE).display()
+            ))
+            .arg("-c")
+            .arg(format!("dsql_local.server_version={DSQL_SERVER_VERSION}"))
+            .arg("-c")
+            .arg(format!(
+                "dsql_local.server_version_num={DSQL_SERVER_VERSION_NUM}"
+            ))
+            .args([
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "default_transaction_isolation=repeatable read",
+                "-c",
+                "timezone=UTC",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "log_min_error_statement=panic",
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .stdout(log.try_clone().map_err(Error::io("open the server log"))?)
+            .stderr(log);
+        Ok(command)
     }
 
     /// A superuser connection. Its statements are not logged: setup statements hold passwords.
@@ -379,7 +510,7 @@ impl LocalServer {
     }
 
     fn start_error(&self, reason: String) -> Error {
-        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.dir.path().join(SERVER_LOG)).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         Error::ServerStart {
             reason,
@@ -397,7 +528,7 @@ impl LocalServer {
         for sql in [
             format!(
                 "CREATE ROLE {ADMIN_USER} WITH LOGIN CREATEROLE PASSWORD '{}'",
-                self.admin.password.expose()
+                scram::verifier(&self.admin.password)
             ),
             format!("ALTER DATABASE {DATABASE} OWNER TO {ADMIN_USER}"),
         ] {
@@ -423,105 +554,6 @@ impl LocalServer {
     }
 }
 
-/// Runs `initdb`: UTF-8, C collation and UTC as on DSQL, password logins only.
-async fn init_data_dir(
-    binaries: &ServerBinaries,
-    os_user: ServerUser,
-    dir: &Path,
-    superuser_password: &Secret,
-) -> Result<()> {
-    let pwfile = dir.join("superuser.pw");
-    write_private_file(&pwfile, superuser_password.expose())?;
-    os_user.own(&pwfile)?;
-    let mut command = os_user.command(&binaries.initdb);
-    command
-        .arg("--pgdata")
-        .arg(dir.join("data"))
-        .arg("--username")
-        .arg(SUPERUSER)
-        .arg(format!("--pwfile={}", pwfile.display()))
-        .args([
-            // Passwords for every TCP login. The Unix socket, in the server's own directory
-            // (mode 0700: only this process's user, or root and `postgres`, can reach it), is
-            // trusted: it is how the front door, which checks IAM tokens itself, reaches the
-            // server.
-            "--auth-host=scram-sha-256",
-            "--auth-local=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--no-instructions",
-        ]);
-    let output = tokio::process::Command::from(command)
-        .output()
-        .await
-        .map_err(Error::io("run initdb"));
-    let _ = std::fs::remove_file(&pwfile);
-    let output = output?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(Error::ServerProgram {
-        program: binaries.initdb.clone(),
-        status: output.status,
-        output: String::from_utf8_lossy(&[output.stdout, output.stderr].concat()).into_owned(),
-    })
-}
-
-/// The `postgres` command line: loopback only, no durability (a throwaway server), DSQL's
-/// default isolation, its log in the server directory without statement texts (a failed
-/// `CREATE ROLE … PASSWORD` would otherwise put the password there).
-fn server_command(
-    binaries: &ServerBinaries,
-    os_user: ServerUser,
-    dir: &Path,
-    port: u16,
-) -> Result<std::process::Command> {
-    let log_path = dir.join("server.log");
-    // Appended to, so that a restart in place keeps the earlier runs' lines.
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(Error::io("open the server log"))?;
-    os_user.own(&log_path)?;
-    let mut command = os_user.command(&binaries.postgres);
-    command
-        .arg("-D")
-        .arg(dir.join("data"))
-        .arg("-p")
-        .arg(port.to_string())
-        .arg("-c")
-        .arg(format!("unix_socket_directories={}", dir.display()))
-        .arg("-c")
-        .arg(format!("dsql_local.server_version={DSQL_SERVER_VERSION}"))
-        .arg("-c")
-        .arg(format!(
-            "dsql_local.server_version_num={DSQL_SERVER_VERSION_NUM}"
-        ))
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "default_transaction_isolation=repeatable read",
-            "-c",
-            "timezone=UTC",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "log_min_error_statement=panic",
-            "-c",
-            "fsync=off",
-            "-c",
-            "synchronous_commit=off",
-            "-c",
-            "full_page_writes=off",
-        ])
-        .stdout(log.try_clone().map_err(Error::io("open the server log"))?)
-        .stderr(log);
-    Ok(command)
-}
-
 /// A loopback port nobody listens on right now.
 fn free_port() -> Result<u16> {
     let listener =
@@ -532,19 +564,27 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// Creates `path` with mode 0600 and writes `contents`.
-pub(crate) fn write_private_file(path: &Path, contents: &str) -> Result<()> {
+/// Creates `path` with mode 0600 (never through an existing file or link) and writes
+/// `contents`; returns the file, still open.
+pub(crate) fn write_private_file(path: &Path, contents: &str) -> Result<std::fs::File> {
+    write_new_file(path, contents, 0o600)
+}
+
+/// Creates `path` with `mode` (never through an existing file or link) and writes
+/// `contents`; returns the file, still open.
+fn write_new_file(path: &Path, contents: &str, mode: u32) -> Result<std::fs::File> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let action = || format!("write {}", path.display());
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .open(path)
         .map_err(Error::io(action()))?;
     file.write_all(contents.as_bytes())
-        .map_err(Error::io(action()))
+        .map_err(Error::io(action()))?;
+    Ok(file)
 }
 
 /// `name` as a double-quoted SQL identifier.

@@ -3,10 +3,10 @@
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Gid, Pid, Uid, User};
 
 use crate::error::{Error, Result};
@@ -33,13 +33,29 @@ impl ServerUser {
         })
     }
 
-    /// Makes `path` belong to the server's user (a no-op unless running as root).
+    /// Whether the server programs run as another OS user than this process (which is root).
+    pub fn is_another_user(&self) -> bool {
+        self.run_as.is_some()
+    }
+
+    /// Makes `path` belong to the server's user (a no-op unless running as root). Only for a
+    /// path in a directory the server's user cannot write, where it cannot have been swapped
+    /// for a link to another file.
     pub fn own(&self, path: &Path) -> Result<()> {
         if let Some((uid, gid)) = self.run_as {
             nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|errno| Error::Io {
                 action: format!("give {} to the postgres user", path.display()),
                 source: errno.into(),
             })?;
+        }
+        Ok(())
+    }
+
+    /// Makes the open `file` belong to the server's user (a no-op unless running as root).
+    pub fn own_file(&self, file: &std::fs::File) -> Result<()> {
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::fchown(file, Some(uid.as_raw()), Some(gid.as_raw()))
+                .map_err(Error::io("give a file to the postgres user"))?;
         }
         Ok(())
     }
@@ -56,18 +72,21 @@ impl ServerUser {
     }
 }
 
-/// A `postgres` server and its dead man's switch.
+/// The server's programs (initdb, then `postgres`) and their dead man's switch.
 ///
 /// The switch is a `sh` process reading a pipe from us; each line we write is the pid of the
-/// server it must stop, or empty while no server runs. When this process ends in any way —
-/// including a crash, `SIGKILL`, or a test binary exiting with the server in a `static` that is
-/// never dropped — the pipe closes, and the switch stops the last server it was told about and
-/// deletes the directory. It stays armed while the server is stopped in place
-/// ([`halt`](Self::halt)), so the directory is cleaned up whenever the server is down too. On an
-/// orderly [`stop`](Self::stop) we disarm the switch first and stop the server ourselves.
+/// program it must stop (a process-group leader: its whole group is stopped), or empty while
+/// none runs. It is armed before the directory it guards exists ([`arm`](Self::arm)), so from
+/// the first file on, whenever this process ends — including a crash, `SIGKILL`, or a test
+/// binary exiting with the server in a `static` that is never dropped — the pipe closes, and
+/// the switch stops the last program it was told about and deletes the directory. It stays
+/// armed while the server is stopped in place ([`halt`](Self::halt)), so the directory is
+/// cleaned up whenever the server is down too. On an orderly [`stop`](Self::stop) (and on
+/// drop) we disarm the switch first and stop the program ourselves.
 pub struct ServerProcess {
-    /// The server of the latest start (already reaped once it has been halted).
-    server: Child,
+    /// The program of the latest start: initdb while the data directory is made, then the
+    /// server (already reaped once it has been halted); `None` before the first.
+    running: Option<Child>,
     switch: Option<DeadMansSwitch>,
     dir: PathBuf,
 }
@@ -78,26 +97,53 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 const EXIT_POLL: Duration = Duration::from_millis(20);
 
 impl ServerProcess {
-    /// Starts `command` (a configured `postgres` invocation) with the switch armed to stop it
-    /// and remove `dir` if we die. The switch is armed before the server starts.
-    pub fn spawn(command: Command, dir: &Path) -> Result<Self> {
-        let mut switch = DeadMansSwitch::arm(dir)?;
-        let server = start_watched(command, &mut switch)?;
+    /// Arms the switch for `dir`, which should not exist yet: create it only once this
+    /// returned, so that nothing is ever written there unguarded.
+    pub fn arm(dir: &Path) -> Result<Self> {
         Ok(Self {
-            server,
-            switch: Some(switch),
+            running: None,
+            switch: Some(DeadMansSwitch::arm(dir)?),
             dir: dir.to_path_buf(),
         })
     }
 
-    /// The process id of the latest server start.
-    pub fn id(&self) -> u32 {
-        self.server.id()
+    /// Runs `command` (initdb) to its end under the switch and returns its exit status. If
+    /// this future is dropped first, the program is still stopped: by [`stop`](Self::stop) or
+    /// dropping this value, or by the switch if this process dies.
+    pub async fn run(&mut self, command: Command) -> Result<ExitStatus> {
+        self.start(command)?;
+        loop {
+            if let Some(status) = self.exited() {
+                self.running = None;
+                if let Some(switch) = &mut self.switch {
+                    switch.watch(None)?;
+                }
+                return Ok(status);
+            }
+            tokio::time::sleep(EXIT_POLL).await;
+        }
     }
 
-    /// `Some(status)` once the latest server has exited.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.server.try_wait().ok().flatten()
+    /// Starts `command` (a configured `postgres` invocation) under the switch, stopping the
+    /// program that ran before, if any.
+    pub fn start(&mut self, command: Command) -> Result<()> {
+        self.kill_now();
+        let switch = match &mut self.switch {
+            Some(switch) => switch,
+            None => self.switch.insert(DeadMansSwitch::arm(&self.dir)?),
+        };
+        self.running = Some(start_watched(command, switch)?);
+        Ok(())
+    }
+
+    /// The process id of the latest start (0 before the first).
+    pub fn id(&self) -> u32 {
+        self.running.as_ref().map_or(0, Child::id)
+    }
+
+    /// `Some(status)` once the latest program has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.running.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Stops the server and keeps its directory: a fast shutdown as in [`stop`](Self::stop),
@@ -125,18 +171,12 @@ impl ServerProcess {
         if self.exited().is_none() {
             self.halt().await?;
         }
-        let mut switch = match self.switch.take() {
-            Some(switch) => switch,
-            None => DeadMansSwitch::arm(&self.dir)?,
-        };
-        let started = start_watched(command, &mut switch);
-        self.switch = Some(switch);
-        self.server = started?;
-        Ok(())
+        self.start(command)
     }
 
-    /// Stops the server: disarms the switch, asks for a fast shutdown (`SIGINT`: roll back open
-    /// transactions, disconnect clients, exit), and kills it if it is not gone in 10 s.
+    /// Stops the program: disarms the switch, asks for a fast shutdown (`SIGINT`: the server
+    /// rolls back open transactions, disconnects clients and exits; initdb removes what it
+    /// made), and kills its process group if it is not gone in 10 s.
     pub fn stop(&mut self) {
         if let Some(switch) = self.switch.take() {
             switch.disarm();
@@ -150,23 +190,32 @@ impl ServerProcess {
         self.kill_now();
     }
 
-    /// Sends `SIGINT` (PostgreSQL's fast shutdown) unless the server has exited; returns
+    /// Sends `SIGINT` (PostgreSQL's fast shutdown) unless the program has exited; returns
     /// whether it was still running.
     fn request_fast_shutdown(&mut self) -> bool {
-        if self.exited().is_some() {
+        if self.running.is_none() || self.exited().is_some() {
             return false;
         }
-        let pid = Pid::from_raw(i32::try_from(self.server.id()).unwrap_or(i32::MAX));
-        let _ = kill(pid, Signal::SIGINT);
+        let _ = kill(self.pid(), Signal::SIGINT);
         true
     }
 
-    /// Kills the server if it still runs, and reaps it.
+    /// Kills the program's process group (its children too) and reaps the program, unless
+    /// it has exited.
     fn kill_now(&mut self) {
-        if self.exited().is_none() {
-            let _ = self.server.kill();
-            let _ = self.server.wait();
+        let group = self.pid();
+        if self.exited().is_none()
+            && let Some(child) = &mut self.running
+        {
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
         }
+    }
+
+    /// The latest program's pid (also its process group).
+    fn pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.id()).unwrap_or(i32::MAX))
     }
 }
 
@@ -176,22 +225,24 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Starts `command` and tells `switch` its pid; if the switch cannot be told, the server is
+/// Starts `command` and tells `switch` its pid; if the switch cannot be told, the program is
 /// killed again, so it never runs unguarded.
 fn start_watched(mut command: Command, switch: &mut DeadMansSwitch) -> Result<Child> {
-    let mut server = command
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
         .spawn()
-        .map_err(Error::io("start the postgres server"))?;
-    if let Err(error) = switch.watch(Some(server.id())) {
-        let _ = server.kill();
-        let _ = server.wait();
+        .map_err(Error::io(format!("start {program}")))?;
+    if let Err(error) = switch.watch(Some(child.id())) {
+        let _ = child.kill();
+        let _ = child.wait();
         return Err(error);
     }
-    Ok(server)
+    Ok(child)
 }
 
-/// The watcher process behind [`ServerProcess`]: on end of input it stops the last pid it was
-/// given (`SIGINT`, then `SIGKILL` after 10 s) and removes the directory.
+/// The watcher process behind [`ServerProcess`]: on end of input it stops the process group
+/// of the last pid it was given (`SIGINT`, then `SIGKILL` after 10 s) and removes the
+/// directory.
 struct DeadMansSwitch {
     watcher: Child,
     pipe: ChildStdin,
@@ -201,9 +252,9 @@ impl DeadMansSwitch {
     const SCRIPT: &str = r#"pid=
         while IFS= read -r line; do pid=$line; done
         if [ -n "$pid" ]; then
-            kill -INT "$pid" 2>/dev/null
-            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null
+            kill -INT -"$pid" 2>/dev/null
+            for _ in $(seq 100); do kill -0 -"$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL -"$pid" 2>/dev/null
         fi
         rm -rf "$1""#;
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_config::SdkConfig;
-use tracing::info;
+use tracing::{debug, info};
 
 use super::front_door::FrontDoor;
 use super::front_door::iam::TokenVerifier;
@@ -50,9 +50,11 @@ impl std::fmt::Debug for StandIn {
 
 impl StandIn {
     /// Starts a [`LocalServer`], mints a CA and a random access key, writes the CA
-    /// certificate to `ca.pem` in the server's directory, and opens the front door.
+    /// certificate to `ca.pem` in the stand-in's directory (where the server's OS user cannot
+    /// write), and opens the front door.
     pub async fn start() -> Result<Self> {
         let server = LocalServer::start().await?;
+        debug!("start-up phase: front door");
         let ca = LocalCa::generate(&[HOST, "127.0.0.1", "::1"])?;
         let ca_path = server.dir().join("ca.pem");
         ca.write_ca(&ca_path)?;
@@ -118,7 +120,8 @@ impl StandIn {
     }
 
     /// Writes the access key as profile [`PROFILE`] of an AWS shared credentials file
-    /// (`credentials`, mode 0600, in the server's directory), for other processes: point
+    /// (`credentials`, mode 0600, in the stand-in's directory, where the server's OS user
+    /// cannot write), for other processes: point
     /// `AWS_SHARED_CREDENTIALS_FILE` at it and set `AWS_PROFILE`.
     pub fn write_credentials_file(&self) -> Result<PathBuf> {
         let path = self.server.dir().join("credentials");

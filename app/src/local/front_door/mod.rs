@@ -6,8 +6,8 @@
 //! refused) and gets it with the stand-in's certificate ([`tls`]); it sends its startup
 //! message; the front door asks for a cleartext password, which must be a valid IAM token for
 //! the stand-in's endpoint, the user's action and an access key the stand-in knows ([`iam`]).
-//! Only then is a backend session opened, over the server's Unix socket with the client's
-//! startup parameters, and from there messages are relayed both ways ([`relay`]), with the
+//! Only then is a backend session opened, logged in as the client's role with the client's
+//! startup parameters ([`Backend::open_session`]), and from there messages are relayed both ways ([`relay`]), with the
 //! statements DSQL refuses and the server cannot see refused on the way ([`wire`] frames the
 //! messages).
 //!
@@ -51,14 +51,14 @@ use std::time::SystemTime;
 use sqlx::Connection;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UnixStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
-use super::Backend;
+use super::backend::{Backend, Session};
 use crate::error::{Error, Result};
 use admission::{Admission, LoginSlot, TOO_MANY_CONNECTIONS, TOO_MANY_CONNECTIONS_CODE};
 use buffers::BufferGauge;
@@ -145,7 +145,7 @@ pub struct FrontDoor {
 
 impl FrontDoor {
     /// Listens on a free port of 127.0.0.1 and serves each connection as the module
-    /// documentation says, relaying to the server's Unix socket (`backend`) with the
+    /// documentation says, relaying to the server (`backend`) with the
     /// statements judged by `policy` and DSQL's `limits` ([`relay`]).
     pub async fn start(
         backend: Backend,
@@ -261,9 +261,9 @@ async fn serve(client: TcpStream, shared: &Shared, mut slot: LoginSlot) -> io::R
 }
 
 /// A logged-in client, its backend session, and its place among the front door's connections.
-struct Session {
+struct LoggedIn {
     client: TlsStream<TcpStream>,
-    backend: UnixStream,
+    backend: TcpStream,
     database: String,
     place: OwnedSemaphorePermit,
 }
@@ -271,7 +271,7 @@ struct Session {
 /// The opening, TLS, a place among the connections, and the token check; then the backend
 /// session, opened with the client's startup parameters. `None` when the connection ended
 /// there (refused, or a cancel request passed on).
-async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<Session>> {
+async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<LoggedIn>> {
     client.set_nodelay(true)?;
     loop {
         match wire::read_opening(&mut client).await? {
@@ -383,20 +383,19 @@ async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<Sess
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_str())),
     );
-    let backend = async {
-        let mut backend = UnixStream::connect(shared.backend.socket_path()).await?;
-        backend.write_all(&startup).await?;
-        Ok::<_, io::Error>(backend)
-    };
-    match backend.await {
-        Ok(backend) => {
+    match shared.backend.open_session(&user, &startup).await {
+        Ok(Session::Open(backend)) => {
             debug!(user, "front door relays a session");
-            Ok(Some(Session {
+            Ok(Some(LoggedIn {
                 client,
                 backend,
                 database: database.to_owned(),
                 place,
             }))
+        }
+        Ok(Session::Refused(error)) => {
+            client.write_all(&error).await?;
+            ended(client.shutdown()).await
         }
         Err(error) => {
             let message = format!("the server behind the front door is unreachable: {error}");
@@ -414,7 +413,7 @@ async fn ended<T>(step: impl Future<Output = io::Result<()>>) -> io::Result<Opti
 /// Passes a `CancelRequest` on to the server, which matches it to its own backend keys (the
 /// relay forwards `BackendKeyData` untouched).
 async fn cancel(backend: &Backend, packet: &[u8]) -> io::Result<()> {
-    let mut server = UnixStream::connect(backend.socket_path()).await?;
+    let mut server = backend.connect().await?;
     server.write_all(packet).await?;
     server.shutdown().await
 }

@@ -599,7 +599,7 @@ fn refusal_response(refusal: &Refusal) -> Vec<u8> {
 }
 
 /// The field `wanted` (`M` message, `C` SQLSTATE …) of an `ErrorResponse` body.
-fn error_field(body: &[u8], wanted: u8) -> Option<&str> {
+pub(crate) fn error_field(body: &[u8], wanted: u8) -> Option<&str> {
     let mut rest = body;
     while let Some((&field, after)) = rest.split_first() {
         if field == 0 {
