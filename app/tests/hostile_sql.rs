@@ -638,10 +638,46 @@ async fn no_statement_reaches_the_internal_switches() {
     conn.execute("SET search_path = public; SET application_name = 'x'")
         .await
         .expect("ordinary settings");
-    conn.execute("RESET ALL").await.expect("RESET ALL on its own");
+    conn.execute("RESET search_path").await.expect("RESET of a setting");
+    assert_refused(&mut conn, "RESET ALL", "0A000", "not supported").await;
     let name: String = sqlx::query_scalar("SELECT set_config('application_name', 'y', false)")
         .fetch_one(&mut conn)
         .await
         .expect("set_config of an ordinary setting");
     assert_eq!(name, "y");
+}
+
+/// Opens a transaction on `raw` and makes it fail.
+async fn fail_a_transaction(raw: &mut Raw) {
+    raw.query(b"BEGIN").await.expect("BEGIN");
+    raw.query(b"SELECT 1/0").await.expect_err("division by zero");
+}
+
+#[tokio::test]
+async fn a_failed_transaction_lets_no_refused_text_through() {
+    let database = database_with_table("hostile_failed_transaction").await;
+    let mut raw = Raw::login(&database, &[]).await.expect("log in");
+    // In one text: the ROLLBACK would end the failed transaction, then TRUNCATE would run.
+    fail_a_transaction(&mut raw).await;
+    let (code, _) = raw.query(b"ROLLBACK; TRUNCATE t").await.expect_err("refused");
+    assert_eq!(code, "25P02");
+    raw.query(b"ROLLBACK").await.expect("ROLLBACK");
+    // Pipelined: the TRUNCATE arrives while the session still looks failed.
+    fail_a_transaction(&mut raw).await;
+    let mut pipelined = Vec::new();
+    for text in [b"ROLLBACK\0".as_slice(), b"TRUNCATE t\0"] {
+        wire::put_message(&mut pipelined, b'Q', text);
+    }
+    raw.stream.write_all(&pipelined).await.expect("send");
+    let mut errors = Vec::new();
+    let mut ready = 0;
+    while ready < 2 {
+        match raw.next().await.expect("an answer") {
+            b'E' => errors.push(raw.error().0),
+            b'Z' => ready += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(errors, ["0A000".to_owned()], "only the TRUNCATE is refused");
+    assert_eq!(raw.query(b"SELECT count(*) FROM t").await, Ok(vec!["1".into()]));
 }
