@@ -23,6 +23,7 @@
 //! server's superuser, before the session is opened.
 
 pub mod conflicts;
+pub mod guards;
 pub mod iam;
 pub mod policy;
 pub mod relay;
@@ -303,6 +304,16 @@ async fn login(
         info!(user, code = refusal.code, "front door refused a login");
         let hint = refusal.hint.as_deref();
         return ended(refuse(&mut client, refusal.code, &refusal.message, hint)).await;
+    }
+    // What the session may start with: only settings DSQL accepts, none of the stand-in's own.
+    let startup = parameters.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    if let Some(refusal) = guards::startup_refusal(startup) {
+        info!(
+            user,
+            code = refusal.code,
+            "front door refused a startup parameter"
+        );
+        return ended(refuse(&mut client, refusal.code, &refusal.message, None)).await;
     }
     let database = parameters
         .iter()
