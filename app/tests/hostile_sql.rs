@@ -740,3 +740,35 @@ async fn a_failed_transaction_lets_no_refused_text_through() {
         Ok(vec!["1".into()])
     );
 }
+
+#[tokio::test]
+async fn the_rules_hold_whatever_functions_the_search_path_puts_first() {
+    let database = database_with_table("hostile_search_path").await;
+    let (_, mut conn) = admin(&database).await;
+    // The in-server rules read their switches with current_setting: a function of the same
+    // name earlier in the search path would answer for it.
+    conn.execute(
+        "CREATE FUNCTION public.current_setting(text, boolean) RETURNS text \
+         LANGUAGE sql AS $$ SELECT 'on' $$",
+    )
+    .await
+    .expect("an ordinary SQL function");
+    conn.execute("SET search_path = public, pg_catalog")
+        .await
+        .expect("a search path DSQL accepts");
+    assert_refused(
+        &mut conn,
+        OVER_THE_CAP,
+        "54000",
+        "transaction row limit exceeded",
+    )
+    .await;
+    assert_refused(
+        &mut conn,
+        "BEGIN; CREATE TABLE a (id bigint PRIMARY KEY); CREATE TABLE b (id bigint PRIMARY KEY)",
+        "0A000",
+        "multiple ddl statements not supported in a transaction",
+    )
+    .await;
+    assert_eq!(rows_of_t(&mut conn).await, 1);
+}
