@@ -770,5 +770,6 @@ async fn the_rules_hold_whatever_functions_the_search_path_puts_first() {
         "multiple ddl statements not supported in a transaction",
     )
     .await;
+    conn.execute("ROLLBACK").await.expect("ROLLBACK");
     assert_eq!(rows_of_t(&mut conn).await, 1);
 }
