@@ -25,10 +25,14 @@
 //!   grammar at PostgreSQL's parser stack of 10,000 levels; a text nested deeper is refused
 //!   with `54001`. Measured: a sum of up to 749 terms (`SELECT 1+1+…`), up to 250 nested
 //!   subqueries, and flat lists (`AND` chains, `IN` lists, `VALUES` rows) of any length pass;
-//!   PostgreSQL 15 itself, with its 2 MB, goes further, so deeper text DSQL would run is
-//!   refused here. The tree is decoded without prost's nesting limit of 100 (which refused a
-//!   60-term sum), on a thread with a [`JUDGE_STACK`] stack, so that no text can overflow the
-//!   caller's stack.
+//!   PostgreSQL 15 itself, with its 2 MB, goes further. A text the parser cannot read for its
+//!   depth is judged statement by statement ([`beyond_the_parser`]): a deep query whose tokens
+//!   show that no rule applies to it passes, whatever its depth, and the server judges its own
+//!   depth; any other deep statement (not a query, or a query with `INTO`, a locking clause,
+//!   `TABLESAMPLE`, a `U&` identifier, or a function name the judge watches) is refused with
+//!   `54001`. The tree is decoded without prost's nesting limit of 100 (which refused a 60-term
+//!   sum), on a thread with a [`JUDGE_STACK`] stack, so that no text can overflow the caller's
+//!   stack.
 
 use std::ops::Range;
 
@@ -206,6 +210,9 @@ fn classify_here(sql: &str) -> Classified {
             };
         }
         Err(pg_query::Error::Conversion(_)) => return Classified::Unparsed { rewrite: None },
+        Err(pg_query::Error::Parse(_)) if cuts.is_empty() => {
+            return beyond_the_parser(sql, &tokens);
+        }
         Err(_) => return Classified::Unjudged(too_deep()),
     };
     let statements = parsed
@@ -248,6 +255,59 @@ fn is_resource_limit(message: &str) -> bool {
     ]
     .iter()
     .any(|limit| message.contains(limit))
+}
+
+/// Judges a text too deep for the parser statement by statement: each statement the parser
+/// can read is judged as usual; one it cannot is accepted only if its tokens alone show that
+/// no rule can refuse it, and the text is refused otherwise ([`too_deep`]).
+///
+/// Such a statement must be a query (it starts with `SELECT`, `VALUES`, `WITH`, `TABLE` or
+/// `(`) without `INTO` (DSQL refuses `SELECT … INTO`; a DML CTE's `INSERT INTO` is refused
+/// with it, for want of a tree) and without anything [`needs_tree_walk`] looks for (locking
+/// clauses, `TABLESAMPLE`, `U&` identifiers, the functions [`guards`] judges): for a query,
+/// every other rule of this module needs the statement's node, which has none of them. A rule
+/// added to the tree walk must be added to that look at the tokens too.
+fn beyond_the_parser(sql: &str, tokens: &[Tok<'_>]) -> Classified {
+    let mut statements = Vec::new();
+    for piece in tokens.split(|t| t.token == Token::Ascii59) {
+        let (Some(first), Some(last)) = (piece.first(), piece.last()) else {
+            continue;
+        };
+        let span = first.range.start..last.range.end;
+        let text = &sql[span.clone()];
+        match pg_query::parse(text, 0) {
+            Ok(_) => match classify_here(text) {
+                Classified::Parsed(parsed) => {
+                    statements.extend(parsed.into_iter().map(|s| Statement {
+                        span: s.span.start + span.start..s.span.end + span.start,
+                        ..s
+                    }))
+                }
+                _ => return Classified::Unjudged(too_deep()),
+            },
+            Err(pg_query::Error::Parse(message)) if is_resource_limit(&message) => {
+                let query = matches!(
+                    first.token,
+                    Token::Select | Token::Values | Token::With | Token::Table | Token::Ascii40
+                );
+                if !query || needs_tree_walk(piece) || piece.iter().any(|t| t.token == Token::Into)
+                {
+                    return Classified::Unjudged(too_deep());
+                }
+                statements.push(Statement {
+                    kind: Kind::Query,
+                    span,
+                    refusal: None,
+                    rewrite: None,
+                    async_job: None,
+                    shows: None,
+                });
+            }
+            // A piece that does not parse alone (a `;` inside BEGIN ATOMIC … END) or at all.
+            Err(_) => return Classified::Unjudged(too_deep()),
+        }
+    }
+    Classified::Parsed(statements)
 }
 
 /// The refusal of a text nested deeper than the judge parses.
@@ -1437,9 +1497,20 @@ mod tests {
             panic!("judged");
         };
         assert!(statements[1].refusal.is_some());
-        for sql in [sum(5_000), "SELECT ".to_owned() + &"(".repeat(20_000)] {
+        // Beyond the parser, a deep query passes on its tokens; anything else is refused.
+        let Classified::Parsed(statements) = classify(&format!("{}; TRUNCATE t", sum(5_000)))
+        else {
+            panic!("judged statement by statement");
+        };
+        let refused: Vec<bool> = statements.iter().map(|s| s.refusal.is_some()).collect();
+        assert_eq!(refused, [false, true]);
+        for sql in [
+            format!("UPDATE t SET a = {}", &sum(5_000)[7..]),
+            format!("{}, lo_import('x')", sum(5_000)),
+            format!("CREATE VIEW v AS {}", sum(5_000)),
+        ] {
             let Classified::Unjudged(refusal) = classify(&sql) else {
-                panic!("refused");
+                panic!("refused: {}", &sql[..30]);
             };
             assert_eq!(refusal.code, STATEMENT_TOO_COMPLEX);
         }
