@@ -124,6 +124,16 @@ async fn psql(database: &str, env: &[(&str, &str)], command: &[u8]) -> Output {
         .expect("psql ran")
 }
 
+/// Runs [`psql`] and asserts that it fails with `message` on its standard error.
+async fn assert_psql_refused(database: &str, env: &[(&str, &str)], command: &[u8], message: &str) {
+    let output = psql(database, env, command).await;
+    assert!(!output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(message),
+        "{output:?}"
+    );
+}
+
 /// An `ErrorResponse`'s SQLSTATE and message.
 type Refusal = (String, String);
 
@@ -199,6 +209,20 @@ impl Raw {
         (code, message)
     }
 
+    /// Asserts that `text` (any bytes) is refused with `code`; the refusal's message.
+    async fn assert_refused(&mut self, text: &[u8], code: &str) -> String {
+        let (got, message) = self.query(text).await.expect_err("refused");
+        assert_eq!(got, code, "{message}");
+        message
+    }
+
+    /// Asserts that each of `texts` is refused with `code`.
+    async fn assert_all_refused(&mut self, texts: &[String], code: &str) {
+        for text in texts {
+            self.assert_refused(text.as_bytes(), code).await;
+        }
+    }
+
     /// Sends `text` (any bytes) as a simple query; its first error, or the first column of its
     /// rows.
     async fn query(&mut self, text: &[u8]) -> Result<Vec<String>, Refusal> {
@@ -272,8 +296,7 @@ async fn admin_cannot_grant_itself_server_programs_nor_run_one() {
         "GRANT pg_execute_server_program TO admin; COPY t FROM PROGRAM 'touch {}'",
         marker.display()
     );
-    let output = psql(&database, &[], chain.as_bytes()).await;
-    assert!(!output.status.success(), "psql: {output:?}");
+    assert_psql_refused(&database, &[], chain.as_bytes(), SYSTEM_ENTITY).await;
     assert!(!marker.exists(), "a program ran on the server");
     drop(dir);
 }
@@ -435,8 +458,7 @@ async fn text_that_is_not_utf8_is_refused_and_never_runs() {
         b"DO $$ BEGIN DELETE FROM t; END $$ /* \xe9 */",
         b"SELECT '\xe9'; DELETE FROM t",
     ] {
-        let (code, message) = raw.query(text).await.expect_err("refused");
-        assert_eq!(code, "22021", "{message}");
+        let message = raw.assert_refused(text, "22021").await;
         assert!(message.starts_with("invalid byte sequence for encoding \"UTF8\": 0xe9"));
     }
     assert_eq!(
@@ -449,17 +471,9 @@ async fn text_that_is_not_utf8_is_refused_and_never_runs() {
         Ok(vec!["é".to_owned()])
     );
     // psql sending the same bytes in a UTF8 session.
-    let output = psql(
-        &database,
-        &[("PGCLIENTENCODING", "UTF8")],
-        b"TRUNCATE t /* \xe9 */",
-    )
-    .await;
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("invalid byte sequence"),
-        "{output:?}"
-    );
+    let utf8 = [("PGCLIENTENCODING", "UTF8")];
+    let text = b"TRUNCATE t /* \xe9 */";
+    assert_psql_refused(&database, &utf8, text, "invalid byte sequence").await;
 }
 
 #[tokio::test]
@@ -467,17 +481,8 @@ async fn client_encodings_other_than_utf8_are_refused_by_every_route() {
     let database = database_with_table("hostile_client_encoding").await;
     let not_supported = "setting configuration parameter \"client_encoding\" not supported";
     // psql with a LATIN1 terminal: refused at login, nothing runs.
-    let output = psql(
-        &database,
-        &[("PGCLIENTENCODING", "LATIN1")],
-        b"TRUNCATE t /* \xe9 */",
-    )
-    .await;
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains(not_supported),
-        "{output:?}"
-    );
+    let latin1 = [("PGCLIENTENCODING", "LATIN1")];
+    assert_psql_refused(&database, &latin1, b"TRUNCATE t /* \xe9 */", not_supported).await;
     for parameters in [
         [("client_encoding", "LATIN1")],
         [("options", "-c client_encoding=WIN1252")],
@@ -545,37 +550,32 @@ async fn deep_valid_text_is_judged_and_accepted() {
         assert_eq!(one, 1);
     }
     // Hidden behind the depth, the refused statement is still found, and nothing runs.
-    let mut raw = Raw::login(&database, &[]).await.expect("log in");
-    for text in [
+    let hidden = [
         format!("{}; TRUNCATE t", nested_subqueries(40)),
         format!("{}; DELETE FROM t; SAVEPOINT s", long_sum(60)),
         format!("{}; TRUNCATE t", nested_subqueries(2_000)),
         format!("DELETE FROM t; {}; SAVEPOINT s", long_sum(4_000)),
-    ] {
-        let (code, message) = raw.query(text.as_bytes()).await.expect_err("refused");
-        assert_eq!(code, "0A000", "{message}");
-    }
+    ];
+    let mut raw = Raw::login(&database, &[]).await.expect("log in");
+    raw.assert_all_refused(&hidden, "0A000").await;
     assert_eq!(rows_of_t(&mut conn).await, 1);
 }
 
 #[tokio::test]
 async fn text_beyond_the_judges_limits_is_refused_and_the_door_survives() {
     let database = database_with_table("hostile_limits").await;
-    let mut raw = Raw::login(&database, &[]).await.expect("log in");
-    for text in [
+    let too_deep = [
         // Deep, and not a query: only the parser could judge it.
         format!("DELETE FROM t WHERE id = {}", terms(4_000)),
         // A deep query naming what only the tree can judge.
         format!("SELECT {}, pg_read_file('/etc/passwd')", terms(4_000)),
         format!("SELECT {} INTO copy_of_t", terms(4_000)),
         format!("WITH x AS ({}) SELECT * FROM t FOR SHARE", long_sum(4_000)),
-    ] {
-        let (code, message) = raw.query(text.as_bytes()).await.expect_err("refused");
-        assert_eq!(code, "54001", "{message}");
-    }
+    ];
+    let mut raw = Raw::login(&database, &[]).await.expect("log in");
+    raw.assert_all_refused(&too_deep, "54001").await;
     let huge = format!("SELECT '{}'", "x".repeat(11 * 1024 * 1024));
-    let (code, message) = raw.query(huge.as_bytes()).await.expect_err("refused");
-    assert_eq!(code, "54000", "{message}");
+    raw.assert_refused(huge.as_bytes(), "54000").await;
     // The session and the door are still there, and nothing ran.
     assert_eq!(
         raw.query(b"SELECT count(*) FROM t").await,
@@ -640,13 +640,9 @@ async fn startup_parameters_pass_what_dsql_accepts_and_nothing_internal() {
     )
     .await;
     // Through psql as an attacker types it.
-    let output = psql(
-        &database,
-        &[("PGOPTIONS", "-c dsql_local.internal=on")],
-        OVER_THE_CAP.as_bytes(),
-    )
-    .await;
-    assert!(!output.status.success());
+    let options = [("PGOPTIONS", "-c dsql_local.internal=on")];
+    let internal = "setting configuration parameter \"dsql_local.internal\" not supported";
+    assert_psql_refused(&database, &options, OVER_THE_CAP.as_bytes(), internal).await;
     assert_eq!(rows_of_t(&mut conn).await, 1);
 }
 
@@ -726,11 +722,7 @@ async fn a_failed_transaction_lets_no_refused_text_through() {
     let mut raw = Raw::login(&database, &[]).await.expect("log in");
     // In one text: the ROLLBACK would end the failed transaction, then TRUNCATE would run.
     fail_a_transaction(&mut raw).await;
-    let (code, _) = raw
-        .query(b"ROLLBACK; TRUNCATE t")
-        .await
-        .expect_err("refused");
-    assert_eq!(code, "25P02");
+    raw.assert_refused(b"ROLLBACK; TRUNCATE t", "25P02").await;
     raw.query(b"ROLLBACK").await.expect("ROLLBACK");
     // Pipelined: the TRUNCATE arrives while the session still looks failed.
     fail_a_transaction(&mut raw).await;
