@@ -779,3 +779,39 @@ async fn the_rules_hold_whatever_functions_the_search_path_puts_first() {
     conn.execute("ROLLBACK").await.expect("ROLLBACK");
     assert_eq!(rows_of_t(&mut conn).await, 1);
 }
+
+#[tokio::test]
+async fn a_fastpath_function_call_reaches_no_function() {
+    let database = database_with_table("hostile_fastpath").await;
+    let mut raw = Raw::login(&database, &[]).await.expect("log in");
+    // FunctionCall ('F') of set_config (OID 2078): three text arguments, a text result.
+    let mut body = 2078_u32.to_be_bytes().to_vec();
+    body.extend_from_slice(&0_u16.to_be_bytes());
+    body.extend_from_slice(&3_u16.to_be_bytes());
+    for arg in [b"dsql_local.internal".as_slice(), b"on", b"false"] {
+        body.extend_from_slice(&u32::try_from(arg.len()).expect("short").to_be_bytes());
+        body.extend_from_slice(arg);
+    }
+    body.extend_from_slice(&0_u16.to_be_bytes());
+    let mut call = Vec::new();
+    wire::put_message(&mut call, b'F', &body);
+    raw.stream.write_all(&call).await.expect("send the call");
+    let mut error = None;
+    loop {
+        match raw.next().await.expect("an answer") {
+            b'E' => error = Some(raw.error().0),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    assert_eq!(error.as_deref(), Some("0A000"));
+    let (code, _) = raw
+        .query(OVER_THE_CAP.as_bytes())
+        .await
+        .expect_err("the cap holds");
+    assert_eq!(code, "54000");
+    assert_eq!(
+        raw.query(b"SELECT count(*) FROM t").await,
+        Ok(vec!["1".into()])
+    );
+}
