@@ -1,13 +1,14 @@
 //! The relay between an authenticated client and its backend session, message by message, so
 //! that the front door can refuse a statement the way DSQL does.
 //!
-//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at; every other message
-//! passes as it came. A query text that the [`Policy`] refuses is replaced by a query of a
-//! marker column that does not exist (`SELECT __dsql_refused_<n>__`), so PostgreSQL itself
-//! fails the message (with 25P02 in a failed transaction, as DSQL): the
-//! responses stay in order, an extended-protocol batch is skipped up to its `Sync`, and a
-//! transaction is aborted (25P02 until `ROLLBACK`) exactly as for any other error. A text the
-//! policy rewrites is replaced by the rewrite, in the same message.
+//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at, and a fastpath
+//! `FunctionCall` (`F`) is refused; every other message passes as it came. A query text that
+//! the [`Policy`] refuses is replaced by a query of a marker column that does not exist
+//! (`SELECT __dsql_refused_<n>__`), so PostgreSQL itself fails the message (with 25P02 in a
+//! failed transaction, as DSQL): the responses stay in order, an extended-protocol batch is
+//! skipped up to its `Sync`, and a transaction is aborted (25P02 until `ROLLBACK`) exactly as
+//! for any other error. A text the policy rewrites is replaced by the rewrite, in the same
+//! message.
 //!
 //! A lone `COMMIT` of a session chosen to fail ([`CommitFailures`]) is sent as `ROLLBACK`, and
 //! its `ROLLBACK` tag comes back to the client as DSQL's conflict error.
@@ -361,6 +362,18 @@ fn to_server(tag: u8, body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -
     let skip = match tag {
         b'Q' => 0,
         b'P' => 1,
+        // A fastpath FunctionCall calls any function by its OID, with no text to judge: it
+        // becomes a refused query, which the server answers the same way (an error, then
+        // ReadyForQuery). Not recorded: the wording is an assumption in DSQL's style.
+        b'F' => {
+            let marker = lock(pending).add(Refusal {
+                code: "0A000",
+                message: "unsupported statement: FunctionCall".to_owned(),
+            });
+            let mut frame = Vec::new();
+            wire::put_message(&mut frame, b'Q', format!("SELECT {marker}\0").as_bytes());
+            return Some(frame);
+        }
         _ => return None,
     };
     let replaced = checked(body, skip, judge, pending)?;
