@@ -418,6 +418,8 @@ const FILE_CALLS: &[&str] = &[
     "CREATE FUNCTION leak() RETURNS text LANGUAGE sql BEGIN ATOMIC SELECT pg_read_file('/etc/passwd'); END",
     "SELECT query_to_xml('SELECT pg_read_file(''/etc/passwd'')', true, true, '')",
     "GRANT EXECUTE ON FUNCTION pg_read_file(text) TO admin",
+    "CREATE AGGREGATE leak(text) (sfunc = textcat, stype = text, finalfunc = 'pg_read_file')",
+    "LOAD 'plugins/anything'",
 ];
 
 #[tokio::test]
@@ -667,6 +669,13 @@ async fn no_statement_reaches_the_internal_switches() {
         format!("ALTER ROLE admin IN DATABASE {database} SET dsql_local.internal = on"),
         format!("ALTER ROLE ALL IN DATABASE {database} SET dsql_local.internal = on"),
         "ALTER ROLE ALL SET dsql_local.internal = on".to_owned(),
+        // An aggregate whose state function is set_config, named as an identifier or a string.
+        "CREATE AGGREGATE lift(text, boolean) \
+         (sfunc = set_config, stype = text, initcond = 'dsql_local.internal')"
+            .to_owned(),
+        "CREATE AGGREGATE lift(text, boolean) \
+         (sfunc = 'pg_catalog.set_config', stype = text, initcond = 'dsql_local.internal')"
+            .to_owned(),
         format!("ALTER DATABASE {database} SET dsql_local.internal = on"),
         "CREATE FUNCTION lift() RETURNS void LANGUAGE sql SET dsql_local.internal = on AS 'SELECT'"
             .to_owned(),
