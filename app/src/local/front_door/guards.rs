@@ -171,6 +171,32 @@ pub fn role_refusal(node: &NodeEnum) -> Option<Refusal> {
     }
 }
 
+/// `CREATE AGGREGATE`, `CREATE OPERATOR` and the like name the functions they call in their
+/// definition (`sfunc = set_config`, or as a string, `sfunc = 'pg_catalog.set_config'`): one
+/// that names a function this module judges is refused, since its calls would not be.
+pub fn definition_refusal(s: &protobuf::DefineStmt) -> Option<Refusal> {
+    s.definition.iter().find_map(|option| {
+        let Some(NodeEnum::DefElem(d)) = &option.node else {
+            return None;
+        };
+        let named = match d.arg.as_ref()?.node.as_ref()? {
+            NodeEnum::TypeName(t) => t.names.last().and_then(string_node)?.to_owned(),
+            NodeEnum::List(l) => l.items.last().and_then(string_node)?.to_owned(),
+            NodeEnum::String(s) => s.sval.rsplit('.').next()?.to_owned(),
+            _ => return None,
+        };
+        is_watched(&named).then(|| function_refusal(&named.to_ascii_lowercase()))
+    })
+}
+
+/// The text of a `String` node.
+fn string_node(node: &protobuf::Node) -> Option<&str> {
+    match &node.node {
+        Some(NodeEnum::String(s)) => Some(&s.sval),
+        _ => None,
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // COPY.
 
@@ -303,10 +329,8 @@ fn options_refusal(options: &str) -> Option<Refusal> {
     while let Some(word) = words.next() {
         let setting = if word == "-c" {
             words.next().map(String::as_str)
-        } else if let Some(setting) = word.strip_prefix("--").or_else(|| word.strip_prefix("-c")) {
-            Some(setting)
         } else {
-            None
+            word.strip_prefix("--").or_else(|| word.strip_prefix("-c"))
         };
         let Some((name, value)) = setting.and_then(|s| s.split_once('=')) else {
             return Some(Refusal::unsupported(format!(

@@ -675,6 +675,9 @@ fn fixed_refusal(node: &NodeEnum) -> Option<&'static str> {
         N::DropStmt(s) if is_type(s.remove_type) => "unsupported object in DROP statement",
         N::VacuumStmt(v) if v.is_vacuumcmd => "unsupported VACUUM statement",
         N::MergeStmt(_) => "unsupported statement type: MERGE",
+        // Not recorded: DSQL has no LOAD (dsql-facts.md §1.1), which reads a library from the
+        // server's files; the generic wording.
+        N::LoadStmt(_) => "unsupported statement: Load",
         _ => return None,
     })
 }
@@ -705,6 +708,7 @@ fn statement_refusal(node: &NodeEnum, job: Option<AsyncJob>) -> Option<Refusal> 
         NodeEnum::AlterDatabaseSetStmt(s) => s.setstmt.as_ref().and_then(set),
         NodeEnum::VariableShowStmt(s) => show(s),
         NodeEnum::CopyStmt(s) => guards::copy_refusal(s),
+        NodeEnum::DefineStmt(s) => guards::definition_refusal(s),
         _ => None,
     }
 }
