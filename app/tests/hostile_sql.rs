@@ -505,13 +505,17 @@ async fn client_encodings_other_than_utf8_are_refused_by_every_route() {
     let (_, mut conn) = admin(&database).await;
     for sql in [
         "SET client_encoding = 'LATIN1'",
-        "SET NAMES 'SQL_ASCII'",
+        "SET NAMES 'WIN1252'",
         "SET LOCAL client_encoding TO 'euc_jp'",
         "SELECT set_config('client_encoding', 'LATIN1', false)",
     ] {
         assert_refused(&mut conn, sql, "0A000", not_supported).await;
     }
-    // UTF-8 under each of its names stays possible, at login and later.
+    // UTF-8 under each of its names stays possible, at login and later, and SQL_ASCII, in
+    // which the server reads and checks the same UTF-8 bytes.
+    conn.execute("SET client_encoding = 'SQL_ASCII'; SET client_encoding = 'UTF8'")
+        .await
+        .expect("SQL_ASCII and UTF8");
     let mut raw = Raw::login(&database, &[("client_encoding", "utf-8")])
         .await
         .expect("UTF-8 at login");

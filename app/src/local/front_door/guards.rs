@@ -230,23 +230,25 @@ const REFUSED_PARAMETERS: &[&str] = &[
 /// The prefix of the stand-in's own switches (the in-server rules' state and exemptions).
 const INTERNAL_PREFIX: &str = "dsql_local.";
 
-/// Whether `value` names UTF-8 as PostgreSQL reads encoding names (case and punctuation
-/// ignored: `UTF8`, `utf-8`, `Unicode`).
+/// Whether `value` names a client encoding in which the server reads exactly the bytes the
+/// judge reads as UTF-8, as PostgreSQL reads encoding names (case and punctuation ignored):
+/// UTF-8 (`UTF8`, `utf-8`, `Unicode`), or `SQL_ASCII`, for which a UTF-8 server converts
+/// nothing and still checks that the text is UTF-8 (what libpq's `auto` picks in a C locale).
 fn is_utf8(value: &str) -> bool {
     let name: String = value
         .chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    name == "utf8" || name == "unicode"
+    ["utf8", "unicode", "sqlascii"].contains(&name.as_str())
 }
 
 /// DSQL's refusal of setting `name`, when `value` is `Some` that value (`None`: a value the
 /// judge cannot read, or a reset to the session's default).
 ///
 /// Refused: the [`REFUSED_PARAMETERS`]; anything under `dsql_local.`; `client_encoding` other
-/// than UTF-8 (DSQL is UTF-8 only, dsql-facts.md §0; that DSQL refuses another client encoding,
-/// rather than converting, is an assumption); `standard_conforming_strings` other than `on`
+/// than UTF-8 or `SQL_ASCII` (DSQL is UTF-8 only, dsql-facts.md §0; that DSQL refuses another
+/// client encoding, rather than converting, is an assumption); `standard_conforming_strings` other than `on`
 /// (not recorded: a difference of lexing between the judge and the server would let text past
 /// the judge). A reset is always allowed for the last two: the session's default is UTF-8 and
 /// `on`, since startup parameters pass the same check.
