@@ -7,9 +7,10 @@
 //! message; the front door asks for a cleartext password, which must be a valid IAM token for
 //! the stand-in's endpoint, the user's action and an access key the stand-in knows ([`iam`]).
 //! Only then is a backend session opened, over the server's Unix socket with the client's
-//! startup parameters, and from there messages are relayed both ways ([`relay`]), with the
-//! statements DSQL refuses and the server cannot see refused on the way ([`wire`] frames the
-//! messages).
+//! startup parameters (each one DSQL accepts and none of the stand-in's own switches:
+//! [`guards::startup_refusal`]), and from there messages are relayed both ways ([`relay`]),
+//! with the statements DSQL refuses and the server cannot see refused on the way ([`wire`]
+//! frames the messages).
 //!
 //! A refused login gets an `ErrorResponse` with DSQL's SQLSTATE and message, and no backend
 //! session ever exists for it.
