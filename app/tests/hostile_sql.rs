@@ -834,3 +834,23 @@ async fn a_fastpath_function_call_reaches_no_function() {
         Ok(vec!["1".into()])
     );
 }
+
+#[tokio::test]
+async fn text_the_judge_cannot_parse_never_reaches_the_server() {
+    let database = database_with_table("hostile_grammar").await;
+    let mut raw = Raw::login(&database, &[]).await.expect("log in");
+    // PostgreSQL 16 and later (DSQL's grammar, and the judge's) refuse a number followed by
+    // letters; the PostgreSQL 15 behind the front door reads `1abc` as `1 AS abc` and would
+    // run the rest.
+    let message = raw
+        .assert_refused(b"SELECT 1abc; TRUNCATE t", "42601")
+        .await;
+    assert!(message.contains("trailing junk"), "{message}");
+    assert_eq!(
+        raw.query(b"SELECT count(*) FROM t").await,
+        Ok(vec!["1".into()])
+    );
+    // An ordinary syntax error keeps PostgreSQL's message.
+    let message = raw.assert_refused(b"SELEC 1; TRUNCATE t", "42601").await;
+    assert_eq!(message, "syntax error at or near \"SELEC\"");
+}
