@@ -61,8 +61,9 @@ const STATEMENT_TOO_COMPLEX: &str = "54001";
 pub const MAX_TEXT: usize = 10 * 1024 * 1024;
 /// The stack of the thread a text is judged on. libpg_query's recursive C code stops at its
 /// own budget (see the module documentation); decoding, walking and dropping the deepest tree
-/// it lets through takes the Rust side more than 8 MiB in a debug build (a 749-term sum), less
-/// than 32 MiB: four times that, as reserved address space that is only touched as used.
+/// it lets through takes the Rust side more than 16 MiB and at most 32 MiB in a debug build
+/// (measured over the shapes of `no_nesting_overflows_the_judges_stack`): twice that, as
+/// reserved address space that is only touched as used.
 pub const JUDGE_STACK: usize = 64 * 1024 * 1024;
 
 /// How [`classify`] judged a query string.
@@ -1522,6 +1523,47 @@ mod tests {
         assert!(
             matches!(classify(&huge), Classified::Unjudged(r) if r.code == PROGRAM_LIMIT_EXCEEDED)
         );
+    }
+
+    #[test]
+    fn no_nesting_overflows_the_judges_stack() {
+        // Each shape at every depth up to far beyond the parser's limit: the judge answers
+        // (this test would abort on a stack overflow).
+        let shapes: [(&str, &str, &str, &str); 10] = [
+            ("SELECT ", "abs(", "1", ")"),
+            ("SELECT ", "ARRAY[", "1", "]"),
+            ("SELECT ", "ROW(", "1", ")"),
+            ("SELECT ", "COALESCE(", "1", ", 2)"),
+            ("SELECT ", "CASE WHEN true THEN ", "1", " END"),
+            ("SELECT ", "NOT ", "true", ""),
+            ("SELECT * FROM ", "(SELECT * FROM ", "t", ") s"),
+            ("SELECT 1 WHERE ", "true AND (false OR ", "true", ")"),
+            ("SELECT '{}'::jsonb", "", "", "->'a'"),
+            ("SELECT ", "(SELECT ", "1", ")"),
+        ];
+        for (head, open, middle, close) in shapes {
+            let parses = |depth: usize| {
+                // A view, not a query: only the parser can judge it, however deep.
+                let sql = format!(
+                    "CREATE VIEW v AS {head}{}{middle}{}",
+                    open.repeat(depth),
+                    close.repeat(depth)
+                );
+                matches!(classify(&sql), Classified::Parsed(_))
+            };
+            // The deepest text the parser reads is the deepest tree the judge decodes, walks
+            // and drops.
+            let (mut deepest, mut beyond) = (1, 20_000);
+            while deepest + 1 < beyond {
+                let depth = usize::midpoint(deepest, beyond);
+                if parses(depth) {
+                    deepest = depth;
+                } else {
+                    beyond = depth;
+                }
+            }
+            assert!((100..10_000).contains(&deepest), "{open}: {deepest}");
+        }
     }
 
     #[test]
