@@ -102,6 +102,9 @@ fn judge_step(case: &str, sql: &str, observation: &Observation) -> Verdict {
         Classified::Parsed(statements) => {
             return Verdict::Disagree(format!("{} statements, expected 1", statements.len()));
         }
+        Classified::Unjudged(refusal) => {
+            return Verdict::Disagree(format!("not judged: {refusal:?}"));
+        }
         Classified::Unparsed { .. } => {
             // PostgreSQL produces the syntax error: right exactly when DSQL answered one.
             return if observation.sqlstate.as_deref() == Some("42601") {

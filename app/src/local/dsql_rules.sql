@@ -17,22 +17,25 @@
 --     one transaction, so the rules hold across it, as on DSQL.
 --
 -- Superusers are exempt from all of it (current_setting('is_superuser')), and so is this
--- script's own CREATE TRIGGER (dsql_local.internal). Functions run with the invoker's rights.
+-- script's own CREATE TRIGGER (dsql_local.internal). Functions run with the invoker's rights and
+-- a search path of pg_catalog only, so a user's function of the same name as one they call
+-- (current_setting, set_config) never answers for it.
 -- Out of reach in-server: CREATE/ALTER/DROP ROLE, CREATE DATABASE and other global objects fire
 -- no event trigger, so they are not counted as DDL; tables created by a superuser get no
--- per-table triggers; the GUCs are not protected from a user who sets them on purpose.
+-- per-table triggers; the GUCs are not protected from a user who sets them on purpose (the
+-- front door lets no session set them: front_door/guards.rs).
 
 CREATE SCHEMA IF NOT EXISTS dsql_local AUTHORIZATION postgres;
 REVOKE ALL ON SCHEMA dsql_local FROM PUBLIC;
 GRANT USAGE ON SCHEMA dsql_local TO PUBLIC;
 
-CREATE OR REPLACE FUNCTION dsql_local.exempt() RETURNS boolean LANGUAGE sql STABLE AS $$
+CREATE OR REPLACE FUNCTION dsql_local.exempt() RETURNS boolean LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT current_setting('is_superuser') = 'on'
       OR coalesce(current_setting('dsql_local.internal', true), '') = 'on'
 $$;
 
 -- Rule 9: one DDL per transaction, and no DDL after DML.
-CREATE OR REPLACE FUNCTION dsql_local.one_ddl_per_transaction() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.one_ddl_per_transaction() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF dsql_local.exempt() THEN RETURN; END IF;
   IF current_setting('dsql_local.dml', true) = 'on' THEN
@@ -45,7 +48,7 @@ BEGIN
 END $$;
 
 -- Per-table triggers (rules 9, 13).
-CREATE OR REPLACE FUNCTION dsql_local.mark_dml() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.mark_dml() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF NOT dsql_local.exempt() THEN   -- rule 9: DML after DDL; remember DML for later DDL
     IF current_setting('dsql_local.ddl', true) = 'on' THEN
@@ -56,7 +59,7 @@ BEGIN
   RETURN NULL;
 END $$;
 
-CREATE OR REPLACE FUNCTION dsql_local.count_rows() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.count_rows() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE n bigint;
 BEGIN
   IF NOT dsql_local.exempt() THEN   -- rule 13: at most 3,000 rows per transaction
@@ -72,7 +75,7 @@ END $$;
 
 -- At the end of CREATE TABLE: attach the per-table triggers (exempt from rule 9 and, without
 -- the front door, rule 3), and the TRUNCATE refusal where dsql_statement_rules.sql is installed.
-CREATE OR REPLACE FUNCTION dsql_local.attach_table_triggers() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.attach_table_triggers() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE t regclass;
 BEGIN
   IF dsql_local.exempt() THEN RETURN; END IF;
@@ -109,7 +112,7 @@ CREATE EVENT TRIGGER dsql_z_attach ON ddl_command_end WHEN TAG IN ('CREATE TABLE
 -- DSQL has no text search configurations (queries.json, q_fulltext_*): to_tsvector('english', …)
 -- gets 42704 text search configuration "english" does not exist. `simple` is pinned (the system
 -- needs it) and stays.
-CREATE OR REPLACE FUNCTION dsql_local.drop_text_search_configurations() RETURNS void LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.drop_text_search_configurations() RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE configuration regconfig;
 BEGIN
   FOR configuration IN SELECT oid::regconfig FROM pg_ts_config WHERE cfgname <> 'simple' LOOP

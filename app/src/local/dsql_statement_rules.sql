@@ -11,7 +11,7 @@
 -- handler, so DO blocks fail with 0A000.
 
 -- Statements DSQL does not have at all, by command tag.
-CREATE OR REPLACE FUNCTION dsql_local.unsupported_tag(tag text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+CREATE OR REPLACE FUNCTION dsql_local.unsupported_tag(tag text) RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
   SELECT CASE tag
     WHEN 'CREATE TRIGGER'           THEN 'CREATE TRIGGER not supported'                -- rule 3
     WHEN 'CREATE EXTENSION'         THEN 'unsupported statement: CreateExtension'      -- rule 4
@@ -27,7 +27,7 @@ $$;
 
 -- Rules 2, 3, 4, 6, 12 by tag. At ddl_command_end only for the elements of CREATE SCHEMA
 -- (CREATE SCHEMA s CREATE TRIGGER ...), which fire no ddl_command_start of their own.
-CREATE OR REPLACE FUNCTION dsql_local.refuse_statement() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.refuse_statement() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE msg text;
 BEGIN
   IF dsql_local.exempt() THEN RETURN; END IF;
@@ -42,7 +42,7 @@ BEGIN
 END $$;
 
 -- Rule 2: CREATE TYPE (enum, composite, range, shell); CREATE DOMAIN has its own tag and passes.
-CREATE OR REPLACE FUNCTION dsql_local.refuse_create_type() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.refuse_create_type() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE kind "char";
 BEGIN
   IF dsql_local.exempt() THEN RETURN; END IF;
@@ -55,7 +55,7 @@ BEGIN
 END $$;
 
 -- Rule 6: only LANGUAGE sql functions.
-CREATE OR REPLACE FUNCTION dsql_local.refuse_function_language() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.refuse_function_language() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE lang name;
 BEGIN
   IF dsql_local.exempt() THEN RETURN; END IF;
@@ -69,7 +69,7 @@ BEGIN
 END $$;
 
 -- Rules 5, 1, 11: tables built by CREATE TABLE / ALTER TABLE (also inside CREATE SCHEMA).
-CREATE OR REPLACE FUNCTION dsql_local.check_tables() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.check_tables() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE persistence "char"; typ text;
 BEGIN
   IF dsql_local.exempt() THEN RETURN; END IF;
@@ -113,7 +113,7 @@ END $$;
 -- the statement text: a new sequence with cache 1 and no word CACHE in the query is refused
 -- (a heuristic: the word anywhere in the query string counts; the wire-level front door will
 -- read the statement itself).
-CREATE OR REPLACE FUNCTION dsql_local.check_sequences() RETURNS event_trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.check_sequences() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE r record;
 BEGIN
   IF dsql_local.exempt() THEN RETURN; END IF;
@@ -135,7 +135,7 @@ BEGIN
   END LOOP;
 END $$;
 
-CREATE OR REPLACE FUNCTION dsql_local.refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION dsql_local.refuse_truncate() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
   IF NOT dsql_local.exempt() THEN   -- rule 8
     RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = 'unsupported statement: Truncate';

@@ -7,9 +7,10 @@
 //! message; the front door asks for a cleartext password, which must be a valid IAM token for
 //! the stand-in's endpoint, the user's action and an access key the stand-in knows ([`iam`]).
 //! Only then is a backend session opened, logged in as the client's role with the client's
-//! startup parameters ([`Backend::open_session`]), and from there messages are relayed both ways ([`relay`]), with the
-//! statements DSQL refuses and the server cannot see refused on the way ([`wire`] frames the
-//! messages).
+//! startup parameters ([`Backend::open_session`]; each parameter one DSQL accepts and none of
+//! the stand-in's own switches: [`guards::startup_refusal`]), and from there messages are
+//! relayed both ways ([`relay`]), with the statements DSQL refuses and the server cannot see
+//! refused on the way ([`wire`] frames the messages).
 //!
 //! A refused login gets an `ErrorResponse` with DSQL's SQLSTATE and message, and no backend
 //! session ever exists for it. Before the token is accepted, every refusal is the same
@@ -35,6 +36,7 @@
 pub mod admission;
 pub mod buffers;
 pub mod conflicts;
+pub mod guards;
 pub mod iam;
 pub mod policy;
 pub mod relay;
@@ -328,10 +330,10 @@ async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<Logg
         }
     };
     let refused = match wire::password(&message.body) {
-        // The server trusts its socket, and its superuser is exempt from the in-server rules:
-        // not a role DSQL has, so nobody logs in as it through the front door.
+        // The server's superuser is exempt from the in-server rules: not a role DSQL has, so
+        // nobody logs in as it through the front door.
         _ if user == super::SUPERUSER => {
-            Some("the server's superuser logs in only over its socket".to_owned())
+            Some("the server's superuser does not log in through the front door".to_owned())
         }
         Err(_) => Some("the password is not text".to_owned()),
         Ok(token) => shared
@@ -343,6 +345,16 @@ async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<Logg
     if let Some(reason) = refused {
         info!(user, reason, "front door refused a login");
         return ended(refuse(&mut client, INVALID_PASSWORD, ACCESS_DENIED, None)).await;
+    }
+    // What the session may start with: only settings DSQL accepts, none of the stand-in's own.
+    let startup = parameters.iter().map(|(n, v)| (n.as_str(), v.as_str()));
+    if let Some(refusal) = guards::startup_refusal(startup) {
+        info!(
+            user,
+            code = refusal.code,
+            "front door refused a startup parameter"
+        );
+        return ended(refuse(&mut client, refusal.code, &refusal.message, None)).await;
     }
     let database = parameters
         .iter()

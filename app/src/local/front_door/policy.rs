@@ -44,6 +44,7 @@ impl Policy for DsqlRules {
         let verdict = match rules::classify(text) {
             Classified::Unparsed { rewrite } => rewrite.map_or(Verdict::Pass, Verdict::Rewrite),
             Classified::Parsed(statements) => verdict(text, &statements),
+            Classified::Unjudged(refusal) => Verdict::Refuse(refusal),
         };
         match (verdict, reported) {
             (Verdict::Pass, Some(reported)) => Verdict::Rewrite(reported),

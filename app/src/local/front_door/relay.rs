@@ -1,12 +1,14 @@
 //! The relay between an authenticated client and its backend session, message by message, so
 //! that the front door can refuse a statement the way DSQL does.
 //!
-//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at; every other message
-//! passes as it came. A query text that the [`Policy`] refuses is replaced by a marker that is
-//! a syntax error (`__dsql_refused_<n>__`), so PostgreSQL itself fails the message: the
-//! responses stay in order, an extended-protocol batch is skipped up to its `Sync`, and a
-//! transaction is aborted (25P02 until `ROLLBACK`) exactly as for any other error. A text the
-//! policy rewrites is replaced by the rewrite, in the same message.
+//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at, and a fastpath
+//! `FunctionCall` (`F`) is refused; every other message passes as it came. A query text that
+//! the [`Policy`] refuses is replaced by a query of a marker column that does not exist
+//! (`SELECT __dsql_refused_<n>__`), so PostgreSQL itself fails the message (with 25P02 in a
+//! failed transaction, as DSQL): the responses stay in order, an extended-protocol batch is
+//! skipped up to its `Sync`, and a transaction is aborted (25P02 until `ROLLBACK`) exactly as
+//! for any other error. A text the policy rewrites is replaced by the rewrite, in the same
+//! message.
 //!
 //! A lone `COMMIT` of a session chosen to fail ([`CommitFailures`]) is sent as `ROLLBACK`, and
 //! its `ROLLBACK` tag comes back to the client as DSQL's conflict error; one chosen to lose its
@@ -271,8 +273,8 @@ pub struct Judge<'a> {
 impl Judge<'_> {
     /// The verdict on `sql` in the session whose shared state is `pending`: a commit chosen to
     /// fail, then the transaction's age, then a stale catalog at the start of a transaction,
-    /// then the policy. In a failed transaction nothing is refused: the server answers 25P02
-    /// first, as DSQL does.
+    /// then the policy. In a failed transaction the server answers a refused text with 25P02
+    /// first, as DSQL does ([`checked`]).
     fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> Verdict {
         let (pid, status, started) = {
             let pending = lock(pending);
@@ -301,10 +303,30 @@ impl Judge<'_> {
                 return Verdict::Refuse(Conflict::Schema.refusal());
             }
         }
-        match self.policy.check(sql) {
-            Verdict::Refuse(_) if status == Some(b'E') => Verdict::Pass,
-            verdict => verdict,
-        }
+        self.policy.check(sql)
+    }
+}
+
+/// PostgreSQL's refusal of text that is not valid in the client encoding UTF-8, naming the
+/// bytes of the first invalid character (`invalid`, from its first byte) as the server does.
+fn invalid_utf8(invalid: &[u8]) -> Refusal {
+    let width = match invalid.first() {
+        Some(0xc0..=0xdf) => 2,
+        Some(0xe0..=0xef) => 3,
+        Some(0xf0..=0xf7) => 4,
+        _ => 1,
+    };
+    let bytes: Vec<String> = invalid
+        .iter()
+        .take(width)
+        .map(|b| format!("0x{b:02x}"))
+        .collect();
+    Refusal {
+        code: "22021",
+        message: format!(
+            "invalid byte sequence for encoding \"UTF8\": {}",
+            bytes.join(" ")
+        ),
     }
 }
 
@@ -381,6 +403,18 @@ fn to_server(tag: u8, body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -
     let skip = match tag {
         b'Q' => 0,
         b'P' => 1,
+        // A fastpath FunctionCall calls any function by its OID, with no text to judge: it
+        // becomes a refused query, which the server answers the same way (an error, then
+        // ReadyForQuery). Not recorded: the wording is an assumption in DSQL's style.
+        b'F' => {
+            let marker = lock(pending).add(Refusal {
+                code: "0A000",
+                message: "unsupported statement: FunctionCall".to_owned(),
+            });
+            let mut frame = Vec::new();
+            wire::put_message(&mut frame, b'Q', format!("SELECT {marker}\0").as_bytes());
+            return Some(frame);
+        }
         _ => return None,
     };
     let replaced = checked(body, skip, judge, pending)?;
@@ -427,7 +461,13 @@ where
 /// The body of a `Query` (the text) or a `Parse` (statement name, text, parameter types)
 /// with its query text replaced by a marker, if the policy refuses the text, or by the
 /// policy's rewrite. The text comes after `skip` NUL-terminated strings: 0 for `Query`, 1 for
-/// `Parse`. Text that is not UTF-8 is not judged: the server answers it as it came.
+/// `Parse`. The session's client encoding is UTF-8 (the front door lets no other be set), so
+/// text that is not UTF-8 is refused as PostgreSQL refuses it, and never judged or relayed.
+///
+/// A refused text becomes `SELECT <marker>`: in a failed transaction the server answers it
+/// with 25P02, as DSQL answers anything there; otherwise with an error naming the marker. Either
+/// way nothing of the text runs, whatever state the session is in by the time it arrives (a
+/// pipelined `ROLLBACK` before it included).
 fn checked(
     body: &[u8],
     skip: usize,
@@ -438,10 +478,16 @@ fn checked(
     for _ in 0..skip {
         start += body.get(start..)?.iter().position(|&b| b == 0)? + 1;
     }
-    let (sql, rest) = wire::cstr(body.get(start..)?).ok()?;
-    let text = match judge.verdict(sql, pending) {
+    let raw = body.get(start..)?;
+    let end = raw.iter().position(|&b| b == 0)?;
+    let (bytes, rest) = (&raw[..end], &raw[end + 1..]);
+    let verdict = match std::str::from_utf8(bytes) {
+        Ok(sql) => judge.verdict(sql, pending),
+        Err(error) => Verdict::Refuse(invalid_utf8(&bytes[error.valid_up_to()..])),
+    };
+    let text = match verdict {
         Verdict::Pass => return None,
-        Verdict::Refuse(refusal) => lock(pending).add(refusal),
+        Verdict::Refuse(refusal) => format!("SELECT {}", lock(pending).add(refusal)),
         Verdict::Rewrite(text) => text,
     };
     let mut replaced = Vec::with_capacity(start + text.len() + 1 + rest.len());
@@ -703,17 +749,29 @@ mod tests {
         let relayed = Relayed::new(&NoTruncate, &context);
         assert_eq!(relayed.up(b"SELECT 1\0", 0), None);
         let query = relayed.up(b"TRUNCATE t\0", 0).expect("refused");
-        assert_eq!(query, b"__dsql_refused_1__\0".to_vec());
+        assert_eq!(query, b"SELECT __dsql_refused_1__\0".to_vec());
         let parse = b"stmt\0TRUNCATE t\0\0\x01\0\0\0\x17";
         let replaced = relayed.up(parse, 1).expect("refused");
         assert_eq!(
             replaced,
-            b"stmt\0__dsql_refused_2__\0\0\x01\0\0\0\x17".to_vec()
+            b"stmt\0SELECT __dsql_refused_2__\0\0\x01\0\0\0\x17".to_vec()
         );
         let rewritten = relayed.up(b"s\0CREATE INDEX ASYNC\0\0\0", 1);
         assert_eq!(rewritten, Some(b"s\0SELECT 'job'\0\0\0".to_vec()));
-        assert_eq!(relayed.up(b"\xff\0", 0), None);
         assert_eq!(relayed.up(b"no terminator", 1), None);
+        // Not UTF-8: refused, never judged.
+        assert_eq!(
+            relayed.up(b"TRUNCATE t /* \xe9 */\0", 0),
+            Some(b"SELECT __dsql_refused_3__\0".to_vec())
+        );
+        let refusal = lock(&relayed.pending).take_named_in("__dsql_refused_3__");
+        assert_eq!(
+            refusal.map(|r| (r.code, r.message)),
+            Some((
+                "22021",
+                "invalid byte sequence for encoding \"UTF8\": 0xe9 0x20 0x2a".to_owned()
+            ))
+        );
     }
 
     #[test]
@@ -884,13 +942,14 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_refused_in_a_failed_transaction() {
+    fn a_failed_transaction_lets_no_refused_text_through() {
+        // A pipelined `ROLLBACK` may end the failed transaction before the text arrives: the
+        // text is replaced all the same (the server answers 25P02 if the transaction is still
+        // failed).
         let context = Context::default();
         let mut relayed = Relayed::new(&NoLines, &context);
-        assert!(relayed.up(b"TRUNCATE t\0", 0).is_some());
         relayed.down(b'Z', b"E");
-        assert_eq!(relayed.up(b"TRUNCATE t\0", 0), None);
-        relayed.down(b'Z', b"T");
+        assert!(relayed.up(b"ROLLBACK; TRUNCATE t\0", 0).is_some());
         assert!(relayed.up(b"TRUNCATE t\0", 0).is_some());
     }
 

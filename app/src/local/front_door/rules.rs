@@ -13,30 +13,58 @@
 //! touched. An unquoted `async` right after `INDEX` is always the keyword: DSQL's index name is
 //! optional, so `CREATE INDEX ASYNC ON t (c)` is an unnamed asynchronous index.
 //!
-//! Text PostgreSQL cannot parse is not judged ([`Classified::Unparsed`]): the caller forwards
-//! it and PostgreSQL itself produces the syntax error DSQL would.
+//! Text PostgreSQL's grammar rejects is not judged ([`Classified::Unparsed`]): the caller
+//! forwards it and PostgreSQL itself produces the syntax error DSQL would; the server cannot run
+//! text it cannot parse either.
 //!
-//! Only what one statement's text decides is judged here. Rules that need the session or the
-//! database — one DDL per transaction, no DDL with DML, the 3,000-row cap, the aborted
-//! transaction (25P02), the catalog (a type or text search configuration that does not exist,
-//! dropping a key column) — belong to the relay and the backend.
-//!
-//! Every message is the one recorded from a live cluster in `tests/dsql-conformance/`, unless
-//! the comment at its rule says otherwise (a few refusals were observed elsewhere, or are not
-//! recorded at all and use the closest recorded wording).
+//! Every other text is judged whole, or refused ([`Classified::Unjudged`]): the judge has two
+//! stated limits, beyond which a text is refused and never relayed.
+//! - Size: [`MAX_TEXT`] bytes (10 MiB, DSQL's own protocol message limit, dsql-facts.md §3.4).
+//! - Nesting: libpg_query stops its recursive C code at PostgreSQL's minimum `max_stack_depth`
+//!   of 100 kB (this build cannot measure the thread's stack, so it never raises it) and its
+//!   grammar at PostgreSQL's parser stack of 10,000 levels; a text nested deeper is refused
+//!   with `54001`. Measured: a sum of up to 749 terms (`SELECT 1+1+…`), up to 250 nested
+//!   subqueries, and flat lists (`AND` chains, `IN` lists, `VALUES` rows) of any length pass;
+//!   PostgreSQL 15 itself, with its 2 MB, goes further. A text the parser cannot read for its
+//!   depth is judged statement by statement ([`beyond_the_parser`]): a deep query whose tokens
+//!   show that no rule applies to it passes, whatever its depth, and the server judges its own
+//!   depth; any other deep statement (not a query, or a query with `INTO`, a locking clause,
+//!   `TABLESAMPLE`, a `U&` identifier, or a function name the judge watches) is refused with
+//!   `54001`. The tree is decoded without prost's nesting limit of 100 (which refused a 60-term
+//!   sum), on a thread with a [`JUDGE_STACK`] stack, so that no text can overflow the caller's
+//!   stack.
 
 use std::ops::Range;
 
 use pg_query::NodeEnum;
+
+use super::guards;
+// Linked for its `no-recursion-limit` feature only; see the module documentation.
 use pg_query::protobuf::{
     self, AlterTableType, ConstrType, LockClauseStrength, ObjectType, SortByDir, Token,
     TransactionStmtKind, VariableSetKind, a_const,
 };
+use prost as _;
 
 /// SQLSTATE `feature_not_supported`, DSQL's answer to almost every refusal.
 const FEATURE_NOT_SUPPORTED: &str = "0A000";
 /// SQLSTATE `undefined_object` (`type "serial" does not exist`).
 const UNDEFINED_OBJECT: &str = "42704";
+/// SQLSTATE `program_limit_exceeded`: a text larger than [`MAX_TEXT`].
+const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+/// SQLSTATE `statement_too_complex`: a text nested deeper than the judge parses, PostgreSQL's
+/// code for `stack depth limit exceeded`.
+const STATEMENT_TOO_COMPLEX: &str = "54001";
+
+/// The largest text judged, in bytes: DSQL's protocol message limit (about 10 MiB,
+/// dsql-facts.md §3.4).
+pub const MAX_TEXT: usize = 10 * 1024 * 1024;
+/// The stack of the thread a text is judged on. libpg_query's recursive C code stops at its
+/// own budget (see the module documentation); decoding, walking and dropping the deepest tree
+/// it lets through takes the Rust side more than 16 MiB and at most 32 MiB in a debug build
+/// (measured over the shapes of `no_nesting_overflows_the_judges_stack`): twice that, as
+/// reserved address space that is only touched as used.
+pub const JUDGE_STACK: usize = 64 * 1024 * 1024;
 
 /// How [`classify`] judged a query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +79,8 @@ pub enum Classified {
         /// The text without its `ASYNC` keywords, if it had any.
         rewrite: Option<String>,
     },
+    /// The text is beyond a limit of the judge (its size, or its nesting): refuse it whole.
+    Unjudged(Refusal),
 }
 
 /// One statement of a query string.
@@ -131,7 +161,7 @@ pub struct Refusal {
 
 impl Refusal {
     /// A `0A000` refusal.
-    fn unsupported(message: impl Into<String>) -> Self {
+    pub(crate) fn unsupported(message: impl Into<String>) -> Self {
         Self {
             code: FEATURE_NOT_SUPPORTED,
             message: message.into(),
@@ -140,17 +170,51 @@ impl Refusal {
 }
 
 /// Judges every statement of `sql` as Aurora DSQL would; see the [module documentation](self).
+/// The work is done on a thread with a [`JUDGE_STACK`] stack, so that no text can overflow
+/// the caller's.
 pub fn classify(sql: &str) -> Classified {
+    if sql.len() > MAX_TEXT {
+        return Classified::Unjudged(Refusal {
+            code: PROGRAM_LIMIT_EXCEEDED,
+            message: format!("statement too large: at most {MAX_TEXT} bytes are checked"),
+        });
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("sql-judge".into())
+            .stack_size(JUDGE_STACK)
+            .spawn_scoped(scope, || classify_here(sql))
+            .ok()
+            .and_then(|judge| judge.join().ok())
+    })
+    .unwrap_or_else(|| {
+        Classified::Unjudged(Refusal {
+            code: "XX000",
+            message: "the statement could not be checked".into(),
+        })
+    })
+}
+
+/// [`classify`] on the caller's thread (the judge's own, or a function body's).
+fn classify_here(sql: &str) -> Classified {
     let Some(tokens) = significant_tokens(sql) else {
         return Classified::Unparsed { rewrite: None };
     };
     let cuts = async_keywords(sql, &tokens);
     let text = without(sql, &cuts);
-    let deep = needs_clause_walk(&tokens);
-    let Ok(parsed) = pg_query::parse(&text, 0) else {
-        return Classified::Unparsed {
-            rewrite: (!cuts.is_empty()).then_some(text),
-        };
+    let deep = needs_tree_walk(&tokens);
+    let parsed = match pg_query::parse(&text, 0) {
+        Ok(parsed) => parsed,
+        Err(pg_query::Error::Parse(message)) if !is_resource_limit(&message) => {
+            return Classified::Unparsed {
+                rewrite: (!cuts.is_empty()).then_some(text),
+            };
+        }
+        Err(pg_query::Error::Conversion(_)) => return Classified::Unparsed { rewrite: None },
+        Err(pg_query::Error::Parse(_)) if cuts.is_empty() => {
+            return beyond_the_parser(sql, &tokens);
+        }
+        Err(_) => return Classified::Unjudged(too_deep()),
     };
     let statements = parsed
         .protobuf
@@ -180,6 +244,90 @@ pub fn classify(sql: &str) -> Classified {
         })
         .collect();
     Classified::Parsed(statements)
+}
+
+/// Whether a parser error is a limit of the parser (its stack, PostgreSQL's grammar stack, its
+/// memory) rather than of the text's grammar: the server, with other limits, may parse it.
+fn is_resource_limit(message: &str) -> bool {
+    [
+        "stack depth limit exceeded",
+        "memory exhausted",
+        "out of memory",
+    ]
+    .iter()
+    .any(|limit| message.contains(limit))
+}
+
+/// Judges a text too deep for the parser statement by statement: each statement the parser
+/// can read is judged as usual; one it cannot is accepted only if its tokens alone show that
+/// no rule can refuse it, and the text is refused otherwise ([`too_deep`]).
+///
+/// Such a statement must be a query (it starts with `SELECT`, `VALUES`, `WITH`, `TABLE` or
+/// `(`) without `INTO` (DSQL refuses `SELECT … INTO`; a DML CTE's `INSERT INTO` is refused
+/// with it, for want of a tree) and without anything [`needs_tree_walk`] looks for (locking
+/// clauses, `TABLESAMPLE`, `U&` identifiers, the functions [`guards`] judges): for a query,
+/// every other rule of this module needs the statement's node, which has none of them. A rule
+/// added to the tree walk must be added to that look at the tokens too.
+fn beyond_the_parser(sql: &str, tokens: &[Tok<'_>]) -> Classified {
+    let mut statements = Vec::new();
+    for piece in tokens.split(|t| t.token == Token::Ascii59) {
+        let (Some(first), Some(last)) = (piece.first(), piece.last()) else {
+            continue;
+        };
+        let span = first.range.start..last.range.end;
+        let text = &sql[span.clone()];
+        match pg_query::parse(text, 0) {
+            Ok(_) => match classify_here(text) {
+                Classified::Parsed(parsed) => {
+                    statements.extend(parsed.into_iter().map(|s| Statement {
+                        span: s.span.start + span.start..s.span.end + span.start,
+                        ..s
+                    }))
+                }
+                _ => return Classified::Unjudged(too_deep()),
+            },
+            Err(pg_query::Error::Parse(message)) if is_resource_limit(&message) => {
+                let query = matches!(
+                    first.token,
+                    Token::Select | Token::Values | Token::With | Token::Table | Token::Ascii40
+                );
+                if !query || needs_tree_walk(piece) || piece.iter().any(|t| t.token == Token::Into)
+                {
+                    return Classified::Unjudged(too_deep());
+                }
+                statements.push(Statement {
+                    kind: Kind::Query,
+                    span,
+                    refusal: None,
+                    rewrite: None,
+                    async_job: None,
+                    shows: None,
+                });
+            }
+            // A piece that does not parse alone (a `;` inside BEGIN ATOMIC … END) or at all.
+            Err(_) => return Classified::Unjudged(too_deep()),
+        }
+    }
+    Classified::Parsed(statements)
+}
+
+/// The refusal of a text nested deeper than the judge parses.
+fn too_deep() -> Refusal {
+    Refusal {
+        code: STATEMENT_TOO_COMPLEX,
+        message: "statement too deeply nested to be checked (stack depth limit exceeded)".into(),
+    }
+}
+
+/// The first refusal of `sql`, judged on this thread: an SQL function's body, or the query a
+/// function runs from text. Text that does not parse is left to the server, which cannot
+/// run it either.
+fn first_refusal(sql: &str) -> Option<Refusal> {
+    match classify_here(sql) {
+        Classified::Parsed(statements) => statements.into_iter().find_map(|s| s.refusal),
+        Classified::Unparsed { .. } => None,
+        Classified::Unjudged(refusal) => Some(refusal),
+    }
 }
 
 /// Whether `sql` is one transaction-control statement of the kind `kind`.
@@ -346,14 +494,19 @@ fn statement_range(text: &str, location: i32, len: i32) -> Option<Range<usize>> 
     Some(start + lead..(end - trail).max(start + lead))
 }
 
-/// Whether a refusal may hide in a clause anywhere in the tree (a locking clause other than
-/// `FOR UPDATE`/`FOR KEY SHARE`, or `TABLESAMPLE`): a cheap look at the tokens decides whether
-/// the deeper walk of [`clause_refusal`] is worth doing.
-fn needs_clause_walk(tokens: &[Tok<'_>]) -> bool {
+/// Whether a refusal may hide anywhere in the tree (a locking clause other than
+/// `FOR UPDATE`/`FOR KEY SHARE`, `TABLESAMPLE`, or a function [`guards::node_refusal`] judges):
+/// a cheap look at the tokens decides whether the deeper walk of [`tree_refusal`] is worth
+/// doing. A Unicode-escaped identifier (`U&"…"`) may spell any name, so it always is.
+fn needs_tree_walk(tokens: &[Tok<'_>]) -> bool {
     tokens.windows(2).any(|pair| {
         pair[0].token == Token::Tablesample
             || (pair[0].token == Token::For && matches!(pair[1].token, Token::Share | Token::No))
-    }) || tokens.last().is_some_and(|t| t.token == Token::Tablesample)
+    }) || tokens.iter().any(|t| {
+        t.token == Token::Tablesample
+            || t.token == Token::Uident
+            || (t.token == Token::Ident && guards::is_watched(t.text))
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -362,7 +515,7 @@ fn needs_clause_walk(tokens: &[Tok<'_>]) -> bool {
 /// The kind of one parsed statement and DSQL's refusal of it, if any.
 fn judge(node: &NodeEnum, job: Option<AsyncJob>, deep: bool) -> (Kind, Option<Refusal>) {
     let refusal =
-        statement_refusal(node, job).or_else(|| if deep { clause_refusal(node) } else { None });
+        statement_refusal(node, job).or_else(|| if deep { tree_refusal(node) } else { None });
     (kind_of(node), refusal)
 }
 
@@ -523,6 +676,9 @@ fn fixed_refusal(node: &NodeEnum) -> Option<&'static str> {
         N::DropStmt(s) if is_type(s.remove_type) => "unsupported object in DROP statement",
         N::VacuumStmt(v) if v.is_vacuumcmd => "unsupported VACUUM statement",
         N::MergeStmt(_) => "unsupported statement type: MERGE",
+        // Not recorded: DSQL has no LOAD (dsql-facts.md §1.1), which reads a library from the
+        // server's files; the generic wording.
+        N::LoadStmt(_) => "unsupported statement: Load",
         _ => return None,
     })
 }
@@ -537,17 +693,54 @@ fn statement_refusal(node: &NodeEnum, job: Option<AsyncJob>) -> Option<Refusal> 
     if let Some(message) = fixed_refusal(node) {
         return Some(Refusal::unsupported(message));
     }
+    if let Some(refusal) = guards::role_refusal(node) {
+        return Some(refusal);
+    }
     match node {
         NodeEnum::CreateStmt(s) => create_table(s),
         NodeEnum::AlterTableStmt(s) => alter_table(s, job),
         NodeEnum::IndexStmt(s) => create_index(s, job),
         NodeEnum::CreateSeqStmt(s) => cache_refusal(&s.options, SEQUENCE_CACHE),
         NodeEnum::CreateFunctionStmt(s) => create_function(s),
+        NodeEnum::AlterFunctionStmt(s) => function_settings(&s.actions),
         NodeEnum::TransactionStmt(s) => transaction(s),
         NodeEnum::VariableSetStmt(s) => set(s),
+        NodeEnum::AlterRoleSetStmt(s) => s.setstmt.as_ref().and_then(set),
+        NodeEnum::AlterDatabaseSetStmt(s) => s.setstmt.as_ref().and_then(set),
         NodeEnum::VariableShowStmt(s) => show(s),
+        NodeEnum::CopyStmt(s) => guards::copy_refusal(s),
+        NodeEnum::DefineStmt(s) => guards::definition_refusal(s),
         _ => None,
     }
+}
+
+/// The `SET` clauses of `CREATE FUNCTION` or `ALTER FUNCTION`, which hold while the function
+/// runs: judged as `SET` statements.
+fn function_settings(options: &[protobuf::Node]) -> Option<Refusal> {
+    options.iter().find_map(|option| match &option.node {
+        Some(NodeEnum::DefElem(d)) if d.defname == "set" => match d.arg.as_deref() {
+            Some(protobuf::Node {
+                node: Some(NodeEnum::VariableSetStmt(s)),
+            }) => set(s),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// The body of an SQL function given as a string (`AS $$ … $$`), judged as the statements it
+/// runs when called. A body in `BEGIN ATOMIC … END` is part of the tree already.
+fn body_refusal(options: &[protobuf::Node]) -> Option<Refusal> {
+    options.iter().find_map(|option| match &option.node {
+        Some(NodeEnum::DefElem(d)) if d.defname == "as" => match d.arg.as_ref()?.node.as_ref()? {
+            NodeEnum::List(list) => list.items.first().and_then(|body| match &body.node {
+                Some(NodeEnum::String(s)) => first_refusal(&s.sval),
+                _ => None,
+            }),
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 /// `CREATE TABLE`: TEMP and UNLOGGED tables, then each column (`unsupported.json`).
@@ -826,13 +1019,14 @@ fn create_function(s: &protobuf::CreateFunctionStmt) -> Option<Refusal> {
     let language = s.options.iter().find_map(|option| match &option.node {
         Some(NodeEnum::DefElem(d)) if d.defname == "language" => string_arg(d),
         _ => None,
-    })?;
+    });
     // Only plpgsql is recorded; every other language gets the same wording.
-    (!language.eq_ignore_ascii_case("sql")).then(|| {
-        Refusal::unsupported(format!(
+    if let Some(language) = language.filter(|l| !l.eq_ignore_ascii_case("sql")) {
+        return Some(Refusal::unsupported(format!(
             "CREATE FUNCTION with language {language} not supported"
-        ))
-    })
+        )));
+    }
+    function_settings(&s.options).or_else(|| body_refusal(&s.options))
 }
 
 /// The string value of an option (`LANGUAGE plpgsql`, `ISOLATION LEVEL serializable`).
@@ -876,46 +1070,39 @@ fn isolation_refusal(options: &[protobuf::Node]) -> Option<Refusal> {
     })
 }
 
-/// Parameters DSQL refuses to `SET`, all answered `setting configuration parameter "…" not
-/// supported`. Recorded: `default_transaction_isolation` (`isolation.json`). Observed on
-/// clusters by others (dsql-facts.md §3.6): `client_min_messages` (pgAdmin #9433),
-/// `statement_timeout` (`SET LOCAL`, quill-router #672), `lc_numeric` (as a startup
-/// parameter). Reported refused with the wording not captured: `default_transaction_read_only`.
-/// Everything else is allowed, among them the accepted `search_path`, `application_name`,
-/// `TimeZone`, `DateStyle`, `client_encoding`, `extra_float_digits` and
-/// `dsql.enable_batched_nestloop`.
-const REFUSED_PARAMETERS: &[&str] = &[
-    "default_transaction_isolation",
-    "client_min_messages",
-    "statement_timeout",
-    "lc_numeric",
-    "default_transaction_read_only",
-];
-
-/// `SET TRANSACTION`, `SET SESSION CHARACTERISTICS` and the [`REFUSED_PARAMETERS`].
+/// `SET TRANSACTION`, `SET SESSION CHARACTERISTICS`, and the settings
+/// [`guards::setting_refusal`] refuses (`SET`, `SET LOCAL`, `RESET`, in a statement or a
+/// function's or role's `SET` clause).
 fn set(s: &protobuf::VariableSetStmt) -> Option<Refusal> {
     use VariableSetKind as V;
-    let refused = match V::try_from(s.kind) {
+    match V::try_from(s.kind) {
         // SET TRANSACTION (recorded) and SET SESSION CHARACTERISTICS AS TRANSACTION (not
         // recorded: the same rules, naming its parameter the same way): an isolation level
         // other than repeatable read is named, anything else refuses the parameter.
-        Ok(V::VarSetMulti) => {
-            if let Some(refusal) = isolation_refusal(&s.args) {
-                return Some(refusal);
-            }
-            true
+        Ok(V::VarSetMulti) => Some(isolation_refusal(&s.args).unwrap_or_else(|| {
+            Refusal::unsupported(format!(
+                "setting configuration parameter \"{}\" not supported",
+                s.name
+            ))
+        })),
+        Ok(V::VarSetValue) => {
+            let value = match s.args.as_slice() {
+                [one] => guards::set_value(one),
+                _ => None,
+            };
+            guards::setting_refusal(&s.name, value.as_deref(), false)
         }
-        Ok(V::VarSetValue | V::VarSetDefault | V::VarSetCurrent) => REFUSED_PARAMETERS
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(&s.name)),
-        _ => false,
-    };
-    refused.then(|| {
-        Refusal::unsupported(format!(
-            "setting configuration parameter \"{}\" not supported",
-            s.name
-        ))
-    })
+        Ok(V::VarSetDefault | V::VarSetCurrent | V::VarReset) => {
+            guards::setting_refusal(&s.name, None, true)
+        }
+        // RESET ALL would reset the in-server rules' transaction state (`dsql_local.*`) in the
+        // middle of a transaction, and the front door cannot know for certain that none is
+        // open (a pipelined BEGIN). Not recorded: DSQL's wording for SET, naming ALL.
+        Ok(V::VarResetAll) => Some(Refusal::unsupported(
+            "setting configuration parameter \"ALL\" not supported",
+        )),
+        _ => None,
+    }
 }
 
 /// Parameters DSQL's server (PostgreSQL 16) no longer has, which the PostgreSQL 15 backend
@@ -934,11 +1121,14 @@ fn show(s: &protobuf::VariableShowStmt) -> Option<Refusal> {
         })
 }
 
-/// Clauses DSQL refuses wherever they appear in a statement, subqueries and CTEs included:
-/// locking clauses other than `FOR UPDATE`/`FOR KEY SHARE` (`occ.json`) and `TABLESAMPLE`
-/// (`queries.json`). The tree is walked through its serde form, which reaches every node.
-fn clause_refusal(node: &NodeEnum) -> Option<Refusal> {
-    let tree = serde_json::to_value(node).ok()?;
+/// What is refused wherever it appears in a statement, subqueries, CTEs, defaults, views and
+/// function bodies included: locking clauses other than `FOR UPDATE`/`FOR KEY SHARE`
+/// (`occ.json`), `TABLESAMPLE` (`queries.json`), and the calls [`guards::node_refusal`] judges.
+/// The tree is walked through its serde form, which reaches every node.
+fn tree_refusal(node: &NodeEnum) -> Option<Refusal> {
+    let Ok(tree) = serde_json::to_value(node) else {
+        return Some(too_deep());
+    };
     let mut pending = vec![&tree];
     while let Some(value) = pending.pop() {
         match value {
@@ -959,6 +1149,11 @@ fn clause_refusal(node: &NodeEnum) -> Option<Refusal> {
                 }
                 if fields.contains_key("RangeTableSample") {
                     return Some(Refusal::unsupported("TABLESAMPLE clause not supported"));
+                }
+                for (kind, inner) in fields {
+                    if let Some(refusal) = guards::node_refusal(kind, inner, &first_refusal) {
+                        return Some(refusal);
+                    }
                 }
                 pending.extend(fields.values());
             }
@@ -1267,7 +1462,7 @@ mod tests {
             "SET client_encoding = 'UTF8'",
             "SET extra_float_digits = 3",
             "SET dsql.enable_batched_nestloop = on",
-            "RESET ALL",
+            "RESET search_path",
             "BEGIN READ ONLY",
             "START TRANSACTION ISOLATION LEVEL REPEATABLE READ",
             "SELECT 1 FROM t FOR UPDATE SKIP LOCKED",
@@ -1288,6 +1483,118 @@ mod tests {
             "COPY t FROM STDIN",
         ];
         for sql in accepted {
+            assert_eq!(refusal(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn deep_text_is_judged_up_to_the_stated_limit_and_refused_beyond() {
+        let sum = |n: usize| format!("SELECT {}", vec!["1"; n].join("+"));
+        for sql in [sum(60), sum(749)] {
+            assert!(
+                matches!(classify(&sql), Classified::Parsed(_)),
+                "{}",
+                sql.len()
+            );
+        }
+        let hidden = format!("{}; TRUNCATE t", sum(700));
+        let Classified::Parsed(statements) = classify(&hidden) else {
+            panic!("judged");
+        };
+        assert!(statements[1].refusal.is_some());
+        // Beyond the parser, a deep query passes on its tokens; anything else is refused.
+        let Classified::Parsed(statements) = classify(&format!("{}; TRUNCATE t", sum(5_000)))
+        else {
+            panic!("judged statement by statement");
+        };
+        let refused: Vec<bool> = statements.iter().map(|s| s.refusal.is_some()).collect();
+        assert_eq!(refused, [false, true]);
+        for sql in [
+            format!("UPDATE t SET a = {}", &sum(5_000)[7..]),
+            format!("{}, lo_import('x')", sum(5_000)),
+            format!("CREATE VIEW v AS {}", sum(5_000)),
+        ] {
+            let Classified::Unjudged(refusal) = classify(&sql) else {
+                panic!("refused: {}", &sql[..30]);
+            };
+            assert_eq!(refusal.code, STATEMENT_TOO_COMPLEX);
+        }
+        let huge = format!("SELECT '{}'", "x".repeat(MAX_TEXT));
+        assert!(
+            matches!(classify(&huge), Classified::Unjudged(r) if r.code == PROGRAM_LIMIT_EXCEEDED)
+        );
+    }
+
+    #[test]
+    fn no_nesting_overflows_the_judges_stack() {
+        // Each shape at every depth up to far beyond the parser's limit: the judge answers
+        // (this test would abort on a stack overflow).
+        let shapes: [(&str, &str, &str, &str); 10] = [
+            ("SELECT ", "abs(", "1", ")"),
+            ("SELECT ", "ARRAY[", "1", "]"),
+            ("SELECT ", "ROW(", "1", ")"),
+            ("SELECT ", "COALESCE(", "1", ", 2)"),
+            ("SELECT ", "CASE WHEN true THEN ", "1", " END"),
+            ("SELECT ", "NOT ", "true", ""),
+            ("SELECT * FROM ", "(SELECT * FROM ", "t", ") s"),
+            ("SELECT 1 WHERE ", "true AND (false OR ", "true", ")"),
+            ("SELECT '{}'::jsonb", "", "", "->'a'"),
+            ("SELECT ", "(SELECT ", "1", ")"),
+        ];
+        for (head, open, middle, close) in shapes {
+            let parses = |depth: usize| {
+                // A view, not a query: only the parser can judge it, however deep.
+                let sql = format!(
+                    "CREATE VIEW v AS {head}{}{middle}{}",
+                    open.repeat(depth),
+                    close.repeat(depth)
+                );
+                matches!(classify(&sql), Classified::Parsed(_))
+            };
+            // The deepest text the parser reads is the deepest tree the judge decodes, walks
+            // and drops.
+            let (mut deepest, mut beyond) = (1, 20_000);
+            while deepest + 1 < beyond {
+                let depth = usize::midpoint(deepest, beyond);
+                if parses(depth) {
+                    deepest = depth;
+                } else {
+                    beyond = depth;
+                }
+            }
+            assert!((100..10_000).contains(&deepest), "{open}: {deepest}");
+        }
+    }
+
+    #[test]
+    fn server_files_programs_and_predefined_roles_are_refused() {
+        let refused = [
+            "COPY t FROM PROGRAM 'id'",
+            "COPY t TO '/tmp/x'",
+            "GRANT pg_read_server_files TO admin",
+            "CREATE ROLE r SUPERUSER",
+            "ALTER ROLE admin BYPASSRLS",
+            "SELECT x FROM t WHERE v = pg_catalog.lo_import('/etc/passwd')",
+            "CREATE FUNCTION f() RETURNS text LANGUAGE sql AS 'SELECT pg_ls_dir(''.'')'",
+            "SELECT set_config('dsql_local.rows', '0', true)",
+            "ALTER FUNCTION f() SET dsql_local.internal = on",
+            "RESET ALL",
+        ];
+        for sql in refused {
+            assert_eq!(
+                refusal(sql).map(|(code, _)| code),
+                Some(FEATURE_NOT_SUPPORTED),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "COPY t FROM STDIN",
+            "COPY (SELECT 1) TO STDOUT",
+            "REVOKE pg_read_server_files FROM admin",
+            "CREATE ROLE r WITH LOGIN",
+            "SELECT set_config('search_path', 'public', false)",
+            "SELECT \"PG_READ_FILE\"('x')",
+        ] {
             assert_eq!(refusal(sql), None, "{sql}");
         }
     }
