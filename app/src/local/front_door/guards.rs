@@ -17,11 +17,10 @@
 //!
 //! Every message here is an assumption in DSQL's style: none of these refusals is recorded.
 
-use pg_query::NodeEnum;
-use pg_query::protobuf::{self, a_const};
-use serde_json::Value;
+use squawk_syntax::{SyntaxKind as K, SyntaxNode};
 
 use super::rules::Refusal;
+use super::syntax::{child, kind_name, name_parts, string_constant};
 
 /// DSQL's answer to a statement that names one of its system roles, as it answers a `GRANT`
 /// on its system schemas (dsql-facts.md §0; the wording for roles is an assumption).
@@ -78,8 +77,12 @@ const SET_CONFIG: &str = "set_config";
 /// Whether an identifier (as the lexer found it, quoted or not) may name a function this
 /// module judges: the cheap test that decides whether a statement's tree is walked.
 pub fn is_watched(identifier: &str) -> bool {
-    let name = identifier.trim_matches('"').to_ascii_lowercase();
-    FILE_FUNCTIONS.contains(&name.as_str())
+    is_watched_name(&identifier.trim_matches('"').to_ascii_lowercase())
+}
+
+/// Whether a function name (as the server reads it) is one this module judges.
+fn is_watched_name(name: &str) -> bool {
+    FILE_FUNCTIONS.contains(&name)
         || SQL_RUNNERS.iter().any(|(runner, ..)| *runner == name)
         || name == SET_CONFIG
 }
@@ -98,74 +101,49 @@ fn is_predefined(name: &str) -> bool {
     name.starts_with("pg_")
 }
 
-/// The name a `RoleSpec` node names, if it names one.
-fn role_name(node: &protobuf::Node) -> Option<&str> {
-    match &node.node {
-        Some(NodeEnum::RoleSpec(r)) => Some(&r.rolename),
-        Some(NodeEnum::AccessPriv(p)) => Some(&p.priv_name),
-        _ => None,
-    }
+/// Whether any role named under `node` (a `ROLE_NAME_REF`, or the `ROLE` a `CREATE ROLE`
+/// names) is a predefined role. A name that does not decode counts as one.
+fn names_predefined(node: &SyntaxNode) -> bool {
+    node.descendants()
+        .filter(|n| matches!(n.kind(), K::ROLE_NAME_REF | K::ROLE))
+        .any(|n| name_parts(&n).is_none_or(|parts| parts.iter().any(|p| is_predefined(p))))
 }
 
-/// Whether any of `nodes` (role specifications or granted roles) is a predefined role.
-fn names_predefined(nodes: &[protobuf::Node]) -> bool {
-    nodes.iter().filter_map(role_name).any(is_predefined)
-}
-
-/// Role attributes DSQL's roles never have, by the option name PostgreSQL's grammar gives them.
-const ATTRIBUTES: &[(&str, &str)] = &[
-    ("superuser", "SUPERUSER"),
-    ("isreplication", "REPLICATION"),
-    ("bypassrls", "BYPASSRLS"),
-];
+/// Role attributes DSQL's roles never have, as written in `CREATE`/`ALTER ROLE`.
+const ATTRIBUTES: &[&str] = &["SUPERUSER", "REPLICATION", "BYPASSRLS"];
 
 /// `CREATE ROLE`/`ALTER ROLE` options: an attribute of [`ATTRIBUTES`] switched on, or a role
 /// list (`IN ROLE`, `ROLE`, `ADMIN`) naming a predefined role.
-fn role_options_refusal(options: &[protobuf::Node]) -> Option<Refusal> {
-    options.iter().find_map(|option| {
-        let Some(NodeEnum::DefElem(d)) = &option.node else {
-            return None;
-        };
-        let arg = d.arg.as_ref().and_then(|a| a.node.as_ref());
-        if let Some((_, attribute)) = ATTRIBUTES.iter().find(|(name, _)| *name == d.defname) {
-            let on = match arg {
-                Some(NodeEnum::Boolean(b)) => b.boolval,
-                Some(NodeEnum::Integer(i)) => i.ival != 0,
-                _ => true,
-            };
-            return on.then(|| {
+fn role_options_refusal(options: &SyntaxNode) -> Option<Refusal> {
+    options.children().find_map(|option| {
+        if option.kind() == K::ROLE_OPTION_GENERIC {
+            let word = option.text().to_string().to_ascii_uppercase();
+            return ATTRIBUTES.iter().find(|a| **a == word).map(|attribute| {
                 Refusal::unsupported(format!("role attribute {attribute} not supported"))
             });
         }
-        match arg {
-            Some(NodeEnum::List(list)) if names_predefined(&list.items) => {
-                Some(Refusal::unsupported(SYSTEM_ENTITY))
-            }
-            _ => None,
-        }
+        names_predefined(&option).then(|| Refusal::unsupported(SYSTEM_ENTITY))
     })
 }
 
-/// Role statements that would give a role what DSQL's roles cannot have.
-pub fn role_refusal(node: &NodeEnum) -> Option<Refusal> {
-    match node {
-        NodeEnum::GrantRoleStmt(s)
-            if s.is_grant
-                && (names_predefined(&s.granted_roles) || names_predefined(&s.grantee_roles)) =>
+/// Role statements that would give a role what DSQL's roles cannot have: a `GRANT` of roles
+/// (not of privileges on objects) naming a predefined role, and `CREATE`/`ALTER ROLE` of a
+/// predefined role or with an attribute or membership DSQL's roles lack.
+pub fn role_refusal(node: &SyntaxNode) -> Option<Refusal> {
+    match node.kind() {
+        K::GRANT
+            if child(node, K::ON_PRIVILEGE_OBJECTS_CLAUSE).is_none() && names_predefined(node) =>
         {
             Some(Refusal::unsupported(SYSTEM_ENTITY))
         }
-        NodeEnum::CreateRoleStmt(s) => {
-            if is_predefined(&s.role) {
+        K::CREATE_ROLE | K::ALTER_ROLE => {
+            let named = node
+                .children()
+                .find(|c| matches!(c.kind(), K::ROLE | K::ROLE_REF));
+            if named.is_some_and(|n| names_predefined(&n)) {
                 return Some(Refusal::unsupported(SYSTEM_ENTITY));
             }
-            role_options_refusal(&s.options)
-        }
-        NodeEnum::AlterRoleStmt(s) => {
-            if s.role.as_ref().is_some_and(|r| is_predefined(&r.rolename)) {
-                return Some(Refusal::unsupported(SYSTEM_ENTITY));
-            }
-            role_options_refusal(&s.options)
+            role_options_refusal(&child(node, K::ROLE_OPTION_LIST)?)
         }
         _ => None,
     }
@@ -174,27 +152,20 @@ pub fn role_refusal(node: &NodeEnum) -> Option<Refusal> {
 /// `CREATE AGGREGATE`, `CREATE OPERATOR` and the like name the functions they call in their
 /// definition (`sfunc = set_config`, or as a string, `sfunc = 'pg_catalog.set_config'`): one
 /// that names a function this module judges is refused, since its calls would not be.
-pub fn definition_refusal(s: &protobuf::DefineStmt) -> Option<Refusal> {
-    s.definition.iter().find_map(|option| {
-        let Some(NodeEnum::DefElem(d)) = &option.node else {
-            return None;
-        };
-        let named = match d.arg.as_ref()?.node.as_ref()? {
-            NodeEnum::TypeName(t) => t.names.last().and_then(string_node)?.to_owned(),
-            NodeEnum::List(l) => l.items.last().and_then(string_node)?.to_owned(),
-            NodeEnum::String(s) => s.sval.rsplit('.').next()?.to_owned(),
-            _ => return None,
-        };
-        is_watched(&named).then(|| function_refusal(&named.to_ascii_lowercase()))
-    })
-}
-
-/// The text of a `String` node.
-fn string_node(node: &protobuf::Node) -> Option<&str> {
-    match &node.node {
-        Some(NodeEnum::String(s)) => Some(&s.sval),
-        _ => None,
+pub fn definition_refusal(node: &SyntaxNode) -> Option<Refusal> {
+    if !kind_name(node).starts_with("CREATE_") {
+        return None;
     }
+    child(node, K::ATTRIBUTE_LIST)?
+        .descendants()
+        .filter(|n| n.kind() == K::ATTRIBUTE_VALUE)
+        .find_map(|value| {
+            let named = match string_constant(&value) {
+                Some(text) => text.rsplit('.').next()?.to_ascii_lowercase(),
+                None => name_parts(&value)?.last()?.clone(),
+            };
+            is_watched_name(&named).then(|| function_refusal(&named))
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,8 +174,10 @@ fn string_node(node: &protobuf::Node) -> Option<&str> {
 /// `COPY` to or from a file or a program of the server: DSQL has only `FROM STDIN` and
 /// `TO STDOUT` (dsql-facts.md §1.1). The wording follows DSQL's `unsupported VACUUM
 /// statement` (an assumption: not recorded).
-pub fn copy_refusal(s: &protobuf::CopyStmt) -> Option<Refusal> {
-    (s.is_program || !s.filename.is_empty())
+pub fn copy_refusal(node: &SyntaxNode) -> Option<Refusal> {
+    // A file name is PROGRAM's node without the keyword.
+    node.descendants()
+        .any(|n| n.kind() == K::COPY_PROGRAM)
         .then(|| Refusal::unsupported("unsupported COPY statement"))
 }
 
@@ -271,20 +244,6 @@ pub fn setting_refusal(name: &str, value: Option<&str>, reset: bool) -> Option<R
     })
 }
 
-/// The value of a `SET` argument: a string, or a number as written.
-pub fn set_value(node: &protobuf::Node) -> Option<String> {
-    match &node.node {
-        Some(NodeEnum::AConst(c)) => match &c.val {
-            Some(a_const::Val::Sval(s)) => Some(s.sval.clone()),
-            Some(a_const::Val::Ival(i)) => Some(i.ival.to_string()),
-            Some(a_const::Val::Fval(f)) => Some(f.fval.clone()),
-            Some(a_const::Val::Boolval(b)) => Some(b.boolval.to_string()),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// The startup parameters a client sent, judged: `user`, `database` and the protocol's own
 /// keys pass; `options` may hold only `-c name=value` / `--name=value` settings; every other
 /// key is a setting. The first refusal, as DSQL refuses a startup parameter it does not
@@ -349,45 +308,46 @@ fn options_refusal(options: &str) -> Option<Refusal> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Calls, found anywhere in a statement's tree (its serde form).
+// Calls, found anywhere in a statement's tree.
 
-/// The names of a name list in serde form (`[{"node": {"String": {"sval": …}}}, …]`).
-fn names(list: Option<&Value>) -> Vec<&str> {
-    list.and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| item.pointer("/node/String/sval").and_then(Value::as_str))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A constant string argument in serde form.
-fn string_constant(arg: &Value) -> Option<&str> {
-    arg.pointer("/node/AConst/val/Sval/sval")
-        .and_then(Value::as_str)
-}
-
-/// The refusal of one node of a statement's tree, in serde form (`kind` its node type,
-/// `fields` its fields): a call of a [`FILE_FUNCTIONS`] function (or a reference to one, as
-/// in `GRANT EXECUTE ON FUNCTION`), a `set_config` of a refused setting or of a name it cannot
-/// read, and SQL given as text to a function that runs it, judged by `judge`.
-pub fn node_refusal(
-    kind: &str,
-    fields: &Value,
-    judge: &dyn Fn(&str) -> Option<Refusal>,
-) -> Option<Refusal> {
-    let (name_field, args) = match kind {
-        "FuncCall" => ("funcname", fields.get("args")),
-        "ObjectWithArgs" => ("objname", None),
+/// The name of the function a `CALL_EXPR` calls (the last part of a qualified name), or of a
+/// `FUNCTION_SIG` (`GRANT EXECUTE ON FUNCTION f(…)`, `ALTER FUNCTION`); `Some(None)` for a name
+/// that does not decode.
+fn called_name(node: &SyntaxNode) -> Option<Option<String>> {
+    let callee = match node.kind() {
+        K::CALL_EXPR => node.children().next()?,
+        K::FUNCTION_SIG => child(node, K::FUNCTION_NAME_REF)?,
         _ => return None,
     };
-    let name = *names(fields.get(name_field)).last()?;
-    if FILE_FUNCTIONS.contains(&name) {
-        return Some(function_refusal(name));
+    if !matches!(
+        callee.kind(),
+        K::NAME_REF | K::FIELD_EXPR | K::FUNCTION_NAME_REF | K::PATH_REF
+    ) {
+        return None;
     }
-    let args = args.and_then(Value::as_array)?;
+    Some(name_parts(&callee).and_then(|parts| parts.last().cloned()))
+}
+
+/// The refusal of one node of a statement's tree: a call of a [`FILE_FUNCTIONS`] function (or
+/// a reference to one, as in `GRANT EXECUTE ON FUNCTION`), a `set_config` of a refused
+/// setting or of a name it cannot read, and SQL given as text to a function that runs it,
+/// judged by `judge`.
+pub fn node_refusal(node: &SyntaxNode, judge: &dyn Fn(&str) -> Option<Refusal>) -> Option<Refusal> {
+    let Some(name) = called_name(node)? else {
+        // Not recorded: a `U&` name the judge cannot decode may spell any function.
+        return Some(Refusal::unsupported(
+            "function name with a Unicode escape the front door cannot read not supported",
+        ));
+    };
+    if FILE_FUNCTIONS.contains(&name.as_str()) {
+        return Some(function_refusal(&name));
+    }
+    if node.kind() != K::CALL_EXPR {
+        return None;
+    }
+    let args: Vec<SyntaxNode> = child(node, K::ARG_LIST)
+        .map(|list| list.children().collect())
+        .unwrap_or_default();
     if name == SET_CONFIG {
         let Some(parameter) = args.first().and_then(string_constant) else {
             // Not recorded: a name only known when the query runs cannot be judged.
@@ -396,14 +356,14 @@ pub fn node_refusal(
             ));
         };
         let value = args.get(1).and_then(string_constant);
-        return setting_refusal(parameter, value, false);
+        return setting_refusal(&parameter, value.as_deref(), false);
     }
     let (_, position, arity) = SQL_RUNNERS.iter().find(|(runner, ..)| *runner == name)?;
     if arity.is_some_and(|n| n != args.len()) {
         return None;
     }
     match args.get(*position).and_then(string_constant) {
-        Some(sql) => judge(sql),
+        Some(sql) => judge(&sql),
         // Not recorded: SQL only known when the query runs cannot be judged.
         None => Some(Refusal::unsupported(format!(
             "function {name} not supported with a query that is not a constant"

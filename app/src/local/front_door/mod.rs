@@ -41,6 +41,7 @@ pub mod iam;
 pub mod policy;
 pub mod relay;
 pub mod rules;
+mod syntax;
 pub mod tls;
 pub mod wire;
 

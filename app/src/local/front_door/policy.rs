@@ -26,7 +26,7 @@ use super::relay::{
     Answer, IAM_GRANT, IAM_REVOKE, INDEX_JOB, Policy, SHOW_SERVER_VERSION, SHOW_SERVER_VERSION_NUM,
     VALIDATE_JOB, Verdict,
 };
-use pg_query::protobuf::Token;
+use squawk_lexer::TokenKind;
 
 use super::rules::{self, AsyncJob, Classified, Refusal, Statement};
 
@@ -113,23 +113,23 @@ fn iam_statement(sql: &str) -> Option<String> {
     }
     let tokens = rules::significant_tokens(sql)?;
     let statement = match tokens.as_slice() {
-        [statement @ .., last] if last.token == Token::Ascii59 => statement,
+        [statement @ .., last] if last.kind == TokenKind::Semi => statement,
         statement => statement,
     };
     let [aws, iam, verb, role, preposition, arn] = statement else {
         return None;
     };
-    let answer = match (verb.token, preposition.token) {
-        (Token::Grant, Token::To) => IAM_GRANT,
-        (Token::Revoke, Token::From) => IAM_REVOKE,
-        _ => return None,
+    let answer = if verb.is_word("grant") && preposition.is_word("to") {
+        IAM_GRANT
+    } else if verb.is_word("revoke") && preposition.is_word("from") {
+        IAM_REVOKE
+    } else {
+        return None;
     };
-    let words = [(aws, "aws"), (iam, "iam")];
-    if !words
-        .iter()
-        .all(|(tok, word)| tok.token == Token::Ident && tok.text.eq_ignore_ascii_case(word))
-        || role.token != Token::Ident
-        || arn.token != Token::Sconst
+    if !aws.is_word("aws")
+        || !iam.is_word("iam")
+        || !matches!(role.kind, TokenKind::Ident | TokenKind::QuotedIdent { .. })
+        || !arn.is_string()
     {
         return None;
     }
@@ -176,10 +176,9 @@ fn reported_settings(sql: &str) -> Option<String> {
         let [name, open, literal] = window else {
             continue;
         };
-        let call = name.token == Token::Ident
-            && open.token == Token::Ascii40
-            && literal.token == Token::Sconst
-            && name.text.eq_ignore_ascii_case("current_setting");
+        let call = name.is_word("current_setting")
+            && open.kind == TokenKind::OpenParen
+            && literal.is_string();
         if !call {
             continue;
         }

@@ -7,44 +7,45 @@
 //! `ALTER TABLE ASYNC … VALIDATE CONSTRAINT …`); for those it gives the statement without the
 //! keyword ([`Statement::rewrite`]) and what job DSQL would start ([`AsyncJob`]).
 //!
-//! The parser is libpg_query (the `pg_query` crate): the real PostgreSQL grammar. The `ASYNC`
-//! keyword is found with its real lexer ([`pg_query::scan`]) and cut out by byte range before
-//! parsing, so a quoted `"async"`, or `ASYNC` inside a string literal or a comment, is never
-//! touched. An unquoted `async` right after `INDEX` is always the keyword: DSQL's index name is
-//! optional, so `CREATE INDEX ASYNC ON t (c)` is an unnamed asynchronous index.
+//! The parser is `squawk-syntax`, PostgreSQL's grammar in pure Rust (no C library, no
+//! libclang at build time); its lexer (`squawk-lexer`) finds the `ASYNC` keyword, which is cut
+//! out by byte range before parsing, so a quoted `"async"`, or `ASYNC` inside a string literal
+//! or a comment, is never touched. An unquoted `async` right after `INDEX` is always the
+//! keyword: DSQL's index name is optional, so `CREATE INDEX ASYNC ON t (c)` is an unnamed
+//! asynchronous index. See [`super::syntax`] for how names and strings are read.
 //!
-//! Text PostgreSQL's grammar rejects is not judged ([`Classified::Unparsed`]): the caller
-//! forwards it and PostgreSQL itself produces the syntax error DSQL would; the server cannot run
-//! text it cannot parse either.
+//! A text with a syntax error is never judged as if it were fine ([`Classified::Unparsed`]).
+//! A text of one statement is forwarded as it is, so that PostgreSQL itself produces the
+//! syntax error DSQL would. A text of several statements is forwarded with a line the server
+//! cannot parse appended ([`UNJUDGED_MARK`]): the server parses a whole text before it runs
+//! any of it, so it answers the first real syntax error, at its real position, or, should its
+//! grammar accept what the judge's did not, the mark's; either way none of the text runs.
 //!
-//! Every other text is judged whole, or refused ([`Classified::Unjudged`]): the judge has two
-//! stated limits, beyond which a text is refused and never relayed.
+//! Every other text is judged whole, or refused ([`Classified::Unjudged`]): the judge has
+//! stated limits.
 //! - Size: [`MAX_TEXT`] bytes (10 MiB, DSQL's own protocol message limit, dsql-facts.md §3.4).
-//! - Nesting: libpg_query stops its recursive C code at PostgreSQL's minimum `max_stack_depth`
-//!   of 100 kB (this build cannot measure the thread's stack, so it never raises it) and its
-//!   grammar at PostgreSQL's parser stack of 10,000 levels; a text nested deeper is refused
-//!   with `54001`. Measured: a sum of up to 749 terms (`SELECT 1+1+…`), up to 250 nested
-//!   subqueries, and flat lists (`AND` chains, `IN` lists, `VALUES` rows) of any length pass;
-//!   PostgreSQL 15 itself, with its 2 MB, goes further. A text the parser cannot read for its
-//!   depth is judged statement by statement ([`beyond_the_parser`]): a deep query whose tokens
-//!   show that no rule applies to it passes, whatever its depth, and the server judges its own
-//!   depth; any other deep statement (not a query, or a query with `INTO`, a locking clause,
-//!   `TABLESAMPLE`, a `U&` identifier, or a function name the judge watches) is refused with
-//!   `54001`. The tree is decoded without prost's nesting limit of 100 (which refused a 60-term
-//!   sum), on a thread with a [`JUDGE_STACK`] stack, so that no text can overflow the caller's
-//!   stack.
+//! - Per statement, counted on its tokens before parsing: [`MAX_NESTING`] levels of
+//!   parentheses and brackets, [`MAX_OPERATORS`] operators (the parser's time grows faster than
+//!   linearly with long operator chains, and its recursion with nesting), and [`MAX_TOKENS`]
+//!   tokens. A statement beyond a limit is not parsed ([`beyond_the_parser`]): a query whose
+//!   tokens show that no rule applies to it passes, whatever its depth, and the server judges
+//!   its own depth; any other such statement (not a query, or a query with `INTO`, a locking
+//!   clause, `TABLESAMPLE`, a `U&` identifier, or a function name the judge watches) is
+//!   refused with `54001`. Within the limits, the parse, the judgement and the drop of the
+//!   tree run on a stack of at least [`JUDGE_STACK`] (grown with `stacker` when the caller's is
+//!   smaller), so no text can overflow the caller's stack.
 
 use std::ops::Range;
 
-use pg_query::NodeEnum;
+use squawk_lexer::TokenKind;
+use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 
 use super::guards;
-// Linked for its `no-recursion-limit` feature only; see the module documentation.
-use pg_query::protobuf::{
-    self, AlterTableType, ConstrType, LockClauseStrength, ObjectType, SortByDir, Token,
-    TransactionStmtKind, VariableSetKind, a_const,
+pub(crate) use super::syntax::{Tok, significant_tokens};
+use super::syntax::{
+    child, ends_unterminated, has_child, has_token, has_unicode_identifier, kind_name, name_parts,
+    string_constant, words,
 };
-use prost as _;
 
 /// SQLSTATE `feature_not_supported`, DSQL's answer to almost every refusal.
 const FEATURE_NOT_SUPPORTED: &str = "0A000";
@@ -59,12 +60,25 @@ const STATEMENT_TOO_COMPLEX: &str = "54001";
 /// The largest text judged, in bytes: DSQL's protocol message limit (about 10 MiB,
 /// dsql-facts.md §3.4).
 pub const MAX_TEXT: usize = 10 * 1024 * 1024;
-/// The stack of the thread a text is judged on. libpg_query's recursive C code stops at its
-/// own budget (see the module documentation); decoding, walking and dropping the deepest tree
-/// it lets through takes the Rust side more than 16 MiB and at most 32 MiB in a debug build
-/// (measured over the shapes of `no_nesting_overflows_the_judges_stack`): twice that, as
-/// reserved address space that is only touched as used.
+/// The deepest nesting of parentheses and brackets in a statement the judge parses. The
+/// parser recurses per level; at this depth a debug build uses a few MiB of stack.
+pub const MAX_NESTING: usize = 1_000;
+/// The most operator tokens (and `NOT`, `CASE`) in a statement the judge parses: the parser's
+/// time grows faster than linearly with operator chains (measured, release build: 10,000
+/// terms 0.26 s, 100,000 terms 24 s); at this number it parses in milliseconds.
+pub const MAX_OPERATORS: usize = 3_000;
+/// The most tokens in a statement the judge parses (a 100,000-item `IN` list, about 200,000
+/// tokens, parses in 85 ms in a release build).
+pub const MAX_TOKENS: usize = 200_000;
+/// The stack the judge runs on at least: the parse, the walks and the drop of the tree recurse
+/// with the nesting, which [`MAX_NESTING`] and [`MAX_OPERATORS`] bound; a quarter of this
+/// covers the deepest text they let through in a debug build. Reserved address space, only
+/// touched as used.
 pub const JUDGE_STACK: usize = 64 * 1024 * 1024;
+/// What is appended to a multi-statement text with a syntax error before it is forwarded: a
+/// statement no PostgreSQL grammar accepts, so that the server runs none of the text (see the
+/// [module documentation](self)).
+pub const UNJUDGED_MARK: &str = "\n;front_door_could_not_judge_the_text_before";
 
 /// How [`classify`] judged a query string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,8 +184,8 @@ impl Refusal {
 }
 
 /// Judges every statement of `sql` as Aurora DSQL would; see the [module documentation](self).
-/// The work is done on a thread with a [`JUDGE_STACK`] stack, so that no text can overflow
-/// the caller's.
+/// The work is done on a stack of at least [`JUDGE_STACK`], so that no text can overflow the
+/// caller's.
 pub fn classify(sql: &str) -> Classified {
     if sql.len() > MAX_TEXT {
         return Classified::Unjudged(Refusal {
@@ -179,136 +193,213 @@ pub fn classify(sql: &str) -> Classified {
             message: format!("statement too large: at most {MAX_TEXT} bytes are checked"),
         });
     }
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("sql-judge".into())
-            .stack_size(JUDGE_STACK)
-            .spawn_scoped(scope, || classify_here(sql))
-            .ok()
-            .and_then(|judge| judge.join().ok())
-    })
-    .unwrap_or_else(|| {
-        Classified::Unjudged(Refusal {
-            code: "XX000",
-            message: "the statement could not be checked".into(),
-        })
-    })
+    stacker::maybe_grow(JUDGE_STACK / 4, JUDGE_STACK, || classify_here(sql))
 }
 
-/// [`classify`] on the caller's thread (the judge's own, or a function body's).
+/// [`classify`] on the caller's stack (the judge's own, or a function body's).
 fn classify_here(sql: &str) -> Classified {
     let Some(tokens) = significant_tokens(sql) else {
-        return Classified::Unparsed { rewrite: None };
+        // An unterminated literal or comment: PostgreSQL's lexer fails on it too. A byte no
+        // token starts with: with the mark, nothing runs even if the server reads it.
+        return unparsed(sql, !ends_unterminated(sql));
     };
-    let cuts = async_keywords(sql, &tokens);
+    if pieces(&tokens).any(|piece| beyond_limits(piece)) {
+        return beyond_the_parser(sql, &tokens);
+    }
+    parse_and_judge(sql, &tokens)
+}
+
+/// The statements of a token list, split at its `;` tokens (empty ones left out). A `;` inside
+/// a `BEGIN ATOMIC` body splits too, so a piece is at most one statement.
+fn pieces<'t, 'a>(tokens: &'t [Tok<'a>]) -> impl Iterator<Item = &'t [Tok<'a>]> {
+    tokens
+        .split(|t| t.kind == TokenKind::Semi)
+        .filter(|piece| !piece.is_empty())
+}
+
+/// Whether a statement's tokens exceed a limit of the parser ([`MAX_NESTING`],
+/// [`MAX_OPERATORS`], [`MAX_TOKENS`]).
+fn beyond_limits(piece: &[Tok<'_>]) -> bool {
+    if piece.len() > MAX_TOKENS {
+        return true;
+    }
+    let (mut depth, mut deepest, mut operators) = (0usize, 0usize, 0usize);
+    for tok in piece {
+        match tok.kind {
+            TokenKind::OpenParen | TokenKind::OpenBracket => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            TokenKind::CloseParen | TokenKind::CloseBracket => depth = depth.saturating_sub(1),
+            TokenKind::Plus
+            | TokenKind::Minus
+            | TokenKind::Star
+            | TokenKind::Slash
+            | TokenKind::Percent
+            | TokenKind::Caret
+            | TokenKind::Lt
+            | TokenKind::Gt
+            | TokenKind::Eq
+            | TokenKind::Bang
+            | TokenKind::Tilde
+            | TokenKind::At
+            | TokenKind::Pound
+            | TokenKind::And
+            | TokenKind::Or
+            | TokenKind::Question
+            | TokenKind::Colon => operators += 1,
+            TokenKind::Ident if tok.is_word("not") || tok.is_word("case") => operators += 1,
+            _ => {}
+        }
+    }
+    deepest > MAX_NESTING || operators > MAX_OPERATORS
+}
+
+/// The answer for a text with a syntax error; see the [module documentation](self). `several`:
+/// whether the text may hold more than one statement.
+fn unparsed(text: &str, several: bool) -> Classified {
+    Classified::Unparsed {
+        rewrite: several.then(|| format!("{text}{UNJUDGED_MARK}")),
+    }
+}
+
+/// Parses a text within the limits and judges each statement.
+fn parse_and_judge(sql: &str, tokens: &[Tok<'_>]) -> Classified {
+    let cuts = async_keywords(sql, tokens);
     let text = without(sql, &cuts);
-    let deep = needs_tree_walk(&tokens);
-    let parsed = match pg_query::parse(&text, 0) {
-        Ok(parsed) => parsed,
-        Err(pg_query::Error::Parse(message)) if !is_resource_limit(&message) => {
-            return Classified::Unparsed {
-                rewrite: (!cuts.is_empty()).then_some(text),
-            };
+    let several = pieces(tokens).nth(1).is_some();
+    let parse = SourceFile::parse(&text);
+    let root = parse.syntax_node();
+    if !parse.errors().is_empty() || root.children().any(|s| beyond_postgresql(&s)) {
+        return match (several, cuts.is_empty()) {
+            (false, true) => unparsed(sql, false),
+            (false, false) => Classified::Unparsed {
+                rewrite: Some(text),
+            },
+            (true, _) => unparsed(&text, true),
+        };
+    }
+    let deep = needs_tree_walk(tokens);
+    let mut statements = Vec::new();
+    for node in root.children() {
+        if node.kind() == K::EMPTY_STMT {
+            continue;
         }
-        Err(pg_query::Error::Conversion(_)) => return Classified::Unparsed { rewrite: None },
-        Err(pg_query::Error::Parse(_)) if cuts.is_empty() => {
-            return beyond_the_parser(sql, &tokens);
-        }
-        Err(_) => return Classified::Unjudged(too_deep()),
-    };
-    let statements = parsed
-        .protobuf
-        .stmts
-        .iter()
-        .filter_map(|raw| {
-            let range = statement_range(&text, raw.stmt_location, raw.stmt_len)?;
-            let cut = cuts.iter().find(|c| range.contains(&c.at));
-            let job = cut.map(|c| c.job);
-            let node = raw.stmt.as_ref().and_then(|n| n.node.as_ref());
-            let (kind, refusal) = match node {
-                Some(node) => judge(node, job, deep),
-                None => (Kind::Other, None),
-            };
-            let shows = match node {
-                Some(NodeEnum::VariableShowStmt(s)) => Some(s.name.to_lowercase()),
-                _ => None,
-            };
-            Some(Statement {
-                kind,
-                span: original_offset(range.start, &cuts)..original_offset(range.end, &cuts),
-                refusal,
-                rewrite: cut.map(|_| text[range].to_owned()),
-                async_job: job,
-                shows,
-            })
-        })
-        .collect();
+        let Some(range) = statement_range(&text, &node) else {
+            continue;
+        };
+        let cut = cuts.iter().find(|c| range.contains(&c.at));
+        let job = cut.map(|c| c.job);
+        let (kind, refusal) = judge(&node, job, deep);
+        let shows = (node.kind() == K::SHOW)
+            .then(|| child(&node, K::CONFIG_PARAMETER_REF).and_then(|p| parameter_name(&p)))
+            .flatten();
+        statements.push(Statement {
+            kind,
+            span: original_offset(range.start, &cuts)..original_offset(range.end, &cuts),
+            refusal,
+            rewrite: cut.map(|_| text[range.clone()].to_owned()),
+            async_job: job,
+            shows,
+        });
+    }
     Classified::Parsed(statements)
 }
 
-/// Whether a parser error is a limit of the parser (its stack, PostgreSQL's grammar stack, its
-/// memory) rather than of the text's grammar: the server, with other limits, may parse it.
-fn is_resource_limit(message: &str) -> bool {
-    [
-        "stack depth limit exceeded",
-        "memory exhausted",
-        "out of memory",
-    ]
-    .iter()
-    .any(|limit| message.contains(limit))
+/// Whether a statement the parser accepts is a syntax error to PostgreSQL (and DSQL): a
+/// schema-qualified index name (`CREATE INDEX [ASYNC] public.i …`: DSQL's syntax error is at
+/// the ".", and so is the server's once ASYNC is gone), or `GROUP BY ALL` (PostgreSQL 19
+/// syntax; DSQL's `syntax error at end of input`, `queries.json`). Such a text is treated as
+/// one that does not parse, so that the server gives the syntax error.
+fn beyond_postgresql(node: &SyntaxNode) -> bool {
+    match node.kind() {
+        K::CREATE_INDEX => {
+            child(node, K::INDEX).is_some_and(|index| words(&index).any(|t| t.kind() == K::DOT))
+        }
+        _ => node.descendants().any(|n| {
+            n.kind() == K::GROUP_BY_CLAUSE && {
+                let mut items = n.children();
+                items.next().is_some_and(|first| first.kind() == K::ALL) && items.next().is_none()
+            }
+        }),
+    }
 }
 
-/// Judges a text too deep for the parser statement by statement: each statement the parser
-/// can read is judged as usual; one it cannot is accepted only if its tokens alone show that
-/// no rule can refuse it, and the text is refused otherwise ([`too_deep`]).
+/// The statement's byte range in `text`: its node's range without surrounding whitespace and
+/// the closing `;`.
+fn statement_range(text: &str, node: &SyntaxNode) -> Option<Range<usize>> {
+    let range = node.text_range();
+    let start = usize::from(range.start());
+    let end = usize::from(range.end());
+    let slice = text.get(start..end)?;
+    let trimmed = slice.trim_end();
+    let trimmed = trimmed.strip_suffix(';').unwrap_or(trimmed).trim_end();
+    let lead = trimmed.len() - trimmed.trim_start().len();
+    Some(start + lead..start + trimmed.len().max(lead))
+}
+
+/// Judges a text with a statement beyond the parser's limits statement by statement: each
+/// statement within them is judged as usual; one beyond is accepted only if its tokens alone
+/// show that no rule can refuse it, and the text is refused otherwise ([`too_deep`]).
 ///
 /// Such a statement must be a query (it starts with `SELECT`, `VALUES`, `WITH`, `TABLE` or
 /// `(`) without `INTO` (DSQL refuses `SELECT … INTO`; a DML CTE's `INSERT INTO` is refused
 /// with it, for want of a tree) and without anything [`needs_tree_walk`] looks for (locking
 /// clauses, `TABLESAMPLE`, `U&` identifiers, the functions [`guards`] judges): for a query,
-/// every other rule of this module needs the statement's node, which has none of them. A rule
+/// every other rule of this module needs the statement's tree, which has none of them. A rule
 /// added to the tree walk must be added to that look at the tokens too.
 fn beyond_the_parser(sql: &str, tokens: &[Tok<'_>]) -> Classified {
     let mut statements = Vec::new();
-    for piece in tokens.split(|t| t.token == Token::Ascii59) {
+    for piece in pieces(tokens) {
         let (Some(first), Some(last)) = (piece.first(), piece.last()) else {
             continue;
         };
         let span = first.range.start..last.range.end;
-        let text = &sql[span.clone()];
-        match pg_query::parse(text, 0) {
-            Ok(_) => match classify_here(text) {
+        if !beyond_limits(piece) {
+            let text = &sql[span.clone()];
+            match parse_and_judge(text, piece_tokens(piece, span.start).as_slice()) {
                 Classified::Parsed(parsed) => {
                     statements.extend(parsed.into_iter().map(|s| Statement {
                         span: s.span.start + span.start..s.span.end + span.start,
                         ..s
-                    }))
+                    }));
+                    continue;
                 }
+                // A piece that does not parse alone (a `;` inside BEGIN ATOMIC … END) or at
+                // all.
                 _ => return Classified::Unjudged(too_deep()),
-            },
-            Err(pg_query::Error::Parse(message)) if is_resource_limit(&message) => {
-                let query = matches!(
-                    first.token,
-                    Token::Select | Token::Values | Token::With | Token::Table | Token::Ascii40
-                );
-                if !query || needs_tree_walk(piece) || piece.iter().any(|t| t.token == Token::Into)
-                {
-                    return Classified::Unjudged(too_deep());
-                }
-                statements.push(Statement {
-                    kind: Kind::Query,
-                    span,
-                    refusal: None,
-                    rewrite: None,
-                    async_job: None,
-                    shows: None,
-                });
             }
-            // A piece that does not parse alone (a `;` inside BEGIN ATOMIC … END) or at all.
-            Err(_) => return Classified::Unjudged(too_deep()),
         }
+        let query = first.is_word("select")
+            || first.is_word("values")
+            || first.is_word("with")
+            || first.is_word("table")
+            || first.kind == TokenKind::OpenParen;
+        if !query || needs_tree_walk(piece) || piece.iter().any(|t| t.is_word("into")) {
+            return Classified::Unjudged(too_deep());
+        }
+        statements.push(Statement {
+            kind: Kind::Query,
+            span,
+            refusal: None,
+            rewrite: None,
+            async_job: None,
+            shows: None,
+        });
     }
     Classified::Parsed(statements)
+}
+
+/// A piece's tokens with their ranges relative to the piece's start.
+fn piece_tokens<'a>(piece: &[Tok<'a>], start: usize) -> Vec<Tok<'a>> {
+    piece
+        .iter()
+        .map(|t| Tok {
+            kind: t.kind,
+            range: t.range.start - start..t.range.end - start,
+            text: t.text,
+        })
+        .collect()
 }
 
 /// The refusal of a text nested deeper than the judge parses.
@@ -319,7 +410,7 @@ fn too_deep() -> Refusal {
     }
 }
 
-/// The first refusal of `sql`, judged on this thread: an SQL function's body, or the query a
+/// The first refusal of `sql`, judged on this stack: an SQL function's body, or the query a
 /// function runs from text. Text that does not parse is left to the server, which cannot
 /// run it either.
 fn first_refusal(sql: &str) -> Option<Refusal> {
@@ -342,37 +433,6 @@ pub(crate) fn is_lone(sql: &str, kind: TxnKind) -> bool {
 // ---------------------------------------------------------------------------------------------
 // The ASYNC keyword, found with the lexer.
 
-/// One significant token (comments left out) and its text.
-pub(crate) struct Tok<'a> {
-    /// What the lexer made of it.
-    pub(crate) token: Token,
-    /// Where it is in the text, in bytes.
-    pub(crate) range: Range<usize>,
-    /// Its text, as written (a quoted identifier or a string keeps its quotes).
-    pub(crate) text: &'a str,
-}
-
-/// The significant tokens of `sql`, comments left out, by PostgreSQL's own lexer; `None` if it
-/// cannot be scanned.
-pub(crate) fn significant_tokens(sql: &str) -> Option<Vec<Tok<'_>>> {
-    let scanned = pg_query::scan(sql).ok()?;
-    Some(
-        scanned
-            .tokens
-            .iter()
-            .filter(|t| !matches!(token(t.token), Token::SqlComment | Token::CComment))
-            .filter_map(|t| {
-                let range = usize::try_from(t.start).ok()?..usize::try_from(t.end).ok()?;
-                Some(Tok {
-                    token: token(t.token),
-                    text: sql.get(range.clone())?,
-                    range,
-                })
-            })
-            .collect(),
-    )
-}
-
 /// A DSQL `ASYNC` keyword cut out of the text.
 struct Cut {
     /// Bytes removed from the original text: the keyword and the whitespace after it.
@@ -383,44 +443,19 @@ struct Cut {
     job: AsyncJob,
 }
 
-/// The scanner's token number as a [`Token`] (an unknown number is treated as an operator).
-fn token(number: i32) -> Token {
-    Token::try_from(number).unwrap_or(Token::Op)
-}
-
-/// Whether `tok` is an unquoted identifier `async`: a quoted `"async"` keeps its quotes in the
-/// token's text, so it never compares equal.
-fn is_async(tok: &Tok<'_>) -> bool {
-    tok.token == Token::Ident && tok.text.eq_ignore_ascii_case("async")
-}
-
-/// What may follow `ALTER TABLE name`: if one of these follows `ALTER TABLE async`, then
+/// What may follow `ALTER TABLE name`: if one of these words follows `ALTER TABLE async`, then
 /// `async` is the table's name, not DSQL's keyword (`ALTER TABLE async ADD COLUMN c int`).
-const ALTER_TABLE_CONTINUATIONS: &[Token] = &[
-    Token::AddP,
-    Token::Alter,
-    Token::Attach,
-    Token::Cluster,
-    Token::Detach,
-    Token::DisableP,
-    Token::Drop,
-    Token::EnableP,
-    Token::Force,
-    Token::Inherit,
-    Token::Merge,
-    Token::No,
-    Token::Not,
-    Token::Of,
-    Token::Owner,
-    Token::Rename,
-    Token::Replica,
-    Token::Reset,
-    Token::Set,
-    Token::Validate,
-    Token::Ascii42, // *
-    Token::Ascii46, // .
-    Token::Ascii59, // ;
+const ALTER_TABLE_CONTINUATIONS: &[&str] = &[
+    "add", "alter", "attach", "cluster", "detach", "disable", "drop", "enable", "force", "inherit",
+    "merge", "no", "not", "of", "owner", "rename", "replica", "reset", "set", "validate",
 ];
+
+/// Whether `tok` may follow a table's name in `ALTER TABLE` ([`ALTER_TABLE_CONTINUATIONS`],
+/// `*`, `.`, `;`).
+fn continues_alter_table(tok: &Tok<'_>) -> bool {
+    matches!(tok.kind, TokenKind::Star | TokenKind::Dot | TokenKind::Semi)
+        || ALTER_TABLE_CONTINUATIONS.iter().any(|w| tok.is_word(w))
+}
 
 /// Every DSQL `ASYNC` keyword in the text: an unquoted `async` right after
 /// `CREATE [UNIQUE] INDEX`, or after `ALTER TABLE` when it is not the table's name.
@@ -428,23 +463,27 @@ fn async_keywords(sql: &str, tokens: &[Tok<'_>]) -> Vec<Cut> {
     let mut cuts = Vec::new();
     let mut removed_so_far = 0;
     for (i, tok) in tokens.iter().enumerate() {
-        if !is_async(tok) || i < 2 {
+        if !tok.is_word("async") || i < 2 {
             continue;
         }
-        let before = |back: usize| tokens.get(i.wrapping_sub(back)).map(|t| t.token);
-        let job = match (before(3), before(2), before(1)) {
-            (_, Some(Token::Create), Some(Token::Index))
-            | (Some(Token::Create), Some(Token::Unique), Some(Token::Index)) => {
-                AsyncJob::IndexBuild
-            }
-            (_, Some(Token::Alter), Some(Token::Table))
-                if tokens
-                    .get(i + 1)
-                    .is_some_and(|next| !ALTER_TABLE_CONTINUATIONS.contains(&next.token)) =>
-            {
-                AsyncJob::ValidateConstraint
-            }
-            _ => continue,
+        let word = |back: usize, w: &str| {
+            tokens
+                .get(i.wrapping_sub(back))
+                .is_some_and(|t| t.is_word(w))
+        };
+        let job = if word(1, "index")
+            && (word(2, "create") || (word(2, "unique") && word(3, "create")))
+        {
+            AsyncJob::IndexBuild
+        } else if word(1, "table")
+            && word(2, "alter")
+            && tokens
+                .get(i + 1)
+                .is_some_and(|next| !continues_alter_table(next))
+        {
+            AsyncJob::ValidateConstraint
+        } else {
+            continue;
         };
         let rest = &sql[tok.range.end..];
         let end = tok.range.end + (rest.len() - rest.trim_start().len());
@@ -480,360 +519,246 @@ fn original_offset(offset: usize, cuts: &[Cut]) -> usize {
             .sum::<usize>()
 }
 
-/// The statement's byte range in `text` (PostgreSQL's location and length; a length of 0
-/// means "to the end"), with surrounding whitespace trimmed.
-fn statement_range(text: &str, location: i32, len: i32) -> Option<Range<usize>> {
-    let start = usize::try_from(location).ok()?;
-    let end = match usize::try_from(len).ok()? {
-        0 => text.len(),
-        len => start.checked_add(len)?,
-    };
-    let slice = text.get(start..end)?;
-    let lead = slice.len() - slice.trim_start().len();
-    let trail = slice.len() - slice.trim_end().len();
-    Some(start + lead..(end - trail).max(start + lead))
-}
-
 /// Whether a refusal may hide anywhere in the tree (a locking clause other than
 /// `FOR UPDATE`/`FOR KEY SHARE`, `TABLESAMPLE`, or a function [`guards::node_refusal`] judges):
 /// a cheap look at the tokens decides whether the deeper walk of [`tree_refusal`] is worth
 /// doing. A Unicode-escaped identifier (`U&"…"`) may spell any name, so it always is.
 fn needs_tree_walk(tokens: &[Tok<'_>]) -> bool {
-    tokens.windows(2).any(|pair| {
-        pair[0].token == Token::Tablesample
-            || (pair[0].token == Token::For && matches!(pair[1].token, Token::Share | Token::No))
-    }) || tokens.iter().any(|t| {
-        t.token == Token::Tablesample
-            || t.token == Token::Uident
-            || (t.token == Token::Ident && guards::is_watched(t.text))
-    })
+    tokens
+        .windows(2)
+        .any(|pair| pair[0].is_word("for") && (pair[1].is_word("share") || pair[1].is_word("no")))
+        || has_unicode_identifier(tokens)
+        || tokens.iter().any(|t| {
+            t.is_word("tablesample")
+                || (matches!(t.kind, TokenKind::Ident | TokenKind::QuotedIdent { .. })
+                    && guards::is_watched(t.text))
+        })
 }
 
 // ---------------------------------------------------------------------------------------------
 // The rules.
 
 /// The kind of one parsed statement and DSQL's refusal of it, if any.
-fn judge(node: &NodeEnum, job: Option<AsyncJob>, deep: bool) -> (Kind, Option<Refusal>) {
+fn judge(node: &SyntaxNode, job: Option<AsyncJob>, deep: bool) -> (Kind, Option<Refusal>) {
     let refusal =
         statement_refusal(node, job).or_else(|| if deep { tree_refusal(node) } else { None });
     (kind_of(node), refusal)
 }
 
 /// The kind of a statement.
-fn kind_of(node: &NodeEnum) -> Kind {
-    use NodeEnum as N;
-    match node {
-        N::SelectStmt(s) if s.into_clause.is_some() => Kind::Ddl,
-        N::SelectStmt(_) => Kind::Query,
-        N::CopyStmt(c) if !c.is_from => Kind::Query,
-        N::InsertStmt(_)
-        | N::UpdateStmt(_)
-        | N::DeleteStmt(_)
-        | N::MergeStmt(_)
-        | N::TruncateStmt(_)
-        | N::CopyStmt(_) => Kind::Dml,
-        N::TransactionStmt(t) => Kind::Transaction(txn_kind(t.kind)),
-        N::VariableSetStmt(_) => Kind::Set,
-        N::ExplainStmt(_)
-        | N::VariableShowStmt(_)
-        | N::VacuumStmt(_)
-        | N::CallStmt(_)
-        | N::DoStmt(_)
-        | N::ListenStmt(_)
-        | N::NotifyStmt(_)
-        | N::UnlistenStmt(_)
-        | N::LockStmt(_)
-        | N::PrepareStmt(_)
-        | N::ExecuteStmt(_)
-        | N::DeallocateStmt(_)
-        | N::DiscardStmt(_)
-        | N::CheckPointStmt(_)
-        | N::LoadStmt(_)
-        | N::ConstraintsSetStmt(_)
-        | N::DeclareCursorStmt(_)
-        | N::FetchStmt(_)
-        | N::ClosePortalStmt(_)
-        | N::ClusterStmt(_)
-        | N::ReindexStmt(_)
-        | N::RefreshMatViewStmt(_)
-        | N::AlterSystemStmt(_) => Kind::Utility,
-        N::CreateStmt(_)
-        | N::CreateTableAsStmt(_)
-        | N::CreateForeignTableStmt(_)
-        | N::AlterTableStmt(_)
-        | N::IndexStmt(_)
-        | N::ViewStmt(_)
-        | N::CreateSeqStmt(_)
-        | N::AlterSeqStmt(_)
-        | N::CreateSchemaStmt(_)
-        | N::CreateFunctionStmt(_)
-        | N::AlterFunctionStmt(_)
-        | N::CreateDomainStmt(_)
-        | N::AlterDomainStmt(_)
-        | N::CreateEnumStmt(_)
-        | N::AlterEnumStmt(_)
-        | N::CompositeTypeStmt(_)
-        | N::CreateRangeStmt(_)
-        | N::AlterTypeStmt(_)
-        | N::DefineStmt(_)
-        | N::CreateTrigStmt(_)
-        | N::CreateExtensionStmt(_)
-        | N::AlterExtensionStmt(_)
-        | N::CreateStatsStmt(_)
-        | N::AlterStatsStmt(_)
-        | N::CreatePolicyStmt(_)
-        | N::AlterPolicyStmt(_)
-        | N::RuleStmt(_)
-        | N::CreateCastStmt(_)
-        | N::CreateRoleStmt(_)
-        | N::AlterRoleStmt(_)
-        | N::AlterRoleSetStmt(_)
-        | N::DropRoleStmt(_)
-        | N::GrantStmt(_)
-        | N::GrantRoleStmt(_)
-        | N::AlterDefaultPrivilegesStmt(_)
-        | N::DropStmt(_)
-        | N::DropOwnedStmt(_)
-        | N::ReassignOwnedStmt(_)
-        | N::RenameStmt(_)
-        | N::AlterObjectSchemaStmt(_)
-        | N::AlterOwnerStmt(_)
-        | N::AlterObjectDependsStmt(_)
-        | N::CommentStmt(_)
-        | N::SecLabelStmt(_)
-        | N::CreatedbStmt(_)
-        | N::AlterDatabaseStmt(_)
-        | N::AlterDatabaseSetStmt(_)
-        | N::DropdbStmt(_)
-        | N::CreateTableSpaceStmt(_)
-        | N::DropTableSpaceStmt(_)
-        | N::CreateForeignServerStmt(_)
-        | N::CreateFdwStmt(_)
-        | N::CreateUserMappingStmt(_)
-        | N::ImportForeignSchemaStmt(_)
-        | N::CreateEventTrigStmt(_)
-        | N::CreatePlangStmt(_)
-        | N::CreatePublicationStmt(_)
-        | N::CreateSubscriptionStmt(_) => Kind::Ddl,
-        _ => Kind::Other,
-    }
-}
-
-/// The [`TxnKind`] of a `TransactionStmt`'s kind number.
-fn txn_kind(kind: i32) -> TxnKind {
-    use TransactionStmtKind as T;
-    match T::try_from(kind) {
-        Ok(T::TransStmtSavepoint) => TxnKind::Savepoint,
-        Ok(T::TransStmtRelease) => TxnKind::Release,
-        Ok(T::TransStmtRollbackTo) => TxnKind::RollbackTo,
-        Ok(T::TransStmtCommit) => TxnKind::Commit,
-        Ok(T::TransStmtRollback) => TxnKind::Rollback,
-        Ok(T::TransStmtPrepare | T::TransStmtCommitPrepared | T::TransStmtRollbackPrepared) => {
-            TxnKind::TwoPhase
+fn kind_of(node: &SyntaxNode) -> Kind {
+    let name = kind_name(node);
+    match name.as_str() {
+        "SELECT_INTO" => Kind::Ddl,
+        "SELECT" | "PAREN_SELECT" | "COMPOUND_SELECT" | "VALUES" | "TABLE" => Kind::Query,
+        "COPY" if has_child(node, K::COPY_TO) => Kind::Query,
+        "COPY" | "INSERT" | "UPDATE" | "DELETE" | "MERGE" | "TRUNCATE" => Kind::Dml,
+        "BEGIN" => Kind::Transaction(TxnKind::Begin),
+        "COMMIT" | "COMMIT_TRANSACTION" => Kind::Transaction(TxnKind::Commit),
+        "ROLLBACK" | "ROLLBACK_TRANSACTION" => Kind::Transaction(TxnKind::Rollback),
+        "SAVEPOINT_CREATE" => Kind::Transaction(TxnKind::Savepoint),
+        "RELEASE_SAVEPOINT" => Kind::Transaction(TxnKind::Release),
+        "ROLLBACK_TO_SAVEPOINT" => Kind::Transaction(TxnKind::RollbackTo),
+        "PREPARE_TRANSACTION" | "COMMIT_PREPARED" | "ROLLBACK_PREPARED" => {
+            Kind::Transaction(TxnKind::TwoPhase)
         }
-        _ => TxnKind::Begin,
+        "SET" | "SET_TRANSACTION" | "RESET" | "SET_ROLE" | "SET_SESSION_AUTH" | "RESET_ROLE"
+        | "RESET_SESSION_AUTH" => Kind::Set,
+        "SHOW" | "EXPLAIN" | "VACUUM" | "ANALYZE" | "CALL" | "DO" | "LISTEN" | "NOTIFY"
+        | "UNLISTEN" | "LOCK" | "PREPARE" | "EXECUTE" | "DEALLOCATE" | "DISCARD" | "CHECKPOINT"
+        | "LOAD" | "SET_CONSTRAINTS" | "DECLARE" | "FETCH" | "MOVE" | "CLOSE" | "CLUSTER"
+        | "REINDEX" | "REFRESH" | "ALTER_SYSTEM" => Kind::Utility,
+        "GRANT"
+        | "REVOKE"
+        | "COMMENT_ON"
+        | "SECURITY_LABEL"
+        | "REASSIGN"
+        | "DROP_OWNED"
+        | "IMPORT_FOREIGN_SCHEMA" => Kind::Ddl,
+        other
+            if other.starts_with("CREATE_")
+                || other.starts_with("ALTER_")
+                || other.starts_with("DROP_") =>
+        {
+            Kind::Ddl
+        }
+        _ => Kind::Other,
     }
 }
 
 /// Statements DSQL refuses whatever they say, and the message it answers: the table of
 /// fixed refusals. Recorded in `unsupported.json`, `enum.json`, `queries.json` unless noted.
-fn fixed_refusal(node: &NodeEnum) -> Option<&'static str> {
-    use NodeEnum as N;
-    Some(match node {
-        N::TruncateStmt(_) => "unsupported statement: Truncate",
-        N::CreateExtensionStmt(_) => "unsupported statement: CreateExtension",
-        N::CreatedbStmt(_) => "unsupported statement: Createdb",
-        N::CreateTableSpaceStmt(_) => "unsupported statement: CreateTableSpace",
-        N::CreateForeignTableStmt(_) => "unsupported statement: CreateForeignTable",
-        N::CompositeTypeStmt(_) => "unsupported statement: CompositeType",
-        N::CreateRangeStmt(_) => "unsupported statement: CreateRange",
-        N::ListenStmt(_) => "unsupported statement: Listen",
-        N::NotifyStmt(_) => "unsupported statement: Notify",
-        N::UnlistenStmt(_) => "unsupported statement: Unlisten",
-        N::AlterSystemStmt(_) => "unsupported statement: AlterSystem",
-        // CREATE MATERIALIZED VIEW and CREATE TABLE … AS are both this node.
-        N::CreateTableAsStmt(_) => "unsupported statement: CreateTableAs",
+fn fixed_refusal(node: &SyntaxNode) -> Option<&'static str> {
+    Some(match kind_name(node).as_str() {
+        "TRUNCATE" => "unsupported statement: Truncate",
+        "CREATE_EXTENSION" => "unsupported statement: CreateExtension",
+        "CREATE_DATABASE" => "unsupported statement: Createdb",
+        "CREATE_TABLESPACE" => "unsupported statement: CreateTableSpace",
+        "CREATE_FOREIGN_TABLE" => "unsupported statement: CreateForeignTable",
+        "CREATE_TYPE" if has_child(node, K::COMPOSITE_TYPE) => {
+            "unsupported statement: CompositeType"
+        }
+        "CREATE_TYPE" if has_child(node, K::RANGE_TYPE) => "unsupported statement: CreateRange",
+        // Not recorded for a shell or base type (CREATE TYPE t; CREATE TYPE t (INPUT = …)):
+        // the wording recorded for an enum.
+        "CREATE_TYPE" => "CREATE TYPE not supported",
+        "LISTEN" => "unsupported statement: Listen",
+        "NOTIFY" => "unsupported statement: Notify",
+        "UNLISTEN" => "unsupported statement: Unlisten",
+        "ALTER_SYSTEM" => "unsupported statement: AlterSystem",
+        // CREATE MATERIALIZED VIEW and CREATE TABLE … AS are one node inside PostgreSQL.
+        "CREATE_TABLE_AS" | "CREATE_MATERIALIZED_VIEW" => "unsupported statement: CreateTableAs",
         // Not recorded: SELECT … INTO becomes the same node as CREATE TABLE … AS inside
         // PostgreSQL, so it is given that statement's recorded answer.
-        N::SelectStmt(s) if s.into_clause.is_some() => "unsupported statement: CreateTableAs",
+        "SELECT_INTO" => "unsupported statement: CreateTableAs",
         // Not recorded (no DO block was probed): DSQL's generic wording, "unsupported
         // statement: " and PostgreSQL's node name, as for LISTEN or TRUNCATE.
-        N::DoStmt(_) => "unsupported statement: Do",
+        "DO" => "unsupported statement: Do",
         // Not in these recordings: observed by the Django adapter (dsql-facts.md §1.1).
-        N::DeclareCursorStmt(_) => "unsupported statement: DeclareCursor",
-        N::CreateTrigStmt(_) => "CREATE TRIGGER not supported",
-        N::CreateEnumStmt(_) => "CREATE TYPE not supported",
-        // Not recorded: a shell or base type (CREATE TYPE t; CREATE TYPE t (INPUT = …)) gets
-        // the wording recorded for an enum.
-        N::DefineStmt(d) if is_type(d.kind) => "CREATE TYPE not supported",
-        N::AlterEnumStmt(_) => "ALTER TYPE not supported",
+        "DECLARE" => "unsupported statement: DeclareCursor",
+        "CREATE_TRIGGER" => "CREATE TRIGGER not supported",
+        // Recorded for ADD VALUE; RENAME TO is PostgreSQL's RenameStmt, whose recorded wording
+        // for a type is the RENAME one.
+        "ALTER_TYPE" if has_child(node, K::TYPE_RENAME_TO) => {
+            "unsupported object in RENAME statement"
+        }
         // Not recorded: the other forms of ALTER TYPE get the wording recorded for ADD VALUE.
-        N::AlterTypeStmt(_) => "ALTER TYPE not supported",
-        N::AlterTableStmt(s) if is_type(s.objtype) => "ALTER TYPE not supported",
-        N::AlterOwnerStmt(s) if is_type(s.object_type) => "ALTER TYPE not supported",
-        N::AlterObjectSchemaStmt(s) if is_type(s.object_type) => "ALTER TYPE not supported",
-        N::RenameStmt(s) if is_type(s.rename_type) => "unsupported object in RENAME statement",
-        N::DropStmt(s) if is_type(s.remove_type) => "unsupported object in DROP statement",
-        N::VacuumStmt(v) if v.is_vacuumcmd => "unsupported VACUUM statement",
-        N::MergeStmt(_) => "unsupported statement type: MERGE",
+        "ALTER_TYPE" => "ALTER TYPE not supported",
+        "DROP_TYPE" => "unsupported object in DROP statement",
+        "VACUUM" => "unsupported VACUUM statement",
+        "MERGE" => "unsupported statement type: MERGE",
         // Not recorded: DSQL has no LOAD (dsql-facts.md §1.1), which reads a library from the
         // server's files; the generic wording.
-        N::LoadStmt(_) => "unsupported statement: Load",
+        "LOAD" => "unsupported statement: Load",
         _ => return None,
     })
 }
 
-/// Whether an object-type number is `TYPE` (a domain is `DOMAIN`, and DSQL accepts domains).
-fn is_type(object_type: i32) -> bool {
-    ObjectType::try_from(object_type) == Ok(ObjectType::ObjectType)
-}
-
 /// DSQL's refusal of the statement itself, judged from its node.
-fn statement_refusal(node: &NodeEnum, job: Option<AsyncJob>) -> Option<Refusal> {
+fn statement_refusal(node: &SyntaxNode, job: Option<AsyncJob>) -> Option<Refusal> {
     if let Some(message) = fixed_refusal(node) {
         return Some(Refusal::unsupported(message));
     }
     if let Some(refusal) = guards::role_refusal(node) {
         return Some(refusal);
     }
-    match node {
-        NodeEnum::CreateStmt(s) => create_table(s),
-        NodeEnum::AlterTableStmt(s) => alter_table(s, job),
-        NodeEnum::IndexStmt(s) => create_index(s, job),
-        NodeEnum::CreateSeqStmt(s) => cache_refusal(&s.options, SEQUENCE_CACHE),
-        NodeEnum::CreateFunctionStmt(s) => create_function(s),
-        NodeEnum::AlterFunctionStmt(s) => function_settings(&s.actions),
-        NodeEnum::TransactionStmt(s) => transaction(s),
-        NodeEnum::VariableSetStmt(s) => set(s),
-        NodeEnum::AlterRoleSetStmt(s) => s.setstmt.as_ref().and_then(set),
-        NodeEnum::AlterDatabaseSetStmt(s) => s.setstmt.as_ref().and_then(set),
-        NodeEnum::VariableShowStmt(s) => show(s),
-        NodeEnum::CopyStmt(s) => guards::copy_refusal(s),
-        NodeEnum::DefineStmt(s) => guards::definition_refusal(s),
-        _ => None,
+    match node.kind() {
+        K::CREATE_TABLE => create_table(node),
+        K::ALTER_TABLE => alter_table(node, job),
+        K::CREATE_INDEX => create_index(node, job),
+        K::CREATE_SEQUENCE => cache_refusal(node, SEQUENCE_CACHE),
+        K::CREATE_FUNCTION => create_function(node),
+        // Not in these recordings: dsql-facts.md §1.1 (DSQL troubleshooting guide, observed on
+        // a cluster); the in-server rules use it too.
+        K::CREATE_PROCEDURE => Some(Refusal::unsupported("PROCEDURE is not supported")),
+        K::ALTER_FUNCTION | K::ALTER_PROCEDURE | K::ALTER_ROLE | K::ALTER_DATABASE => {
+            settings_refusal(node)
+        }
+        K::SAVEPOINT_CREATE => Some(Refusal::unsupported(
+            "unsupported transaction statement: SAVEPOINT",
+        )),
+        // Not in these recordings (SAVEPOINT and ROLLBACK TO are): the same wording.
+        K::RELEASE_SAVEPOINT => Some(Refusal::unsupported(
+            "unsupported transaction statement: RELEASE",
+        )),
+        K::ROLLBACK_TO_SAVEPOINT => Some(Refusal::unsupported(
+            "unsupported transaction statement: ROLLBACK TO",
+        )),
+        K::BEGIN => isolation_refusal(node),
+        K::SET_TRANSACTION => Some(set_transaction(node)),
+        K::SET => child(node, K::SET_CONFIG).and_then(|c| set_config_refusal(&c)),
+        K::RESET => reset_refusal(node),
+        K::SHOW => show(node),
+        K::COPY => guards::copy_refusal(node),
+        _ => guards::definition_refusal(node),
     }
-}
-
-/// The `SET` clauses of `CREATE FUNCTION` or `ALTER FUNCTION`, which hold while the function
-/// runs: judged as `SET` statements.
-fn function_settings(options: &[protobuf::Node]) -> Option<Refusal> {
-    options.iter().find_map(|option| match &option.node {
-        Some(NodeEnum::DefElem(d)) if d.defname == "set" => match d.arg.as_deref() {
-            Some(protobuf::Node {
-                node: Some(NodeEnum::VariableSetStmt(s)),
-            }) => set(s),
-            _ => None,
-        },
-        _ => None,
-    })
-}
-
-/// The body of an SQL function given as a string (`AS $$ … $$`), judged as the statements it
-/// runs when called. A body in `BEGIN ATOMIC … END` is part of the tree already.
-fn body_refusal(options: &[protobuf::Node]) -> Option<Refusal> {
-    options.iter().find_map(|option| match &option.node {
-        Some(NodeEnum::DefElem(d)) if d.defname == "as" => match d.arg.as_ref()?.node.as_ref()? {
-            NodeEnum::List(list) => list.items.first().and_then(|body| match &body.node {
-                Some(NodeEnum::String(s)) => first_refusal(&s.sval),
-                _ => None,
-            }),
-            _ => None,
-        },
-        _ => None,
-    })
 }
 
 /// `CREATE TABLE`: TEMP and UNLOGGED tables, then each column (`unsupported.json`).
-fn create_table(s: &protobuf::CreateStmt) -> Option<Refusal> {
-    match s.relation.as_ref().map(|r| r.relpersistence.as_str()) {
-        Some("t") => {
-            return Some(Refusal::unsupported(
-                "TEMPORARY or TEMP table not supported for CREATE TABLE",
-            ));
-        }
-        Some("u") => {
-            return Some(Refusal::unsupported(
-                "UNLOGGED table not supported for CREATE TABLE",
-            ));
-        }
-        _ => {}
+fn create_table(node: &SyntaxNode) -> Option<Refusal> {
+    if has_child(node, K::TEMP) {
+        return Some(Refusal::unsupported(
+            "TEMPORARY or TEMP table not supported for CREATE TABLE",
+        ));
     }
-    s.table_elts.iter().find_map(|element| match &element.node {
-        Some(NodeEnum::ColumnDef(column)) => {
-            column_type_refusal(column).or_else(|| identity_refusal(column))
-        }
-        _ => None,
-    })
+    if has_child(node, K::UNLOGGED) {
+        return Some(Refusal::unsupported(
+            "UNLOGGED table not supported for CREATE TABLE",
+        ));
+    }
+    child(node, K::TABLE_ARG_LIST)?
+        .children()
+        .filter(|c| c.kind() == K::COLUMN)
+        .find_map(|column| column_type_refusal(&column).or_else(|| identity_refusal(&column)))
+}
+
+/// The constraint nodes of a column (`NOT NULL`, `DEFAULT`, `CHECK`, `REFERENCES`, …; not
+/// `COLLATE`, nor `STORAGE`, nor `COMPRESSION`).
+fn column_constraints(column: &SyntaxNode) -> impl Iterator<Item = SyntaxNode> {
+    column
+        .children()
+        .filter(|c| kind_name(c).ends_with("_CONSTRAINT"))
 }
 
 /// `ALTER TABLE`: the forms `alters.json` and `backlog.json` record as refused.
-fn alter_table(s: &protobuf::AlterTableStmt, job: Option<AsyncJob>) -> Option<Refusal> {
-    use AlterTableType as A;
-    s.cmds.iter().find_map(|cmd| {
-        let Some(NodeEnum::AlterTableCmd(cmd)) = &cmd.node else {
-            return None;
-        };
-        let def = cmd.def.as_ref().and_then(|d| d.node.as_ref());
-        match (A::try_from(cmd.subtype).ok()?, def) {
-            (A::AtAddColumn, Some(NodeEnum::ColumnDef(column))) => {
-                // A DEFAULT alone counts as a constraint too (backlog.json).
-                column_type_refusal(column).or_else(|| {
-                    (!column.constraints.is_empty() || column.raw_default.is_some()).then(|| {
-                        Refusal::unsupported("ALTER TABLE ADD COLUMN with constraint not supported")
-                    })
-                })
-            }
-            // UNIQUE USING INDEX is accepted (its 55000 while the index builds is state).
-            (A::AtAddConstraint, Some(NodeEnum::Constraint(c)))
-                if !c.skip_validation && c.indexname.is_empty() =>
-            {
-                Some(Refusal::unsupported(
-                    "unsupported ALTER TABLE ADD CONSTRAINT statement",
-                ))
-            }
-            (A::AtAlterColumnType, _) => Some(Refusal::unsupported(
-                "unsupported ALTER TABLE ALTER COLUMN ... SET DATA TYPE statement",
-            )),
-            (A::AtValidateConstraint, _) if job != Some(AsyncJob::ValidateConstraint) => Some(
-                Refusal::unsupported("unsupported ALTER TABLE VALIDATE CONSTRAINT statement"),
-            ),
-            // Not recorded: ALTER COLUMN … ADD GENERATED … AS IDENTITY is documented as needing
-            // the same explicit CACHE as an identity column in CREATE TABLE.
-            (A::AtAddIdentity, Some(NodeEnum::Constraint(c))) => {
-                cache_refusal(&c.options, IDENTITY_CACHE)
-            }
-            _ => None,
+fn alter_table(node: &SyntaxNode, job: Option<AsyncJob>) -> Option<Refusal> {
+    node.children().find_map(|action| match action.kind() {
+        K::ADD_COLUMN => column_type_refusal(&action).or_else(|| {
+            // A DEFAULT alone counts as a constraint too (backlog.json).
+            column_constraints(&action).next().map(|_| {
+                Refusal::unsupported("ALTER TABLE ADD COLUMN with constraint not supported")
+            })
+        }),
+        // UNIQUE USING INDEX is accepted (its 55000 while the index builds is state).
+        K::ADD_CONSTRAINT
+            if !action
+                .descendants()
+                .any(|n| matches!(n.kind(), K::NOT_VALID | K::USING_INDEX_NAME)) =>
+        {
+            Some(Refusal::unsupported(
+                "unsupported ALTER TABLE ADD CONSTRAINT statement",
+            ))
         }
+        K::ALTER_COLUMN if has_child(&action, K::SET_TYPE) => Some(Refusal::unsupported(
+            "unsupported ALTER TABLE ALTER COLUMN ... SET DATA TYPE statement",
+        )),
+        // Not recorded: ALTER COLUMN … ADD GENERATED … AS IDENTITY is documented as needing
+        // the same explicit CACHE as an identity column in CREATE TABLE.
+        K::ALTER_COLUMN => child(&action, K::ADD_GENERATED)
+            .and_then(|generated| cache_refusal(&generated, IDENTITY_CACHE)),
+        K::VALIDATE_CONSTRAINT if job != Some(AsyncJob::ValidateConstraint) => Some(
+            Refusal::unsupported("unsupported ALTER TABLE VALIDATE CONSTRAINT statement"),
+        ),
+        _ => None,
     })
 }
 
 /// `CREATE INDEX`: only the `ASYNC` form (`index.json`).
-fn create_index(s: &protobuf::IndexStmt, job: Option<AsyncJob>) -> Option<Refusal> {
+fn create_index(node: &SyntaxNode, job: Option<AsyncJob>) -> Option<Refusal> {
     if job != Some(AsyncJob::IndexBuild) {
-        return Some(Refusal::unsupported(if s.concurrent {
-            // Not in these recordings: dsql-facts.md §2.3 (observed on a cluster).
-            "CONCURRENTLY not supported for CREATE INDEX"
-        } else {
-            "unsupported mode. please use CREATE INDEX ASYNC."
-        }));
+        return Some(Refusal::unsupported(
+            if has_token(node, K::CONCURRENTLY_KW) {
+                // Not in these recordings: dsql-facts.md §2.3 (observed on a cluster).
+                "CONCURRENTLY not supported for CREATE INDEX"
+            } else {
+                "unsupported mode. please use CREATE INDEX ASYNC."
+            },
+        ));
     }
     // Not in these recordings: dsql-facts.md §2.3 (the documentation and a cluster observation).
-    s.index_params.iter().find_map(|param| match &param.node {
-        Some(NodeEnum::IndexElem(e)) if !e.opclass.is_empty() => {
-            Some(Refusal::unsupported("opclass not supported for index keys"))
-        }
-        Some(NodeEnum::IndexElem(e))
-            if matches!(
-                SortByDir::try_from(e.ordering),
-                Ok(SortByDir::SortbyAsc | SortByDir::SortbyDesc)
-            ) =>
-        {
-            Some(Refusal::unsupported(
-                "specifying sort order not supported for index keys",
-            ))
-        }
-        _ => None,
-    })
+    child(node, K::PARTITION_ITEM_LIST)?
+        .children()
+        .find_map(|item| {
+            if has_child(&item, K::OP_CLASS_REF) {
+                Some(Refusal::unsupported("opclass not supported for index keys"))
+            } else if has_child(&item, K::SORT_ASC) || has_child(&item, K::SORT_DESC) {
+                Some(Refusal::unsupported(
+                    "specifying sort order not supported for index keys",
+                ))
+            } else {
+                None
+            }
+        })
 }
 
 /// DSQL's refusal of a sequence without an explicit `CACHE` of 1 or at least 65536
@@ -842,21 +767,22 @@ const SEQUENCE_CACHE: &str = "CREATE SEQUENCE is not supported without an explic
 /// The same for an identity column (`supported.json`).
 const IDENTITY_CACHE: &str = "identity column is not supported without an explicit cache size. please define CACHE greater than or equal to 65536 or equal to 1";
 
-/// Refuses with `message` unless the sequence options set `CACHE` to 1 or at least 65536. Only
-/// a missing CACHE is recorded; a CACHE between 2 and 65535 gets the same message, whose text
-/// states the rule.
-fn cache_refusal(options: &[protobuf::Node], message: &'static str) -> Option<Refusal> {
-    let cache = options.iter().find_map(|option| match &option.node {
-        Some(NodeEnum::DefElem(d)) if d.defname == "cache" => {
-            match d.arg.as_ref().and_then(|a| a.node.as_ref()) {
-                Some(NodeEnum::Integer(i)) => Some(f64::from(i.ival)),
-                // Integers beyond 32 bits come back as Float.
-                Some(NodeEnum::Float(f)) => f.fval.parse::<f64>().ok(),
-                _ => None,
-            }
-        }
-        _ => None,
-    });
+/// Refuses with `message` unless the sequence options under `node` set `CACHE` to 1 or at
+/// least 65536. Only a missing CACHE is recorded; a CACHE between 2 and 65535 gets the same
+/// message, whose text states the rule.
+fn cache_refusal(node: &SyntaxNode, message: &'static str) -> Option<Refusal> {
+    let cache = node
+        .descendants()
+        .find(|n| n.kind() == K::OPTION_CACHE)
+        .and_then(|option| child(&option, K::LITERAL))
+        .and_then(|literal| {
+            literal
+                .text()
+                .to_string()
+                .replace('_', "")
+                .parse::<f64>()
+                .ok()
+        });
     match cache {
         Some(n) if n == 1.0 || n >= 65536.0 => None,
         _ => Some(Refusal::unsupported(message)),
@@ -865,22 +791,22 @@ fn cache_refusal(options: &[protobuf::Node], message: &'static str) -> Option<Re
 
 /// An identity column must be `bigint` and have an explicit CACHE (`supported.json`). The
 /// type is checked first, as the in-server rules do (no recording has both faults).
-fn identity_refusal(column: &protobuf::ColumnDef) -> Option<Refusal> {
-    let identity = column.constraints.iter().find_map(|c| match &c.node {
-        Some(NodeEnum::Constraint(c))
-            if ConstrType::try_from(c.contype) == Ok(ConstrType::ConstrIdentity) =>
-        {
-            Some(c)
-        }
-        _ => None,
+fn identity_refusal(column: &SyntaxNode) -> Option<Refusal> {
+    let identity = column_constraints(column).find(|c| {
+        c.kind() == K::GENERATED_CONSTRAINT && words(c).any(|t| t.kind() == K::IDENTITY_KW)
     })?;
-    let name = column.type_name.as_ref().map(builtin_type_name);
-    match name {
-        Some(Some("int8")) | None => cache_refusal(&identity.options, IDENTITY_CACHE),
-        Some(other) => Some(Refusal::unsupported(format!(
+    match column_type(column).map(|t| t.builtin) {
+        Some(Some(name)) if name != "int8" => Some(Refusal::unsupported(format!(
             "datatype {} not supported, identity column type must be bigint",
-            display_type(other.unwrap_or_else(|| last_name(column)))
+            display_type(&name)
         ))),
+        Some(None) => column_type(column).map(|t| {
+            Refusal::unsupported(format!(
+                "datatype {} not supported, identity column type must be bigint",
+                t.last
+            ))
+        }),
+        _ => cache_refusal(&identity, IDENTITY_CACHE),
     }
 }
 
@@ -934,20 +860,114 @@ const SERIAL_TYPES: &[&str] = &[
     "serial8",
 ];
 
+/// A column's type as the rules read it.
+struct ColumnType {
+    /// PostgreSQL's internal name of a built-in type (`int4` for `integer`, `varbit` for
+    /// `bit varying`); `None` for a type in another schema.
+    builtin: Option<String>,
+    /// The last part of its name as written, for a type that is not built in.
+    last: String,
+    /// Whether it is an array of that type.
+    array: bool,
+}
+
+/// The type node of a column (or of `ADD COLUMN`).
+fn type_node(column: &SyntaxNode) -> Option<SyntaxNode> {
+    column.children().find(|c| kind_name(c).ends_with("_TYPE"))
+}
+
+/// The type of a column, its name normalised as PostgreSQL's parser does (the tree keeps it as
+/// written: `int`, `integer`, `int4` and `pg_catalog.int4` are one type).
+fn column_type(column: &SyntaxNode) -> Option<ColumnType> {
+    let node = type_node(column)?;
+    if node.kind() == K::ARRAY_TYPE {
+        let element = type_node(&node)?;
+        let (builtin, last) = type_name(&element)?;
+        return Some(ColumnType {
+            builtin,
+            last,
+            array: true,
+        });
+    }
+    let (builtin, last) = type_name(&node)?;
+    Some(ColumnType {
+        builtin,
+        last,
+        array: false,
+    })
+}
+
+/// The internal name of a type node (if built in) and the last part of its name.
+fn type_name(node: &SyntaxNode) -> Option<(Option<String>, String)> {
+    let zone = || child(node, K::WITH_TIMEZONE).is_some();
+    let fixed = |name: &str| Some((Some(name.to_owned()), name.to_owned()));
+    match node.kind() {
+        K::BIT_VARYING_TYPE => fixed("varbit"),
+        K::BIT_TYPE => fixed("bit"),
+        K::DOUBLE_TYPE => fixed("float8"),
+        K::VARCHAR_TYPE => fixed("varchar"),
+        K::CHARACTER_TYPE => fixed("bpchar"),
+        K::INTERVAL_TYPE => fixed("interval"),
+        K::TIMESTAMP_TYPE => fixed(if zone() { "timestamptz" } else { "timestamp" }),
+        K::TIME_TYPE => fixed(if zone() { "timetz" } else { "time" }),
+        K::PATH_TYPE => {
+            let path = child(node, K::PATH_REF)?;
+            let parts = name_parts(&path)?;
+            let last = parts.last()?.clone();
+            let builtin = match parts.as_slice() {
+                [name] => Some(normalized_type(name, node)),
+                [schema, name] if schema == "pg_catalog" => Some(name.clone()),
+                _ => None,
+            };
+            Some((builtin, last))
+        }
+        _ => None,
+    }
+}
+
+/// PostgreSQL's internal name for an unqualified type name written in SQL's keyword forms
+/// (`integer`, `float(24)`, `boolean`, `decimal` …); other names as they are.
+fn normalized_type(name: &str, node: &SyntaxNode) -> String {
+    let precision = || {
+        child(node, K::ARG_LIST)
+            .map(|args| args.text().to_string())
+            .and_then(|t| {
+                t.trim_matches(|c: char| c == '(' || c == ')' || c.is_whitespace())
+                    .parse::<u32>()
+                    .ok()
+            })
+    };
+    match name {
+        "int" | "integer" | "int4" => "int4",
+        "bigint" | "int8" => "int8",
+        "smallint" | "int2" => "int2",
+        "real" | "float4" => "float4",
+        "float" => match precision() {
+            Some(p) if p <= 24 => "float4",
+            _ => "float8",
+        },
+        "float8" => "float8",
+        "bool" | "boolean" => "bool",
+        "decimal" | "numeric" => "numeric",
+        other => other,
+    }
+    .to_owned()
+}
+
 /// DSQL's refusal of a column's type: serial, arrays, and [`UNSUPPORTED_COLUMN_TYPES`].
 /// A type DSQL lacks for want of a definition (an enum never created) is left to the backend,
 /// which answers the same 42704.
-fn column_type_refusal(column: &protobuf::ColumnDef) -> Option<Refusal> {
-    let type_name = column.type_name.as_ref()?;
-    let builtin = builtin_type_name(type_name);
+fn column_type_refusal(column: &SyntaxNode) -> Option<Refusal> {
+    let ty = column_type(column)?;
+    let builtin = ty.builtin.as_deref();
     if let Some(serial) = builtin.filter(|n| SERIAL_TYPES.contains(n)) {
         return Some(Refusal {
             code: UNDEFINED_OBJECT,
             message: format!("type \"{serial}\" does not exist"),
         });
     }
-    let display = display_type(builtin.unwrap_or_else(|| last_name(column)));
-    if !type_name.array_bounds.is_empty() {
+    let display = display_type(builtin.unwrap_or(&ty.last));
+    if ty.array {
         return Some(Refusal::unsupported(format!(
             "datatype {display}[] not supported"
         )));
@@ -955,36 +975,6 @@ fn column_type_refusal(column: &protobuf::ColumnDef) -> Option<Refusal> {
     builtin
         .filter(|n| UNSUPPORTED_COLUMN_TYPES.contains(n))
         .map(|_| Refusal::unsupported(format!("datatype {display} not supported")))
-}
-
-/// The type's name if it is a built-in one: unqualified or in `pg_catalog` (the parser writes
-/// `int` as `pg_catalog.int4`).
-fn builtin_type_name(type_name: &protobuf::TypeName) -> Option<&str> {
-    let names: Vec<&str> = type_name
-        .names
-        .iter()
-        .filter_map(|n| match &n.node {
-            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-            _ => None,
-        })
-        .collect();
-    match names.as_slice() {
-        [name] | ["pg_catalog", name] => Some(name),
-        _ => None,
-    }
-}
-
-/// The last part of a column's type name, however qualified.
-fn last_name(column: &protobuf::ColumnDef) -> &str {
-    column
-        .type_name
-        .as_ref()
-        .and_then(|t| t.names.last())
-        .and_then(|n| match &n.node {
-            Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
-            _ => None,
-        })
-        .unwrap_or_default()
 }
 
 /// A type's name as PostgreSQL's `format_type` writes it, which is how DSQL's messages name
@@ -1008,101 +998,147 @@ fn display_type(name: &str) -> &str {
     }
 }
 
-/// `CREATE FUNCTION` in a language other than sql (`unsupported.json`), and `CREATE
-/// PROCEDURE`.
-fn create_function(s: &protobuf::CreateFunctionStmt) -> Option<Refusal> {
-    if s.is_procedure {
-        // Not in these recordings: dsql-facts.md §1.1 (DSQL troubleshooting guide, observed on
-        // a cluster); the in-server rules use it too.
-        return Some(Refusal::unsupported("PROCEDURE is not supported"));
-    }
-    let language = s.options.iter().find_map(|option| match &option.node {
-        Some(NodeEnum::DefElem(d)) if d.defname == "language" => string_arg(d),
-        _ => None,
-    });
+/// `CREATE FUNCTION` in a language other than sql (`unsupported.json`), its `SET` clauses,
+/// and an SQL body given as a string, judged as the statements it runs.
+fn create_function(node: &SyntaxNode) -> Option<Refusal> {
+    let options = child(node, K::FUNC_OPTION_LIST);
+    let language = options
+        .iter()
+        .flat_map(SyntaxNode::children)
+        .find(|o| o.kind() == K::LANGUAGE_FUNC_OPTION)
+        .and_then(|option| {
+            option.children().find_map(|c| match c.kind() {
+                K::LANGUAGE_REF => name_parts(&c).and_then(|p| p.last().cloned()),
+                K::LITERAL => string_constant(&c),
+                _ => None,
+            })
+        });
     // Only plpgsql is recorded; every other language gets the same wording.
     if let Some(language) = language.filter(|l| !l.eq_ignore_ascii_case("sql")) {
         return Some(Refusal::unsupported(format!(
             "CREATE FUNCTION with language {language} not supported"
         )));
     }
-    function_settings(&s.options).or_else(|| body_refusal(&s.options))
+    settings_refusal(node).or_else(|| {
+        // A body in `BEGIN ATOMIC … END` is part of the tree already.
+        options
+            .iter()
+            .flat_map(SyntaxNode::children)
+            .filter(|o| o.kind() == K::AS_FUNC_OPTION)
+            .flat_map(|o| o.descendants())
+            .find(|n| n.kind() == K::LITERAL)
+            .and_then(|body| string_constant(&body))
+            .and_then(|body| first_refusal(&body))
+    })
 }
 
-/// The string value of an option (`LANGUAGE plpgsql`, `ISOLATION LEVEL serializable`).
-fn string_arg(d: &protobuf::DefElem) -> Option<&str> {
-    match d.arg.as_ref().and_then(|a| a.node.as_ref()) {
-        Some(NodeEnum::String(s)) => Some(&s.sval),
-        Some(NodeEnum::AConst(protobuf::AConst {
-            val: Some(a_const::Val::Sval(s)),
-            ..
-        })) => Some(&s.sval),
-        _ => None,
+/// The `SET` and `RESET` clauses of `CREATE`/`ALTER FUNCTION`, `ALTER ROLE` and `ALTER
+/// DATABASE`, which hold while the function runs or the role is logged in: judged as `SET`
+/// and `RESET` statements.
+fn settings_refusal(node: &SyntaxNode) -> Option<Refusal> {
+    let options = child(node, K::FUNC_OPTION_LIST);
+    node.children()
+        .chain(options.iter().flat_map(SyntaxNode::children))
+        .flat_map(|c| {
+            if matches!(
+                kind_name(&c).as_str(),
+                "SET_FUNC_OPTION" | "RESET_FUNC_OPTION"
+            ) {
+                c.children().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .find_map(|clause| match kind_name(&clause).as_str() {
+            "SET_CONFIG_PARAM" => set_config_refusal(&clause),
+            "RESET_CONFIG_PARAM" | "RESET_FUNC_OPTION" => reset_refusal(&clause),
+            _ => None,
+        })
+}
+
+/// The name of a parameter (`CONFIG_PARAMETER_REF`), in lower case as the server reads it
+/// (a quoted name keeps its case).
+fn parameter_name(node: &SyntaxNode) -> Option<String> {
+    name_parts(node).map(|parts| parts.join("."))
+}
+
+/// `SET name = value` (or `TO`, `SET LOCAL`, `TO DEFAULT`, `FROM CURRENT`) in a statement or a
+/// clause: the settings [`guards::setting_refusal`] refuses.
+fn set_config_refusal(node: &SyntaxNode) -> Option<Refusal> {
+    let name = parameter_name(&child(node, K::CONFIG_PARAMETER_REF)?)?;
+    if has_child(node, K::FROM_CURRENT) {
+        return guards::setting_refusal(&name, None, true);
     }
+    let value = child(node, K::TO_CONFIG_VALUE);
+    if value.as_ref().is_some_and(|v| has_token(v, K::DEFAULT_KW)) {
+        return guards::setting_refusal(&name, None, true);
+    }
+    let read = value.and_then(|v| {
+        let mut values = v.children();
+        let one = values.next()?;
+        if values.next().is_some() {
+            return None;
+        }
+        match one.kind() {
+            K::LITERAL => string_constant(&one).or_else(|| {
+                let text = one.text().to_string();
+                (!text.starts_with(['\'', '$', 'e', 'E', 'u', 'U', 'b', 'B', 'x', 'X', 'n', 'N'])
+                    || text.eq_ignore_ascii_case("on")
+                    || text.eq_ignore_ascii_case("off"))
+                .then_some(text)
+            }),
+            _ => name_parts(&one).map(|p| p.join(".")),
+        }
+    });
+    guards::setting_refusal(&name, read.as_deref(), false)
 }
 
-/// Savepoints (`transaction.json`) and `BEGIN` with an isolation level (`isolation.json`).
-fn transaction(s: &protobuf::TransactionStmt) -> Option<Refusal> {
-    let message = match txn_kind(s.kind) {
-        TxnKind::Savepoint => "unsupported transaction statement: SAVEPOINT",
-        // Not in these recordings (SAVEPOINT and ROLLBACK TO are): the same wording.
-        TxnKind::Release => "unsupported transaction statement: RELEASE",
-        TxnKind::RollbackTo => "unsupported transaction statement: ROLLBACK TO",
-        TxnKind::Begin => return isolation_refusal(&s.options),
-        _ => return None,
-    };
-    Some(Refusal::unsupported(message))
+/// `RESET name` and `RESET ALL` (a statement, or a clause of `ALTER FUNCTION`/`ROLE`).
+fn reset_refusal(node: &SyntaxNode) -> Option<Refusal> {
+    match child(node, K::CONFIG_PARAMETER_REF) {
+        Some(parameter) => guards::setting_refusal(&parameter_name(&parameter)?, None, true),
+        // RESET ALL would reset the in-server rules' transaction state (`dsql_local.*`) in the
+        // middle of a transaction, and the front door cannot know for certain that none is
+        // open (a pipelined BEGIN). Not recorded: DSQL's wording for SET, naming ALL.
+        None => Some(Refusal::unsupported(
+            "setting configuration parameter \"ALL\" not supported",
+        )),
+    }
 }
 
 /// Any isolation level but repeatable read is refused, naming it in capitals
 /// (`isolation.json`: SERIALIZABLE).
-fn isolation_refusal(options: &[protobuf::Node]) -> Option<Refusal> {
-    options.iter().find_map(|option| match &option.node {
-        Some(NodeEnum::DefElem(d)) if d.defname == "transaction_isolation" => string_arg(d)
-            .filter(|level| *level != "repeatable read")
-            .map(|level| {
-                Refusal::unsupported(format!(
-                    "Unsupported isolation level: {}",
-                    level.to_uppercase()
-                ))
-            }),
-        _ => None,
+fn isolation_refusal(node: &SyntaxNode) -> Option<Refusal> {
+    let modes = node
+        .descendants()
+        .find(|n| n.kind() == K::TRANSACTION_MODE_LIST)?;
+    modes.children().find_map(|mode| {
+        let level = match mode.kind() {
+            K::SERIALIZABLE => "SERIALIZABLE",
+            K::READ_COMMITTED => "READ COMMITTED",
+            K::READ_UNCOMMITTED => "READ UNCOMMITTED",
+            _ => return None,
+        };
+        Some(Refusal::unsupported(format!(
+            "Unsupported isolation level: {level}"
+        )))
     })
 }
 
-/// `SET TRANSACTION`, `SET SESSION CHARACTERISTICS`, and the settings
-/// [`guards::setting_refusal`] refuses (`SET`, `SET LOCAL`, `RESET`, in a statement or a
-/// function's or role's `SET` clause).
-fn set(s: &protobuf::VariableSetStmt) -> Option<Refusal> {
-    use VariableSetKind as V;
-    match V::try_from(s.kind) {
-        // SET TRANSACTION (recorded) and SET SESSION CHARACTERISTICS AS TRANSACTION (not
-        // recorded: the same rules, naming its parameter the same way): an isolation level
-        // other than repeatable read is named, anything else refuses the parameter.
-        Ok(V::VarSetMulti) => Some(isolation_refusal(&s.args).unwrap_or_else(|| {
-            Refusal::unsupported(format!(
-                "setting configuration parameter \"{}\" not supported",
-                s.name
-            ))
-        })),
-        Ok(V::VarSetValue) => {
-            let value = match s.args.as_slice() {
-                [one] => guards::set_value(one),
-                _ => None,
-            };
-            guards::setting_refusal(&s.name, value.as_deref(), false)
-        }
-        Ok(V::VarSetDefault | V::VarSetCurrent | V::VarReset) => {
-            guards::setting_refusal(&s.name, None, true)
-        }
-        // RESET ALL would reset the in-server rules' transaction state (`dsql_local.*`) in the
-        // middle of a transaction, and the front door cannot know for certain that none is
-        // open (a pipelined BEGIN). Not recorded: DSQL's wording for SET, naming ALL.
-        Ok(V::VarResetAll) => Some(Refusal::unsupported(
-            "setting configuration parameter \"ALL\" not supported",
-        )),
-        _ => None,
-    }
+/// `SET TRANSACTION` (recorded) and `SET SESSION CHARACTERISTICS AS TRANSACTION` (not
+/// recorded: the same rules, naming its parameter the same way): an isolation level other
+/// than repeatable read is named, anything else refuses the parameter.
+fn set_transaction(node: &SyntaxNode) -> Refusal {
+    isolation_refusal(node).unwrap_or_else(|| {
+        let parameter = if has_child(node, K::SESSION_CHARACTERISTICS) {
+            "SESSION CHARACTERISTICS"
+        } else {
+            "TRANSACTION"
+        };
+        Refusal::unsupported(format!(
+            "setting configuration parameter \"{parameter}\" not supported"
+        ))
+    })
 }
 
 /// Parameters DSQL's server (PostgreSQL 16) no longer has, which the PostgreSQL 15 backend
@@ -1111,57 +1147,33 @@ fn set(s: &protobuf::VariableSetStmt) -> Option<Refusal> {
 const UNKNOWN_PARAMETERS: &[&str] = &["lc_collate", "lc_ctype"];
 
 /// `SHOW` of a parameter DSQL does not have.
-fn show(s: &protobuf::VariableShowStmt) -> Option<Refusal> {
+fn show(node: &SyntaxNode) -> Option<Refusal> {
+    let name = parameter_name(&child(node, K::CONFIG_PARAMETER_REF)?)?;
     UNKNOWN_PARAMETERS
         .iter()
-        .any(|p| p.eq_ignore_ascii_case(&s.name))
+        .any(|p| p.eq_ignore_ascii_case(&name))
         .then(|| Refusal {
             code: UNDEFINED_OBJECT,
-            message: format!("unrecognized configuration parameter \"{}\"", s.name),
+            message: format!("unrecognized configuration parameter \"{name}\""),
         })
 }
 
 /// What is refused wherever it appears in a statement, subqueries, CTEs, defaults, views and
 /// function bodies included: locking clauses other than `FOR UPDATE`/`FOR KEY SHARE`
 /// (`occ.json`), `TABLESAMPLE` (`queries.json`), and the calls [`guards::node_refusal`] judges.
-/// The tree is walked through its serde form, which reaches every node.
-fn tree_refusal(node: &NodeEnum) -> Option<Refusal> {
-    let Ok(tree) = serde_json::to_value(node) else {
-        return Some(too_deep());
-    };
-    let mut pending = vec![&tree];
-    while let Some(value) = pending.pop() {
-        match value {
-            serde_json::Value::Object(fields) => {
-                if let Some(clause) = fields.get("LockingClause") {
-                    let strength = clause.get("strength").and_then(serde_json::Value::as_i64);
-                    let refused = [
-                        LockClauseStrength::LcsForshare,
-                        LockClauseStrength::LcsFornokeyupdate,
-                    ]
-                    .iter()
-                    .any(|s| strength == Some(*s as i64));
-                    if refused {
-                        return Some(Refusal::unsupported(
-                            "locking clauses other than FOR UPDATE/FOR KEY SHARE are not supported",
-                        ));
-                    }
-                }
-                if fields.contains_key("RangeTableSample") {
-                    return Some(Refusal::unsupported("TABLESAMPLE clause not supported"));
-                }
-                for (kind, inner) in fields {
-                    if let Some(refusal) = guards::node_refusal(kind, inner, &first_refusal) {
-                        return Some(refusal);
-                    }
-                }
-                pending.extend(fields.values());
-            }
-            serde_json::Value::Array(items) => pending.extend(items),
-            _ => {}
+fn tree_refusal(node: &SyntaxNode) -> Option<Refusal> {
+    node.descendants().find_map(|n| match n.kind() {
+        K::LOCKING_CLAUSE
+            if n.descendants()
+                .any(|s| matches!(s.kind(), K::FOR_SHARE | K::FOR_NO_KEY_UPDATE)) =>
+        {
+            Some(Refusal::unsupported(
+                "locking clauses other than FOR UPDATE/FOR KEY SHARE are not supported",
+            ))
         }
-    }
-    None
+        K::TABLESAMPLE_CLAUSE => Some(Refusal::unsupported("TABLESAMPLE clause not supported")),
+        _ => guards::node_refusal(&n, &first_refusal),
+    })
 }
 
 #[cfg(test)]
@@ -1314,10 +1326,25 @@ mod tests {
             classify("SELECT 'unterminated"),
             Classified::Unparsed { rewrite: None }
         );
+        // A byte no token starts with: forwarded so that nothing runs whatever the server
+        // makes of it.
         assert_eq!(
-            classify("SELECT 1\0"),
-            Classified::Unparsed { rewrite: None }
+            classify("SELECT 1\u{1}"),
+            Classified::Unparsed {
+                rewrite: Some(format!("SELECT 1\u{1}{UNJUDGED_MARK}"))
+            }
         );
+        // Several statements, one of them unparsable: the server answers the first syntax
+        // error, or the mark's, and runs none of them.
+        for sql in ["SELEC 1; TRUNCATE t", "SELECT 1abc; TRUNCATE t"] {
+            assert_eq!(
+                classify(sql),
+                Classified::Unparsed {
+                    rewrite: Some(format!("{sql}{UNJUDGED_MARK}"))
+                },
+                "{sql}"
+            );
+        }
         // DSQL's syntax error for a qualified async index name is at the "."; so is
         // PostgreSQL's once ASYNC is gone.
         assert_eq!(
