@@ -136,7 +136,9 @@ pub fn role_refusal(node: &SyntaxNode) -> Option<Refusal> {
         {
             Some(Refusal::unsupported(SYSTEM_ENTITY))
         }
-        K::CREATE_ROLE | K::ALTER_ROLE => {
+        // ALTER GROUP g ADD/DROP USER …: every role it names.
+        K::ALTER_GROUP if names_predefined(node) => Some(Refusal::unsupported(SYSTEM_ENTITY)),
+        K::CREATE_ROLE | K::ALTER_ROLE | K::CREATE_USER | K::ALTER_USER | K::CREATE_GROUP => {
             let named = node
                 .children()
                 .find(|c| matches!(c.kind(), K::ROLE | K::ROLE_REF));

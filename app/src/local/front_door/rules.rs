@@ -15,11 +15,12 @@
 //! asynchronous index. See [`super::syntax`] for how names and strings are read.
 //!
 //! A text with a syntax error is never judged as if it were fine ([`Classified::Unparsed`]).
-//! A text of one statement is forwarded as it is, so that PostgreSQL itself produces the
-//! syntax error DSQL would. A text of several statements is forwarded with a line the server
-//! cannot parse appended ([`UNJUDGED_MARK`]): the server parses a whole text before it runs
-//! any of it, so it answers the first real syntax error, at its real position, or, should its
-//! grammar accept what the judge's did not, the mark's; either way none of the text runs.
+//! One query or data change that no rule could refuse even if the server read it
+//! ([`harmless_if_run`]) is forwarded as it is, so that PostgreSQL itself produces the syntax
+//! error DSQL would. Any other such text is forwarded with a line the server cannot parse
+//! appended ([`UNJUDGED_MARK`]): the server parses a whole text before it runs any of it, so
+//! it answers the first real syntax error, at its real position, or, should its grammar accept
+//! what the judge's did not, the mark's; either way none of the text runs.
 //!
 //! Every other text is judged whole, or refused ([`Classified::Unjudged`]): the judge has
 //! stated limits.
@@ -271,12 +272,14 @@ fn parse_and_judge(sql: &str, tokens: &[Tok<'_>]) -> Classified {
     let parse = SourceFile::parse(&text);
     let root = parse.syntax_node();
     if !parse.errors().is_empty() || root.children().any(|s| beyond_postgresql(&s)) {
-        return match (several, cuts.is_empty()) {
-            (false, true) => unparsed(sql, false),
-            (false, false) => Classified::Unparsed {
-                rewrite: Some(text),
-            },
-            (true, _) => unparsed(&text, true),
+        if several || !harmless_if_run(tokens) {
+            if let Some(statement) = set_names(tokens) {
+                return Classified::Parsed(vec![statement]);
+            }
+            return unparsed(&text, true);
+        }
+        return Classified::Unparsed {
+            rewrite: (!cuts.is_empty()).then_some(text),
         };
     }
     let deep = needs_tree_walk(tokens);
@@ -304,6 +307,65 @@ fn parse_and_judge(sql: &str, tokens: &[Tok<'_>]) -> Classified {
         });
     }
     Classified::Parsed(statements)
+}
+
+/// Whether one statement the parser cannot read would be harmless should the server read it:
+/// a query or a data change (by its first word) without anything [`needs_tree_walk`] looks for
+/// and, but for `INSERT`, without `INTO`. For those (nearly every real syntax error) the
+/// server's own error comes back exactly; any other unreadable statement gets the mark.
+fn harmless_if_run(tokens: &[Tok<'_>]) -> bool {
+    let Some(first) = tokens.first() else {
+        return true;
+    };
+    let insert = first.is_word("insert");
+    let plain = ["select", "values", "with", "table", "update", "delete"]
+        .iter()
+        .any(|w| first.is_word(w))
+        || first.kind == TokenKind::OpenParen;
+    (insert || (plain && !tokens.iter().any(|t| t.is_word("into")))) && !needs_tree_walk(tokens)
+}
+
+/// `SET [SESSION | LOCAL] NAMES value` (the SQL standard's spelling of `SET client_encoding`,
+/// which the parser does not read), judged on its tokens as that setting.
+fn set_names(tokens: &[Tok<'_>]) -> Option<Statement> {
+    let tokens = match tokens {
+        [rest @ .., last] if last.kind == TokenKind::Semi => rest,
+        all => all,
+    };
+    let rest = match tokens {
+        [set, scope, rest @ ..]
+            if set.is_word("set") && (scope.is_word("session") || scope.is_word("local")) =>
+        {
+            rest
+        }
+        [set, rest @ ..] if set.is_word("set") => rest,
+        _ => return None,
+    };
+    let [names, value] = rest else {
+        return None;
+    };
+    if !names.is_word("names") {
+        return None;
+    }
+    let refusal = if value.is_word("default") {
+        guards::setting_refusal("client_encoding", None, true)
+    } else {
+        let read = if value.is_string() {
+            super::syntax::string_value(value.text)
+        } else {
+            super::syntax::identifier(value.text)
+        };
+        guards::setting_refusal("client_encoding", read.as_deref(), false)
+    };
+    let first = tokens.first()?;
+    Some(Statement {
+        kind: Kind::Set,
+        span: first.range.start..value.range.end,
+        refusal,
+        rewrite: None,
+        async_job: None,
+        shows: None,
+    })
 }
 
 /// Whether a statement the parser accepts is a syntax error to PostgreSQL (and DSQL): a
@@ -651,9 +713,11 @@ fn statement_refusal(node: &SyntaxNode, job: Option<AsyncJob>) -> Option<Refusal
         // Not in these recordings: dsql-facts.md §1.1 (DSQL troubleshooting guide, observed on
         // a cluster); the in-server rules use it too.
         K::CREATE_PROCEDURE => Some(Refusal::unsupported("PROCEDURE is not supported")),
-        K::ALTER_FUNCTION | K::ALTER_PROCEDURE | K::ALTER_ROLE | K::ALTER_DATABASE => {
-            settings_refusal(node)
-        }
+        K::ALTER_FUNCTION
+        | K::ALTER_PROCEDURE
+        | K::ALTER_ROLE
+        | K::ALTER_USER
+        | K::ALTER_DATABASE => settings_refusal(node),
         K::SAVEPOINT_CREATE => Some(Refusal::unsupported(
             "unsupported transaction statement: SAVEPOINT",
         )),
@@ -1321,7 +1385,23 @@ mod tests {
 
     #[test]
     fn unparsable_text_is_forwarded() {
-        assert_eq!(classify("SELEC 1"), Classified::Unparsed { rewrite: None });
+        // A query or data change the server would run harmlessly if it could read it: as it
+        // is, so the server's own syntax error comes back.
+        for sql in ["SELECT 1 +", "SELECT a FROM t GROUP BY ALL", "DELETE FROM"] {
+            assert_eq!(
+                classify(sql),
+                Classified::Unparsed { rewrite: None },
+                "{sql}"
+            );
+        }
+        // Anything else with the mark: the server answers the first real syntax error, or
+        // the mark's.
+        assert_eq!(
+            classify("SELEC 1"),
+            Classified::Unparsed {
+                rewrite: Some(format!("SELEC 1{UNJUDGED_MARK}"))
+            }
+        );
         assert_eq!(
             classify("SELECT 'unterminated"),
             Classified::Unparsed { rewrite: None }
@@ -1350,9 +1430,15 @@ mod tests {
         assert_eq!(
             classify("CREATE INDEX ASYNC public.i ON t (c)"),
             Classified::Unparsed {
-                rewrite: Some("CREATE INDEX public.i ON t (c)".into())
+                rewrite: Some(format!("CREATE INDEX public.i ON t (c){UNJUDGED_MARK}"))
             }
         );
+        // The standard's SET NAMES, which the parser does not read, is judged on its tokens.
+        assert_eq!(
+            refusal("SET NAMES 'WIN1252'").map(|(code, _)| code),
+            Some(FEATURE_NOT_SUPPORTED)
+        );
+        assert_eq!(refusal("SET NAMES 'UTF8'"), None);
     }
 
     #[test]
