@@ -12,11 +12,11 @@
 //! out by byte range before parsing, so a quoted `"async"`, or `ASYNC` inside a string literal
 //! or a comment, is never touched. An unquoted `async` right after `INDEX` is always the
 //! keyword: DSQL's index name is optional, so `CREATE INDEX ASYNC ON t (c)` is an unnamed
-//! asynchronous index. See [`super::syntax`] for how names and strings are read.
+//! asynchronous index. The `syntax` module reads names and strings as the server does.
 //!
 //! A text with a syntax error is never judged as if it were fine ([`Classified::Unparsed`]).
 //! One query or data change that no rule could refuse even if the server read it
-//! ([`harmless_if_run`]) is forwarded as it is, so that PostgreSQL itself produces the syntax
+//! (`harmless_if_run`) is forwarded as it is, so that PostgreSQL itself produces the syntax
 //! error DSQL would. Any other such text is forwarded with a line the server cannot parse
 //! appended ([`UNJUDGED_MARK`]): the server parses a whole text before it runs any of it, so
 //! it answers the first real syntax error, at its real position, or, should its grammar accept
@@ -28,13 +28,13 @@
 //! - Per statement, counted on its tokens before parsing: [`MAX_NESTING`] levels of
 //!   parentheses and brackets, [`MAX_OPERATORS`] operators (the parser's time grows faster than
 //!   linearly with long operator chains, and its recursion with nesting), [`MAX_DOTTED`] `.` in
-//!   a row, and [`MAX_TOKENS`] tokens. A statement beyond a limit is not parsed ([`beyond_the_parser`]): a query whose
-//!   tokens show that no rule applies to it passes, whatever its depth, and the server judges
-//!   its own depth; any other such statement (not a query, or a query with `INTO`, a locking
-//!   clause, `TABLESAMPLE`, a `U&` identifier, or a function name the judge watches) is
-//!   refused with `54001`. Within the limits, the parse, the judgement and the drop of the
-//!   tree run on a stack of at least [`JUDGE_STACK`] (grown with `stacker` when the caller's is
-//!   smaller), so no text can overflow the caller's stack.
+//!   a row, and [`MAX_TOKENS`] tokens. A statement beyond a limit is not parsed
+//!   (`beyond_the_parser`): a query whose tokens show that no rule applies to it passes,
+//!   whatever its depth, and the server judges its own depth; any other such statement (not a
+//!   query, or a query with `INTO`, a locking clause, `TABLESAMPLE`, a `U&` identifier, or a
+//!   function name the judge watches) is refused with `54001`. Within the limits, the parse,
+//!   the judgement and the drop of the tree run on a stack of at least [`JUDGE_STACK`] (grown
+//!   with `stacker` when the caller's is smaller), so no text can overflow the caller's stack.
 
 use std::ops::Range;
 
