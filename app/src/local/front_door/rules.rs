@@ -36,6 +36,7 @@
 //!   the judgement and the drop of the tree run on a stack of at least [`JUDGE_STACK`] (grown
 //!   with `stacker` when the caller's is smaller), so no text can overflow the caller's stack.
 
+use std::cell::Cell;
 use std::ops::Range;
 
 use squawk_lexer::TokenKind;
@@ -488,12 +489,32 @@ fn too_deep() -> Refusal {
 /// The first refusal of `sql`, judged on this stack: an SQL function's body, or the query a
 /// function runs from text. Text that does not parse is left to the server, which cannot
 /// run it either.
+///
+/// Such texts nest (a body calling `query_to_xml('…')` on a text that does the same, with
+/// dollar quotes that need no doubling); one nested deeper than [`MAX_EMBEDDED`] is refused
+/// as too deep, so that the judge's work and stack stay bounded.
 fn first_refusal(sql: &str) -> Option<Refusal> {
-    match classify_here(sql) {
+    let depth = EMBEDDED.with(Cell::get);
+    if depth >= MAX_EMBEDDED {
+        return Some(too_deep());
+    }
+    EMBEDDED.with(|d| d.set(depth + 1));
+    let answer = stacker::maybe_grow(JUDGE_STACK / 4, JUDGE_STACK, || match classify_here(sql) {
         Classified::Parsed(statements) => statements.into_iter().find_map(|s| s.refusal),
         Classified::Unparsed { .. } => None,
         Classified::Unjudged(refusal) => Some(refusal),
-    }
+    });
+    EMBEDDED.with(|d| d.set(depth));
+    answer
+}
+
+/// The deepest nesting of SQL texts inside SQL texts (function bodies, the queries of
+/// `query_to_xml` and the like) the judge reads.
+pub const MAX_EMBEDDED: usize = 8;
+
+thread_local! {
+    /// How deep in embedded SQL texts the judge on this thread is.
+    static EMBEDDED: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Whether `sql` is one transaction-control statement of the kind `kind`.
@@ -1741,6 +1762,31 @@ mod tests {
         ];
         for (sql, kind) in cases {
             assert_eq!(one(sql).kind, kind, "{sql}");
+        }
+    }
+
+    #[test]
+    fn sql_texts_nested_in_sql_texts_are_judged_to_a_depth_and_refused_beyond() {
+        let nested = |depth: usize, inner: &str| {
+            let mut sql = inner.to_owned();
+            for level in 0..depth {
+                sql = format!("SELECT query_to_xml($q{level}${sql}$q{level}$, true, true, '')");
+            }
+            sql
+        };
+        assert_eq!(
+            refusal(&nested(3, "TRUNCATE t")),
+            Some((
+                FEATURE_NOT_SUPPORTED,
+                "unsupported statement: Truncate".into()
+            ))
+        );
+        assert_eq!(refusal(&nested(3, "SELECT 1")), None);
+        for depth in [MAX_EMBEDDED + 1, 10_000] {
+            assert_eq!(
+                refusal(&nested(depth, "SELECT 1")).map(|(code, _)| code),
+                Some(STATEMENT_TOO_COMPLEX)
+            );
         }
     }
 
