@@ -45,8 +45,8 @@ use squawk_syntax::{SourceFile, SyntaxKind as K, SyntaxNode};
 use super::guards;
 pub(crate) use super::syntax::{Tok, significant_tokens};
 use super::syntax::{
-    child, ends_unterminated, has_child, has_token, has_unicode_identifier, kind_name, name_parts,
-    string_constant, words,
+    child, ends_unterminated, has_child, has_custom_unicode_escape, has_token,
+    has_unicode_identifier, kind_name, name_parts, string_constant, words,
 };
 
 /// SQLSTATE `feature_not_supported`, DSQL's answer to almost every refusal.
@@ -295,6 +295,11 @@ fn parse_and_judge(sql: &str, tokens: &[Tok<'_>]) -> Classified {
         return Classified::Unparsed {
             rewrite: (!cuts.is_empty()).then_some(text),
         };
+    }
+    if has_custom_unicode_escape(tokens) {
+        // Not recorded, an assumption in DSQL's style: a name or string whose escape
+        // character the judge does not decode could spell anything it watches.
+        return Classified::Unjudged(Refusal::unsupported("UESCAPE not supported"));
     }
     let deep = needs_tree_walk(tokens);
     let mut statements = Vec::new();
@@ -1762,6 +1767,27 @@ mod tests {
         ];
         for (sql, kind) in cases {
             assert_eq!(one(sql).kind, kind, "{sql}");
+        }
+    }
+
+    #[test]
+    fn unicode_escapes_are_decoded_or_refused() {
+        // The default escape decodes: the watched function is found.
+        assert_eq!(
+            refusal(r#"SELECT U&"pg_read_fil\0065"('x')"#).map(|(_, m)| m),
+            Some("function pg_read_file not supported".into())
+        );
+        // Another escape character is not decoded, so the text is refused.
+        for sql in [
+            r#"SELECT U&"pg_read_fil!0065"('x') UESCAPE '!'"#,
+            r#"SELECT U&"pg_read_fil!0065" UESCAPE '!' ('x')"#,
+            "SELECT set_config(U&'dsql!005flocal.rows' UESCAPE '!', '0', false)",
+        ] {
+            assert!(
+                matches!(classify(sql), Classified::Unjudged(r) if r.code == FEATURE_NOT_SUPPORTED)
+                    || refusal(sql).is_some(),
+                "{sql}"
+            );
         }
     }
 

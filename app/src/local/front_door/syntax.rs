@@ -101,6 +101,20 @@ pub(crate) fn ends_unterminated(sql: &str) -> bool {
         .is_some_and(|t| t.kind != TokenKind::Unknown)
 }
 
+/// Whether a `U&"…"` identifier or `U&'…'` string is followed by `UESCAPE`, which changes
+/// its escape character: [`identifier`] and [`string_value`] decode only the default one.
+pub(crate) fn has_custom_unicode_escape(tokens: &[Tok<'_>]) -> bool {
+    tokens.windows(2).any(|pair| {
+        matches!(
+            pair[0].kind,
+            TokenKind::QuotedIdent { uescape: true, .. }
+                | TokenKind::Literal {
+                    kind: LiteralKind::UnicodeEscStr { .. }
+                }
+        ) && pair[1].is_word("uescape")
+    })
+}
+
 /// Whether a `U&"…"` identifier token is among `tokens` (its name is decoded only by the tree
 /// walk, so a text with one is always walked).
 pub(crate) fn has_unicode_identifier(tokens: &[Tok<'_>]) -> bool {
@@ -129,7 +143,8 @@ pub(crate) fn identifier(text: &str) -> Option<String> {
     }
     match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
         Some(quoted) => Some(quoted.replace("\"\"", "\"")),
-        None => Some(text.to_lowercase()),
+        // PostgreSQL folds only ASCII letters (a multibyte letter keeps its case).
+        None => Some(text.to_ascii_lowercase()),
     }
 }
 
