@@ -305,7 +305,7 @@ async fn migrate(session: &Session, action: &MigrateAction) -> Result<()> {
 /// `app local`: the stand-in, reached like Aurora DSQL, until Ctrl-C.
 #[cfg(feature = "front-door")]
 async fn local() -> Result<()> {
-    use app::local::stand_in::{HOST, PROFILE, REGION, StandIn};
+    use app::local::stand_in::{HOST, StandIn};
     let stand_in = StandIn::start()
         .await
         .context("starting the local DSQL stand-in")?;
@@ -313,14 +313,17 @@ async fn local() -> Result<()> {
         .write_credentials_file()
         .context("writing the AWS credentials file")?;
     let (port, ca) = (stand_in.port(), stand_in.ca_path().display());
+    let exports: String = stand_in
+        .client_environment(&credentials)
+        .into_iter()
+        .map(|(name, value)| format!("export {name}={value}\n"))
+        .collect();
     let banner = format!(
         "Local DSQL stand-in running: front door on {HOST}:{port} (TLS, IAM tokens), PostgreSQL \
          behind it (files in {dir}).\n\
          Reach it like Aurora DSQL from another shell. The AWS secret key is in {credentials}; \
          it is never printed.\n\n\
-         export CLUSTER_ENDPOINT={HOST} CLUSTER_PORT={port} AWS_REGION={REGION}\n\
-         export AWS_SHARED_CREDENTIALS_FILE={credentials} AWS_PROFILE={PROFILE}\n\
-         export PGSSLROOTCERT={ca}\n\n\
+         {exports}\n\
          cargo run -p app                    # the demo, through the front door\n\
          cargo run -p app -- migrate status\n\
          PGPASSWORD=$(cargo run -q -p app -- token) psql \"host={HOST} port={port} user={ADMIN_USER} \

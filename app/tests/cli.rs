@@ -308,13 +308,16 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
             "CLUSTER_ENDPOINT",
             "CLUSTER_PORT",
             "AWS_REGION",
+            "AWS_DEFAULT_REGION",
             "AWS_SHARED_CREDENTIALS_FILE",
             "AWS_PROFILE",
-            "PGSSLROOTCERT"
+            "PGSSLROOTCERT",
+            "NODE_EXTRA_CA_CERTS",
+            "SSL_CERT_FILE"
         ],
         "{banner:?}"
     );
-    let credentials = std::fs::read_to_string(&vars[3].1).expect("the credentials file");
+    let credentials = std::fs::read_to_string(&vars[4].1).expect("the credentials file");
     let secret = credentials
         .lines()
         .find_map(|l| l.strip_prefix("aws_secret_access_key = "))
@@ -363,7 +366,7 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
         .database("postgres")
         .password(&password)
         .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
-        .ssl_root_cert(&vars[5].1);
+        .ssl_root_cert(&vars[6].1);
     let (version, refused) = tokio::runtime::Runtime::new()
         .expect("a runtime")
         .block_on(async {

@@ -9,6 +9,7 @@ use aws_config::SdkConfig;
 use tracing::{debug, info};
 
 use super::front_door::FrontDoor;
+use super::front_door::conflicts::CommitFailures;
 use super::front_door::iam::TokenVerifier;
 use super::front_door::policy::DsqlRules;
 use super::front_door::relay::Limits;
@@ -101,6 +102,12 @@ impl StandIn {
         self.door.port()
     }
 
+    /// The front door's switch that makes a chosen session's next commit fail, for tests of
+    /// clients' retry code ([`FrontDoor::commit_failures`]).
+    pub fn commit_failures(&self) -> CommitFailures {
+        self.door.commit_failures()
+    }
+
     /// The CA certificate to trust (`PGSSLROOTCERT`).
     pub fn ca_path(&self) -> &Path {
         &self.ca_path
@@ -117,6 +124,31 @@ impl StandIn {
             None,
         )
         .await
+    }
+
+    /// What a client process needs in its environment to reach the stand-in as it reaches a
+    /// cluster, as `(name, value)` pairs in the order `app local` prints them: the endpoint and
+    /// port (`CLUSTER_ENDPOINT`, `CLUSTER_PORT`), the Region under both names the AWS SDKs read,
+    /// the credentials file written by [`write_credentials_file`](Self::write_credentials_file)
+    /// (`credentials`) and its profile, and the CA under the name each ecosystem reads
+    /// (`PGSSLROOTCERT` for libpq, `NODE_EXTRA_CA_CERTS` for Node, `SSL_CERT_FILE` for
+    /// Python's `ssl`).
+    pub fn client_environment(&self, credentials: &Path) -> Vec<(&'static str, String)> {
+        let ca = self.ca_path.display().to_string();
+        vec![
+            ("CLUSTER_ENDPOINT", HOST.to_owned()),
+            ("CLUSTER_PORT", self.port().to_string()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_DEFAULT_REGION", REGION.to_owned()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                credentials.display().to_string(),
+            ),
+            ("AWS_PROFILE", PROFILE.to_owned()),
+            ("PGSSLROOTCERT", ca.clone()),
+            ("NODE_EXTRA_CA_CERTS", ca.clone()),
+            ("SSL_CERT_FILE", ca),
+        ]
     }
 
     /// Writes the access key as profile [`PROFILE`] of an AWS shared credentials file
