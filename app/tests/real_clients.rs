@@ -131,13 +131,7 @@ fn cached(cache: &Path, kind: &str, pins: &[&Path], install: impl FnOnce(&Path))
 /// Runs an install step, failing the test with its output when it fails.
 fn run_blocking(command: &mut std::process::Command, what: &str) {
     let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeded(&output, what);
 }
 
 /// A running stand-in with what a client needs to reach it.

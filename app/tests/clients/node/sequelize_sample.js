@@ -140,7 +140,7 @@ async function sequelizeExample() {
   // Tables with `createTable` (`sync` is not supported on DSQL), one DDL statement each.
   const queryInterface = sequelize.getQueryInterface();
   for (const table of ['vetSpecialties', 'pet', 'vet', 'specialty', 'owner']) {
-    await queryInterface.dropTable(table, { force: true });
+    await queryInterface.dropTable(table, { cascade: true, force: true });
   }
   for (const table of ['owner', 'pet', 'specialty', 'vet', 'vetSpecialties']) {
     await queryInterface.createTable(table, attributes[table]);
