@@ -42,13 +42,13 @@ pub async fn connection_url(config: &Config, root_cert: Option<&Path>) -> Result
             Ok(url.url().clone())
         }
         Target::Dsql(endpoint, port) => {
-            ensure_reachable("CLUSTER_ENDPOINT", endpoint.host(), *port).await?;
+            ensure_reachable("CLUSTER_ENDPOINT", endpoint.address(), *port).await?;
             let token = token_for(config).await?;
             let mut url = format!(
                 "postgres://{}:{}@{}:{port}/{DATABASE}?sslmode=verify-full",
                 encode(&config.user),
                 encode(token.expose()),
-                endpoint.host(),
+                endpoint.address(),
             );
             if let Some(root_cert) = root_cert {
                 url.push_str("&sslrootcert=");

@@ -1,6 +1,8 @@
 //! The `app` binary as a user meets it: help, configuration errors, the token command, and the
 //! demo against the local stand-in, as admin and as another user.
 
+mod common;
+
 use migration::{Migrator, MigratorTrait};
 use std::process::{Command, Output};
 
@@ -265,19 +267,16 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
     assert_eq!(issued["met"].as_bool(), Some(true), "{issued}");
 }
 
-/// `app local` from another shell: its `export` lines are all the app needs to reach the
-/// stand-in the DSQL way (endpoint, port, region, AWS credentials file, CA certificate), for
-/// `token` and `migrate`, and a plain client logs in with the printed token and gets `TRUNCATE`
-/// refused as DSQL refuses it; the banner never shows the secret key.
+/// Starts `app local` with `args`; returns it and its banner, up to "Press Ctrl-C".
 #[cfg(feature = "front-door")]
-#[test]
-fn app_local_prints_the_settings_that_reach_it_like_dsql() {
+fn app_local(args: &[&str]) -> (Interrupted, Vec<String>) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let mut local = Interrupted(
         Command::new(env!("CARGO_BIN_EXE_app"))
             .arg("local")
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -294,13 +293,35 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
             break;
         }
     }
-    let mut vars: Vec<(String, String)> = Vec::new();
+    (local, banner)
+}
+
+/// The `NAME=value` pairs of a banner's `export` lines, in order.
+#[cfg(feature = "front-door")]
+fn exports(banner: &[String]) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
     for line in banner.iter().filter_map(|l| l.strip_prefix("export ")) {
         for pair in line.split_whitespace() {
             let (name, value) = pair.split_once('=').expect("NAME=value");
             vars.push((name.to_owned(), value.to_owned()));
         }
     }
+    vars
+}
+
+/// `app local` from another shell: its `export` lines are all the app needs to reach the
+/// stand-in the DSQL way (a DSQL-shaped endpoint, port, the Region for every SDK, AWS
+/// credentials file, the CA for libpq, Node and OpenSSL), for `token` and `migrate`; `psql`
+/// with the printed settings and token logs in by the endpoint name (resolved by a private
+/// hosts file) and gets `TRUNCATE` refused as DSQL refuses it; the banner never shows the
+/// secret key.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_prints_the_settings_that_reach_it_like_dsql() {
+    use app::local::stand_in::HOST;
+
+    let (mut local, banner) = app_local(&[]);
+    let vars = exports(&banner);
     let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -313,11 +334,37 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
             "AWS_PROFILE",
             "PGSSLROOTCERT",
             "NODE_EXTRA_CA_CERTS",
-            "SSL_CERT_FILE"
+            "SSL_CERT_FILE",
         ],
         "{banner:?}"
     );
-    let credentials = std::fs::read_to_string(&vars[4].1).expect("the credentials file");
+    let var = |name: &str| -> &str { &vars.iter().find(|(n, _)| n == name).expect("printed").1 };
+    assert_eq!(var("CLUSTER_ENDPOINT"), HOST);
+    assert!(HOST.ends_with(".dsql.us-east-1.on.aws"), "{HOST}");
+    assert_eq!(var("AWS_REGION"), "us-east-1");
+    assert_eq!(var("AWS_DEFAULT_REGION"), "us-east-1");
+    assert_eq!(var("NODE_EXTRA_CA_CERTS"), var("PGSSLROOTCERT"));
+    // SSL_CERT_FILE replaces the system's roots: it keeps them, and adds the stand-in's CA.
+    let ca = std::fs::read_to_string(var("PGSSLROOTCERT")).expect("the CA certificate");
+    let bundle = std::fs::read_to_string(var("SSL_CERT_FILE")).expect("the CA bundle");
+    assert!(
+        bundle.ends_with(&ca),
+        "the bundle ends with the stand-in's CA"
+    );
+    if let Ok(system) = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt") {
+        assert!(
+            bundle.starts_with(&system),
+            "the bundle starts with the system's roots"
+        );
+    }
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("127.0.0.1 {HOST}"))),
+        "the banner names the hosts entry: {banner:?}"
+    );
+    let credentials =
+        std::fs::read_to_string(var("AWS_SHARED_CREDENTIALS_FILE")).expect("the credentials file");
     let secret = credentials
         .lines()
         .find_map(|l| l.strip_prefix("aws_secret_access_key = "))
@@ -330,68 +377,65 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
     let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let token = app(&["token"], &env);
     assert!(token.status.success(), "{}", stderr(&token));
-    assert!(stdout(&token).starts_with("localhost/?Action=DbConnectAdmin&"));
+    assert!(stdout(&token).starts_with(&format!("{HOST}/?Action=DbConnectAdmin&")));
     let status = app(&["migrate", "status"], &env);
     assert!(status.status.success(), "{}", stderr(&status));
+    let port = var("CLUSTER_PORT");
     assert!(
-        stdout(&status).starts_with(&format!(
-            "Connected to Aurora DSQL at localhost:{}",
-            vars[1].1
-        )),
+        stdout(&status).starts_with(&format!("Connected to Aurora DSQL at {HOST}:{port}")),
         "{}",
         stdout(&status)
     );
     assert!(stdout(&status).contains("Pending  m20261125_000001_create_owner_table"));
 
     // `app url` gives other tools one line: the token percent-encoded, TLS verify-full
-    // against the printed CA. A client with only that URL reaches the stand-in, which answers
-    // SHOW server_version as DSQL does (environment.json).
+    // against the printed CA, dialling the loopback (sqlx checks the certificate against the
+    // address it dials, which the certificate names). A client with only that URL reaches the
+    // stand-in, which answers SHOW server_version as DSQL does (environment.json).
     let url = app(&["url"], &env);
     assert!(url.status.success(), "{}", stderr(&url));
     let url = stdout(&url).trim().to_owned();
+    assert!(url.starts_with("postgres://admin:"), "{url}");
     assert!(
-        url.starts_with("postgres://admin:localhost%2F%3FAction%3DDbConnectAdmin%26"),
+        url.contains(&format!("@127.0.0.1:{port}/postgres?")),
         "{url}"
     );
     let from_url: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
-
-    // A plain PostgreSQL client with the printed token, as psql would connect: TLS verify-full
-    // against the printed CA, and TRUNCATE refused with DSQL's recorded answer.
-    let password = stdout(&token).trim().to_owned();
-    let port: u16 = vars[1].1.parse().expect("a port");
-    let options = sqlx::postgres::PgConnectOptions::new()
-        .host("localhost")
-        .port(port)
-        .username("admin")
-        .database("postgres")
-        .password(&password)
-        .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
-        .ssl_root_cert(&vars[6].1);
-    let (version, refused) = tokio::runtime::Runtime::new()
+    let version = tokio::runtime::Runtime::new()
         .expect("a runtime")
         .block_on(async {
             use sqlx::Connection;
             let mut by_url = sqlx::PgConnection::connect_with(&from_url)
                 .await
                 .expect("log in with the URL");
-            let version: String = sqlx::query_scalar("SHOW server_version")
+            sqlx::query_scalar::<_, String>("SHOW server_version")
                 .fetch_one(&mut by_url)
                 .await
-                .expect("SHOW server_version");
-            let mut conn = sqlx::PgConnection::connect_with(&options)
-                .await
-                .expect("log in with the token");
-            let refused = sqlx::raw_sql("TRUNCATE seaql_migrations")
-                .execute(&mut conn)
-                .await
-                .expect_err("TRUNCATE is refused");
-            (version, refused)
+                .expect("SHOW server_version")
         });
     assert_eq!(version, "16.15");
-    let refused = refused.as_database_error().expect("a database error");
-    assert_eq!(
-        (refused.code().as_deref(), refused.message()),
-        (Some("0A000"), "unsupported statement: Truncate")
+
+    // psql, as another client would: the endpoint name (resolved by the private hosts
+    // file), the printed port and CA (PGSSLROOTCERT), TLS verify-full, the printed token.
+    let hosts = common::hosts::PrivateHosts::new();
+    let psql = hosts
+        .command("psql")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .env("PGPASSWORD", stdout(&token).trim())
+        .args([
+            &format!("host={HOST} port={port} user=admin dbname=postgres sslmode=verify-full"),
+            "-XAtc",
+            "TRUNCATE seaql_migrations",
+        ])
+        .output()
+        .expect("run psql");
+    assert!(!psql.status.success(), "{psql:?}");
+    let refused = String::from_utf8_lossy(&psql.stderr);
+    assert!(
+        refused.contains("ERROR:  unsupported statement: Truncate"),
+        "{refused}"
     );
 
     let ended = local.interrupt().expect("app local ends on Ctrl-C");
@@ -420,4 +464,34 @@ impl Drop for Interrupted {
             let _ = self.interrupt();
         }
     }
+}
+
+/// The helper other clients' tests run them with: inside, the stand-in's endpoint name
+/// resolves to both loopback addresses; outside, the machine's hosts file is unchanged.
+#[cfg(feature = "front-door")]
+#[test]
+fn the_stand_in_name_resolves_to_the_loopback_only_inside() {
+    let hosts = common::hosts::PrivateHosts::new();
+    let inside = hosts
+        .command("getent")
+        .args(["ahosts", app::local::stand_in::HOST])
+        .output()
+        .expect("run getent");
+    assert!(inside.status.success(), "{inside:?}");
+    let stdout = String::from_utf8_lossy(&inside.stdout);
+    let mut addresses: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    assert_eq!(addresses, ["127.0.0.1", "::1"], "{stdout}");
+
+    let outside = Command::new("getent")
+        .args(["hosts", app::local::stand_in::HOST])
+        .output()
+        .expect("run getent");
+    let machine_has_it = std::fs::read_to_string(app::local::hosts_file::SYSTEM_HOSTS)
+        .is_ok_and(|contents| app::local::hosts_file::maps_stand_in(&contents));
+    assert_eq!(outside.status.success(), machine_has_it, "{outside:?}");
 }

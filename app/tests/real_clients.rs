@@ -9,6 +9,8 @@
 //! `app local` prints.
 #![cfg(feature = "front-door")]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::sync::OnceLock;
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use app::local::front_door::conflicts::Conflict;
 use app::local::stand_in::StandIn;
+use common::hosts::PrivateHosts;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
@@ -138,7 +141,7 @@ fn run_blocking(command: &mut std::process::Command, what: &str) {
 struct Stand {
     stand_in: StandIn,
     environment: Vec<(&'static str, String)>,
-    hosts: PathBuf,
+    hosts: PrivateHosts,
 }
 
 impl Stand {
@@ -147,21 +150,12 @@ impl Stand {
         let credentials = stand_in
             .write_credentials_file()
             .expect("write the credentials file");
-        let environment = stand_in.client_environment(&credentials);
-        let hosts = stand_in.server().dir().join("hosts");
-        let endpoint = stand_in.endpoint().expect("the endpoint");
-        std::fs::write(
-            &hosts,
-            format!(
-                "127.0.0.1 localhost\n::1 localhost\n127.0.0.1 {}\n",
-                endpoint.host()
-            ),
-        )
-        .expect("write the private hosts file");
+        let bundle = stand_in.write_trust_bundle().expect("write the CA bundle");
+        let environment = stand_in.client_environment(&credentials, &bundle.path);
         Self {
             stand_in,
             environment,
-            hosts,
+            hosts: PrivateHosts::new(),
         }
     }
 
@@ -175,19 +169,10 @@ impl Stand {
     }
 
     /// `program args…` with only the printed settings as AWS and PostgreSQL configuration,
-    /// seeing the private hosts file as `/etc/hosts` (a mount namespace of its own: needs
-    /// root, as CI is).
+    /// seeing a hosts file that maps the endpoint name to the loopback ([`PrivateHosts`]).
     fn command(&self, program: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new("unshare");
+        let mut command = Command::from(self.hosts.command(program));
         command
-            .args([
-                "--mount",
-                "sh",
-                "-c",
-                r#"mount --bind "$0" /etc/hosts && exec "$@""#,
-            ])
-            .arg(&self.hosts)
-            .arg(program)
             .args(args)
             .envs(self.environment.iter().map(|(n, v)| (n, v)))
             .env("AWS_EC2_METADATA_DISABLED", "true")

@@ -5,6 +5,8 @@
 #[cfg(feature = "front-door")]
 pub mod door;
 #[cfg(feature = "front-door")]
+pub mod hosts;
+#[cfg(feature = "front-door")]
 pub mod raw;
 pub mod recordings;
 #[cfg(feature = "front-door")]
