@@ -19,8 +19,8 @@ const readline = require('node:readline');
 
 const ADMIN = 'admin';
 
-// The sample's connection code. One addition: the port. Sequelize's postgres dialect connects
-// to 5432 whatever PGPORT says, and the stand-in listens on the port it prints.
+// The sample's connection code, unchanged. It names no port: Sequelize's postgres dialect then
+// connects to 5432 whatever the environment says, so the stand-in must listen there.
 function getSequelizeConnection() {
   const clusterEndpoint = process.env.CLUSTER_ENDPOINT;
   if (!clusterEndpoint) {
@@ -33,7 +33,6 @@ function getSequelizeConnection() {
 
   return new Sequelize({
     host: clusterEndpoint,
-    port: process.env.CLUSTER_PORT,
     username: user,
     dialect: 'postgres',
     dialectModule: {
@@ -60,7 +59,7 @@ function getSequelizeConnection() {
         }
       },
     },
-    logging: false,
+    logging: false, // The sample logs every statement (console.log); the test reads stdout.
   });
 }
 
