@@ -382,7 +382,7 @@ async fn aws_python_connector_works_with_psycopg_psycopg2_and_asyncpg() {
     let lines: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
     let mut expected = Vec::new();
     for driver in ["psycopg", "psycopg2", "asyncpg"] {
-        for form in ["endpoint", "cluster-id"] {
+        for form in ["endpoint", "cluster-id", "direct-tls"] {
             expected.push(format!("{driver} {form}: ok"));
         }
     }

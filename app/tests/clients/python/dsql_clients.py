@@ -2,8 +2,9 @@
 stand-in with the environment `app local` prints.
 
     python dsql_clients.py connectors   AWS's connector with psycopg, psycopg2 and asyncpg, each
-                                        by the full endpoint and by cluster id + Region: write,
-                                        read back, check; prints "<driver> <form>: ok" each
+                                        by the full endpoint, by cluster id + Region and over
+                                        direct TLS: write, read back, check; prints
+                                        "<driver> <form>: ok" each
     python dsql_clients.py token [--host H] [--region R] [--action admin|user]
                                  [--access-key K --secret S]
                                         prints a token from boto3's dsql client (by default:
@@ -30,11 +31,15 @@ CLUSTER_ID = ENDPOINT.split(".", 1)[0]
 TLS = {"sslmode": "verify-full"}
 
 
-def forms():
-    """The documented ways to name the cluster: the endpoint alone, and cluster id + Region."""
+def forms(driver):
+    """The documented ways to name the cluster (the endpoint alone, and cluster id + Region),
+    then the endpoint over direct TLS (no SSLRequest first; ALPN postgresql), as AWS's
+    SQLAlchemy helper asks libpq 17 and later for it."""
+    direct = {"direct_tls": True} if driver == "asyncpg" else {"sslnegotiation": "direct"}
     return [
         ("endpoint", ENDPOINT, {"port": PORT, **TLS}),
         ("cluster-id", CLUSTER_ID, {"region": REGION, "port": PORT, **TLS}),
+        ("direct-tls", ENDPOINT, {"port": PORT, **TLS, **direct}),
     ]
 
 
@@ -51,7 +56,7 @@ def table_of(driver):
 
 def check_sync(driver, module):
     table, create = table_of(driver)
-    for form, host, options in forms():
+    for form, host, options in forms(driver):
         conn = module.connect(host, **options)
         try:
             with conn.cursor() as cur:
@@ -80,7 +85,7 @@ async def check_asyncpg():
     import aurora_dsql_asyncpg as dsql
 
     table, create = table_of("asyncpg")
-    for form, host, options in forms():
+    for form, host, options in forms("asyncpg"):
         conn = await dsql.connect(host, **options)
         try:
             user = await conn.fetchval("SELECT current_user")
