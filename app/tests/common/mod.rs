@@ -4,6 +4,7 @@
 
 #[cfg(feature = "front-door")]
 pub mod door;
+pub mod logs;
 #[cfg(feature = "front-door")]
 pub mod raw;
 pub mod recordings;
