@@ -442,6 +442,46 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
     assert!(ended.success(), "{ended}");
 }
 
+/// `app local --port N` listens on N, on both loopback addresses, and says so in its exports.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_listens_on_the_port_asked_for() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|free| free.local_addr())
+        .expect("a free port")
+        .port();
+    let (mut local, banner) = app_local(&["--port", &port.to_string()]);
+    let vars = exports(&banner);
+    assert!(
+        vars.contains(&("CLUSTER_PORT".to_owned(), port.to_string())),
+        "{banner:?}"
+    );
+    for address in ["127.0.0.1", "[::1]"] {
+        std::net::TcpStream::connect(format!("{address}:{port}"))
+            .unwrap_or_else(|error| panic!("the front door on {address}:{port}: {error}"));
+    }
+    let ended = local.interrupt().expect("app local ends on Ctrl-C");
+    assert!(ended.success(), "{ended}");
+}
+
+/// A port another program has: `app local --port N` fails at once, naming the port and the
+/// fix, and starts nothing.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_on_a_taken_port_names_it_and_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("occupy a port");
+    let port = taken.local_addr().expect("its address").port();
+    let output = app(&["local", "--port", &port.to_string()], &[]);
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("port {port} is taken")),
+        "{message}"
+    );
+    assert!(message.contains("`app local --port N`"), "{message}");
+    assert!(!stdout(&output).contains("export"), "{}", stdout(&output));
+}
+
 /// A running `app local`, given Ctrl-C and waited for when dropped, so that a failed assertion
 /// does not leave it running with its server and files.
 #[cfg(feature = "front-door")]

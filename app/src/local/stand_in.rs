@@ -17,6 +17,7 @@ use tracing::{debug, info};
 
 use super::front_door::FrontDoor;
 use super::front_door::iam::TokenVerifier;
+use super::front_door::listen::Listeners;
 use super::front_door::policy::DsqlRules;
 use super::front_door::relay::Limits;
 use super::front_door::tls::LocalCa;
@@ -89,6 +90,8 @@ impl StandIn {
     /// [`StandIn::start`] with `options`: fails with [`crate::error::Error::PortTaken`] when
     /// the port asked for is taken.
     pub async fn start_with(options: &StandInOptions) -> Result<Self> {
+        // The port first: a taken one fails before the server starts.
+        let listener = Listeners::bind(options.port).await?;
         let server = LocalServer::start().await?;
         debug!("start-up phase: front door");
         let ca = LocalCa::generate(&CERTIFICATE_NAMES)?;
@@ -104,15 +107,14 @@ impl StandIn {
             REGION,
             [(access_key_id.clone(), secret_access_key.clone())],
         );
-        let door = FrontDoor::start_at(
-            options.port,
+        let door = FrontDoor::start_on(
+            listener,
             server.backend(),
             ca.server_config()?,
             verifier,
             DsqlRules,
             Limits::default(),
-        )
-        .await?;
+        )?;
         info!(port = door.port(), "local DSQL stand-in ready");
         Ok(Self {
             door,

@@ -159,20 +159,21 @@ impl FrontDoor {
         policy: impl Policy,
         limits: Limits,
     ) -> Result<Self> {
-        Self::start_at(0, backend, tls, verifier, policy, limits).await
+        let listener = Listeners::bind(0).await?;
+        Self::start_on(listener, backend, tls, verifier, policy, limits)
     }
 
-    /// [`FrontDoor::start`] on `port` of `127.0.0.1` and `::1` (0: any free port); fails with
-    /// [`Error::PortTaken`] when another program has it ([`listen`]).
-    pub async fn start_at(
-        port: u16,
+    /// [`FrontDoor::start`] on `listener` ([`Listeners::bind`]: a port of `127.0.0.1` and
+    /// `::1`), bound by the caller, who can so learn that a port is taken before anything else
+    /// starts.
+    pub fn start_on(
+        listener: Listeners,
         backend: Backend,
         tls: Arc<rustls::ServerConfig>,
         verifier: TokenVerifier,
         policy: impl Policy,
         limits: Limits,
     ) -> Result<Self> {
-        let listener = Listeners::bind(port).await?;
         let port = listener.port();
         let shared = Arc::new(Shared {
             backend,
