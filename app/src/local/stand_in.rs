@@ -35,6 +35,8 @@ pub const HOST: &str = STAND_IN_HOST;
 pub const REGION: &str = "us-east-1";
 /// The names the server certificate is for.
 const CERTIFICATE_NAMES: [&str; 4] = [HOST, "localhost", "127.0.0.1", "::1"];
+/// The AWS profile of the credentials file the stand-in writes.
+pub const PROFILE: &str = "dsql-local";
 /// Debian's bundle of the system's trusted roots, what OpenSSL reads by default there.
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -55,11 +57,9 @@ pub struct TrustBundle {
     /// Whether the system's roots are in it (else only the stand-in's CA).
     pub with_system_roots: bool,
 }
-/// The AWS profile of the credentials file the stand-in writes.
-pub const PROFILE: &str = "dsql-local";
 
 /// A running stand-in. Dropping it stops the front door, then the server (which removes its
-/// directory, and with it the CA and credentials files).
+/// directory, and with it the CA, CA bundle and credentials files).
 pub struct StandIn {
     // Field order matters: the front door goes before the server behind it.
     door: FrontDoor,

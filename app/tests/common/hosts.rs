@@ -1,5 +1,6 @@
 //! Running another program with a hosts file of its own, in which the stand-in's endpoint name
-//! (`app::local::stand_in::HOST`) resolves to `127.0.0.1` and `::1`, without touching the machine's `/etc/hosts`.
+//! (`app::local::stand_in::HOST`) resolves to `127.0.0.1` and `::1`, without touching the
+//! machine's `/etc/hosts`.
 //!
 //! The program runs in a private mount namespace (`unshare --mount`, mounts private so nothing
 //! leaks back) with a copy of `/etc/hosts` plus the stand-in's entry bind-mounted over

@@ -2,11 +2,12 @@
 //! the wire: TLS with a certificate authority generated at start, IAM authentication tokens
 //! checked like DSQL checks them, then a relay to the throwaway PostgreSQL behind it.
 //!
-//! The conversation, as DSQL has it: the client asks for TLS (`SSLRequest`; a plain startup is
-//! refused), or opens TLS at once with ALPN `postgresql` (direct TLS), and gets it with the
-//! stand-in's certificate ([`tls`]); it listens on `127.0.0.1` and `::1` ([`listen`]); it sends its startup
-//! message; the front door asks for a cleartext password, which must be a valid IAM token for
-//! the stand-in's endpoint, the user's action and an access key the stand-in knows ([`iam`]).
+//! The conversation, as DSQL has it, on `127.0.0.1` and `::1` ([`listen`]): the client asks
+//! for TLS (`SSLRequest`; a plain startup is refused), or opens TLS at once with ALPN
+//! `postgresql` (direct TLS), and gets it with the stand-in's certificate ([`tls`]); it sends
+//! its startup message; the front door asks for a cleartext password, which must be a valid
+//! IAM token for the stand-in's endpoint, the user's action and an access key the stand-in
+//! knows ([`iam`]).
 //! Only then is a backend session opened, logged in as the client's role with the client's
 //! startup parameters ([`Backend::open_session`]; each parameter one DSQL accepts and none of
 //! the stand-in's own switches: [`guards::startup_refusal`]), and from there messages are
