@@ -227,6 +227,94 @@ async fn a_connection_without_tls_or_with_another_ca_is_refused() {
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
 }
 
+/// A simple query on a logged-in raw session, and the value of its one row's one column.
+async fn select_one(stream: &mut common::raw::Stream) -> Vec<u8> {
+    use app::local::front_door::wire;
+    use tokio::io::AsyncWriteExt;
+    let mut query = Vec::new();
+    wire::put_message(&mut query, b'Q', b"SELECT 1\0");
+    stream.write_all(&query).await.expect("send a query");
+    let mut value = None;
+    loop {
+        let message = wire::read_message(stream, 1 << 20)
+            .await
+            .expect("read")
+            .expect("the query's answers");
+        assert_ne!(message.tag, b'E', "the query failed");
+        match message.tag {
+            // DataRow: a column count (2 bytes), then each column's length (4) and bytes.
+            b'D' => value = Some(message.body[6..].to_vec()),
+            b'Z' => return value.expect("a row"),
+            _ => {}
+        }
+    }
+}
+
+/// Direct TLS, as libpq 17's `sslnegotiation=direct` and AWS's connectors open it (a
+/// ClientHello first, ALPN `postgresql`), logs in and queries as after an `SSLRequest`, on both
+/// loopback addresses; so does the `SSLRequest` way.
+#[tokio::test]
+async fn direct_tls_and_an_ssl_request_both_log_in_on_both_loopback_addresses() {
+    use common::raw::{Opening, logged_in_on, tls_by};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    let door = door().await;
+    let database = common::fresh_database("front_door_direct_tls").await;
+    let direct = Opening::Direct(vec![b"postgresql"]);
+    for address in [
+        IpAddr::from(Ipv4Addr::LOCALHOST),
+        IpAddr::from(Ipv6Addr::LOCALHOST),
+    ] {
+        for opening in [direct.clone(), Opening::SslRequest] {
+            let stream = tls_by(&door, opening.clone(), address)
+                .await
+                .unwrap_or_else(|error| panic!("{opening:?} on {address}: {error}"));
+            let mut session = logged_in_on(&door, stream, &database).await;
+            assert_eq!(
+                select_one(&mut session).await,
+                b"1",
+                "{opening:?} on {address}"
+            );
+        }
+    }
+}
+
+/// As PostgreSQL 17: direct TLS without ALPN is closed without a word, and with another
+/// protocol than `postgresql` the handshake itself fails (`no_application_protocol`).
+#[tokio::test]
+async fn direct_tls_without_alpn_postgresql_gets_nowhere() {
+    use common::raw::{Opening, read_until_closed, tls_by};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let door = door().await;
+    let loopback = IpAddr::from(Ipv4Addr::LOCALHOST);
+    let mut stream = tls_by(&door, Opening::Direct(vec![]), loopback)
+        .await
+        .expect("the handshake itself succeeds");
+    {
+        use tokio::io::AsyncWriteExt;
+        let startup = app::local::front_door::wire::startup_message([("user", "admin")]);
+        // The front door may have closed already; what counts is that nothing comes back.
+        let _ = stream.write_all(&startup).await;
+    }
+    let received = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(received.is_empty(), "answered {received:?}");
+
+    let error = tls_by(&door, Opening::Direct(vec![b"http/1.1"]), loopback)
+        .await
+        .expect_err("no protocol in common");
+    let alert = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    assert_eq!(
+        alert,
+        Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol
+        )),
+        "{error}"
+    );
+}
+
 #[tokio::test]
 async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_waits_for() {
     let door = door().await;

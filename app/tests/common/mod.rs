@@ -6,6 +6,8 @@
 pub mod door;
 pub mod logs;
 #[cfg(feature = "front-door")]
+pub mod hosts;
+#[cfg(feature = "front-door")]
 pub mod raw;
 pub mod recordings;
 #[cfg(feature = "front-door")]
