@@ -47,7 +47,7 @@ pub enum Error {
     },
     /// The local front door cannot listen on the port asked for: another program has it.
     #[error(
-        "port {port} is taken on the loopback ({source}): stop the program listening there, or \
+        "port {port} is taken on the loopback: stop the program listening there, or \
          start the stand-in on another port: `app local --port N`, or `app local` without \
          --port for any free one"
     )]

@@ -270,11 +270,17 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
 /// Starts `app local` with `args`; returns it and its banner, up to "Press Ctrl-C".
 #[cfg(feature = "front-door")]
 fn app_local(args: &[&str]) -> (Interrupted, Vec<String>) {
+    app_local_by(Command::new(env!("CARGO_BIN_EXE_app")), args)
+}
+
+/// [`app_local`] run by `command` (the app, or something that runs it in its place).
+#[cfg(feature = "front-door")]
+fn app_local_by(mut command: Command, args: &[&str]) -> (Interrupted, Vec<String>) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let mut local = Interrupted(
-        Command::new(env!("CARGO_BIN_EXE_app"))
+        command
             .arg("local")
             .args(args)
             .env("RUST_LOG", "warn")
@@ -320,7 +326,13 @@ fn exports(banner: &[String]) -> Vec<(String, String)> {
 fn app_local_prints_the_settings_that_reach_it_like_dsql() {
     use app::local::stand_in::HOST;
 
+    let machine_hosts = common::hosts::PrivateHosts::machines();
     let (mut local, banner) = app_local(&[]);
+    assert_eq!(
+        common::hosts::PrivateHosts::machines(),
+        machine_hosts,
+        "app local without --add-hosts-entry leaves /etc/hosts alone"
+    );
     let vars = exports(&banner);
     let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
@@ -440,6 +452,79 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
 
     let ended = local.interrupt().expect("app local ends on Ctrl-C");
     assert!(ended.success(), "{ended}");
+}
+
+/// `app local --port N` listens on N, on both loopback addresses, and says so in its exports.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_listens_on_the_port_asked_for() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|free| free.local_addr())
+        .expect("a free port")
+        .port();
+    let (mut local, banner) = app_local(&["--port", &port.to_string()]);
+    let vars = exports(&banner);
+    assert!(
+        vars.contains(&("CLUSTER_PORT".to_owned(), port.to_string())),
+        "{banner:?}"
+    );
+    for address in ["127.0.0.1", "[::1]"] {
+        std::net::TcpStream::connect(format!("{address}:{port}"))
+            .unwrap_or_else(|error| panic!("the front door on {address}:{port}: {error}"));
+    }
+    let ended = local.interrupt().expect("app local ends on Ctrl-C");
+    assert!(ended.success(), "{ended}");
+}
+
+/// A port another program has: `app local --port N` fails at once, naming the port and the
+/// fix, and starts nothing.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_on_a_taken_port_names_it_and_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("occupy a port");
+    let port = taken.local_addr().expect("its address").port();
+    let output = app(&["local", "--port", &port.to_string()], &[]);
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("port {port} is taken")),
+        "{message}"
+    );
+    assert!(message.contains("`app local --port N`"), "{message}");
+    assert!(!stdout(&output).contains("export"), "{}", stdout(&output));
+}
+
+/// `app local --add-hosts-entry` appends the stand-in's name on 127.0.0.1 and ::1 to the
+/// hosts file it sees (here a private copy of the machine's, without the entry), keeping what
+/// was there, and then says the name is mapped; the machine's own hosts file is untouched.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_adds_the_hosts_entry_when_asked() {
+    use app::local::hosts_file;
+    use app::local::stand_in::HOST;
+    use common::hosts::PrivateHosts;
+
+    let machine_hosts = PrivateHosts::machines();
+    let hosts = PrivateHosts::without_entry();
+    let before = hosts.contents();
+    let command = hosts.command(env!("CARGO_BIN_EXE_app"));
+    let (mut local, banner) = app_local_by(command, &["--add-hosts-entry"]);
+    assert!(
+        banner[0].starts_with(&format!("Added {HOST} on 127.0.0.1 and ::1 to /etc/hosts")),
+        "{banner:?}"
+    );
+    assert!(
+        banner
+            .iter()
+            .any(|l| l == &format!("/etc/hosts maps {HOST} already.")),
+        "{banner:?}"
+    );
+    let ended = local.interrupt().expect("app local ends on Ctrl-C");
+    assert!(ended.success(), "{ended}");
+    let written = hosts.contents();
+    assert!(written.starts_with(&before), "{written}");
+    assert!(written.ends_with(&hosts_file::entry()), "{written}");
+    assert_eq!(PrivateHosts::machines(), machine_hosts);
 }
 
 /// A running `app local`, given Ctrl-C and waited for when dropped, so that a failed assertion

@@ -39,11 +39,12 @@ async fn sessions_established(conn: &mut PgConnection, database: &str) -> i64 {
 async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_pool").await;
-    // Tokens signed for 2 s, trusted for 1 s (X-Amz-Date has whole seconds), refreshed at
-    // 0.8 s: the test sees refreshes, and a connection opened
-    // after the first token expired proves the new one is used.
+    // Tokens signed for 5 s, trusted for 4 s (X-Amz-Date has whole seconds), refreshed at
+    // 3.2 s: the test sees two refreshes within seconds, the 0.8 s left of each token covers a
+    // refresh delayed by a loaded machine, and a connection opened after the first token
+    // expired (new ones open every 0.5 s) proves the new one is used.
     let source = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(2))
+        .tokens(&user.user, &door.secret, Duration::from_secs(5))
         .await;
     let settings = PoolSettings {
         max_connections: 2,

@@ -18,6 +18,7 @@ use tracing::{debug, info};
 use super::front_door::FrontDoor;
 use super::front_door::conflicts::CommitFailures;
 use super::front_door::iam::TokenVerifier;
+use super::front_door::listen::Listeners;
 use super::front_door::policy::DsqlRules;
 use super::front_door::relay::Limits;
 use super::front_door::tls::LocalCa;
@@ -35,6 +36,8 @@ pub const HOST: &str = STAND_IN_HOST;
 pub const REGION: &str = "us-east-1";
 /// The names the server certificate is for.
 const CERTIFICATE_NAMES: [&str; 4] = [HOST, "localhost", "127.0.0.1", "::1"];
+/// The AWS profile of the credentials file the stand-in writes.
+pub const PROFILE: &str = "dsql-local";
 /// Debian's bundle of the system's trusted roots, what OpenSSL reads by default there.
 const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -55,11 +58,9 @@ pub struct TrustBundle {
     /// Whether the system's roots are in it (else only the stand-in's CA).
     pub with_system_roots: bool,
 }
-/// The AWS profile of the credentials file the stand-in writes.
-pub const PROFILE: &str = "dsql-local";
 
 /// A running stand-in. Dropping it stops the front door, then the server (which removes its
-/// directory, and with it the CA and credentials files).
+/// directory, and with it the CA, CA bundle and credentials files).
 pub struct StandIn {
     // Field order matters: the front door goes before the server behind it.
     door: FrontDoor,
@@ -90,6 +91,8 @@ impl StandIn {
     /// [`StandIn::start`] with `options`: fails with [`crate::error::Error::PortTaken`] when
     /// the port asked for is taken.
     pub async fn start_with(options: &StandInOptions) -> Result<Self> {
+        // The port first: a taken one fails before the server starts.
+        let listener = Listeners::bind(options.port).await?;
         let server = LocalServer::start().await?;
         debug!("start-up phase: front door");
         let ca = LocalCa::generate(&CERTIFICATE_NAMES)?;
@@ -105,15 +108,14 @@ impl StandIn {
             REGION,
             [(access_key_id.clone(), secret_access_key.clone())],
         );
-        let door = FrontDoor::start_at(
-            options.port,
+        let door = FrontDoor::start_on(
+            listener,
             server.backend(),
             ca.server_config()?,
             verifier,
             DsqlRules,
             Limits::default(),
-        )
-        .await?;
+        )?;
         info!(port = door.port(), "local DSQL stand-in ready");
         Ok(Self {
             door,

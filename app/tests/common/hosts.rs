@@ -1,5 +1,6 @@
 //! Running another program with a hosts file of its own, in which the stand-in's endpoint name
-//! (`app::local::stand_in::HOST`) resolves to `127.0.0.1` and `::1`, without touching the machine's `/etc/hosts`.
+//! (`app::local::stand_in::HOST`) resolves to `127.0.0.1` and `::1`, without touching the
+//! machine's `/etc/hosts`.
 //!
 //! The program runs in a private mount namespace (`unshare --mount`, mounts private so nothing
 //! leaks back) with a copy of `/etc/hosts` plus the stand-in's entry bind-mounted over
@@ -22,19 +23,44 @@ pub struct PrivateHosts {
 }
 
 impl PrivateHosts {
-    /// A copy of `/etc/hosts` (if any) with [`app::local::stand_in::HOST`] on `127.0.0.1` and `::1` added. Panics
-    /// when not root, naming what it needs.
+    /// A copy of `/etc/hosts` (if any) with [`app::local::stand_in::HOST`] on `127.0.0.1`
+    /// and `::1` added. Panics when not root, naming what it needs.
     pub fn new() -> Self {
+        let mut contents = Self::machines();
+        if !contents.is_empty() && !contents.ends_with('\n') {
+            contents.push('\n');
+        }
+        contents.push_str(&hosts_file::entry());
+        Self::with_contents(&contents)
+    }
+
+    /// A copy of `/etc/hosts` without any line naming the stand-in, for testing what adds the
+    /// entry. Panics when not root.
+    pub fn without_entry() -> Self {
+        let contents: String = Self::machines()
+            .lines()
+            .filter(|line| !hosts_file::maps_stand_in(line))
+            .map(|line| format!("{line}\n"))
+            .collect();
+        Self::with_contents(&contents)
+    }
+
+    /// The machine's `/etc/hosts` (empty if there is none).
+    pub fn machines() -> String {
+        std::fs::read_to_string(SYSTEM_HOSTS).unwrap_or_default()
+    }
+
+    /// What the private hosts file holds now.
+    pub fn contents(&self) -> String {
+        std::fs::read_to_string(self.file.path()).expect("read the private hosts file")
+    }
+
+    fn with_contents(contents: &str) -> Self {
         assert!(
             nix::unistd::geteuid().is_root(),
             "a private hosts file needs a mount namespace, hence root (CAP_SYS_ADMIN); run the \
              client tests as root, as CI does"
         );
-        let mut contents = std::fs::read_to_string(SYSTEM_HOSTS).unwrap_or_default();
-        if !contents.is_empty() && !contents.ends_with('\n') {
-            contents.push('\n');
-        }
-        contents.push_str(&hosts_file::entry());
         let file = tempfile::NamedTempFile::new().expect("a temporary hosts file");
         std::fs::write(file.path(), contents).expect("write the private hosts file");
         Self { file }

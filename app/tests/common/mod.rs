@@ -4,6 +4,7 @@
 
 #[cfg(feature = "front-door")]
 pub mod door;
+pub mod logs;
 #[cfg(feature = "front-door")]
 pub mod hosts;
 #[cfg(feature = "front-door")]

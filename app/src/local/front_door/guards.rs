@@ -246,7 +246,7 @@ fn is_utf8(value: &str) -> bool {
 /// DSQL's refusal of setting `name`, when `value` is `Some` that value (`None`: a value the
 /// judge cannot read, or a reset to the session's default).
 ///
-/// Refused: the [`REFUSED_PARAMETERS`]; anything under `dsql_local.`; `client_encoding` other
+/// Refused: the `REFUSED_PARAMETERS`; anything under `dsql_local.`; `client_encoding` other
 /// than UTF-8 or `SQL_ASCII` (DSQL is UTF-8 only, dsql-facts.md §0; that DSQL refuses another
 /// client encoding, rather than converting, is an assumption); `standard_conforming_strings` other than `on`
 /// (not recorded: a difference of lexing between the judge and the server would let text past

@@ -2,11 +2,12 @@
 //! the wire: TLS with a certificate authority generated at start, IAM authentication tokens
 //! checked like DSQL checks them, then a relay to the throwaway PostgreSQL behind it.
 //!
-//! The conversation, as DSQL has it: the client asks for TLS (`SSLRequest`; a plain startup is
-//! refused), or opens TLS at once with ALPN `postgresql` (direct TLS), and gets it with the
-//! stand-in's certificate ([`tls`]); it listens on `127.0.0.1` and `::1` ([`listen`]); it sends its startup
-//! message; the front door asks for a cleartext password, which must be a valid IAM token for
-//! the stand-in's endpoint, the user's action and an access key the stand-in knows ([`iam`]).
+//! The conversation, as DSQL has it, on `127.0.0.1` and `::1` ([`listen`]): the client asks
+//! for TLS (`SSLRequest`; a plain startup is refused), or opens TLS at once with ALPN
+//! `postgresql` (direct TLS), and gets it with the stand-in's certificate ([`tls`]); it sends
+//! its startup message; the front door asks for a cleartext password, which must be a valid
+//! IAM token for the stand-in's endpoint, the user's action and an access key the stand-in
+//! knows ([`iam`]).
 //! Only then is a backend session opened, logged in as the client's role with the client's
 //! startup parameters ([`Backend::open_session`]; each parameter one DSQL accepts and none of
 //! the stand-in's own switches: [`guards::startup_refusal`]), and from there messages are
@@ -159,20 +160,21 @@ impl FrontDoor {
         policy: impl Policy,
         limits: Limits,
     ) -> Result<Self> {
-        Self::start_at(0, backend, tls, verifier, policy, limits).await
+        let listener = Listeners::bind(0).await?;
+        Self::start_on(listener, backend, tls, verifier, policy, limits)
     }
 
-    /// [`FrontDoor::start`] on `port` of `127.0.0.1` and `::1` (0: any free port); fails with
-    /// [`Error::PortTaken`] when another program has it ([`listen`]).
-    pub async fn start_at(
-        port: u16,
+    /// [`FrontDoor::start`] on `listener` ([`Listeners::bind`]: a port of `127.0.0.1` and
+    /// `::1`), bound by the caller, who can so learn that a port is taken before anything else
+    /// starts.
+    pub fn start_on(
+        listener: Listeners,
         backend: Backend,
         tls: Arc<rustls::ServerConfig>,
         verifier: TokenVerifier,
         policy: impl Policy,
         limits: Limits,
     ) -> Result<Self> {
-        let listener = Listeners::bind(port).await?;
         let port = listener.port();
         let shared = Arc::new(Shared {
             backend,

@@ -26,7 +26,7 @@
 //!   with `54001`. Measured: a sum of up to 749 terms (`SELECT 1+1+…`), up to 250 nested
 //!   subqueries, and flat lists (`AND` chains, `IN` lists, `VALUES` rows) of any length pass;
 //!   PostgreSQL 15 itself, with its 2 MB, goes further. A text the parser cannot read for its
-//!   depth is judged statement by statement ([`beyond_the_parser`]): a deep query whose tokens
+//!   depth is judged statement by statement (`beyond_the_parser`): a deep query whose tokens
 //!   show that no rule applies to it passes, whatever its depth, and the server judges its own
 //!   depth; any other deep statement (not a query, or a query with `INTO`, a locking clause,
 //!   `TABLESAMPLE`, a `U&` identifier, or a function name the judge watches) is refused with
