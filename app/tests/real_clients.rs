@@ -148,29 +148,46 @@ struct Stand {
 /// connects to PostgreSQL's default whatever the environment says.
 const SEQUELIZE_PORT: u16 = 5432;
 
+/// How long a test waits for [`SEQUELIZE_PORT`] to be free.
+const PORT_DEADLINE: Duration = Duration::from_secs(10);
+
 /// Held by a test while its stand-in listens on [`SEQUELIZE_PORT`].
 static SEQUELIZE_PORT_IN_USE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Stand {
-    /// A stand-in on any free port.
-    async fn start() -> Self {
-        Self::start_with(&StandInOptions::default()).await
-    }
-
-    /// A stand-in on [`SEQUELIZE_PORT`], with the guard that keeps the binary's other tests
-    /// off it; fails naming the port when something else listens there.
-    async fn on_sequelizes_port() -> (Self, tokio::sync::MutexGuard<'static, ()>) {
+    /// A stand-in on [`SEQUELIZE_PORT`], after the guard that keeps the binary's other tests
+    /// off it (bind the guard first, so that it is dropped after the stand-in). The port of a
+    /// stand-in just dropped may take a moment to be free again: a taken port is retried until
+    /// [`PORT_DEADLINE`], then the test fails naming it.
+    async fn on_sequelizes_port() -> (tokio::sync::MutexGuard<'static, ()>, Self) {
         let guard = SEQUELIZE_PORT_IN_USE.lock().await;
         let options = StandInOptions {
             port: SEQUELIZE_PORT,
         };
-        (Self::start_with(&options).await, guard)
+        let deadline = tokio::time::Instant::now() + PORT_DEADLINE;
+        loop {
+            match StandIn::start_with(&options).await {
+                Err(app::Error::PortTaken { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                started => {
+                    let stand_in = started.expect(
+                        "start the stand-in on 5432, where the Sequelize sample connects \
+                         (stop what listens there)",
+                    );
+                    return (guard, Self::reached(stand_in));
+                }
+            }
+        }
     }
 
-    async fn start_with(options: &StandInOptions) -> Self {
-        let stand_in = StandIn::start_with(options)
-            .await
-            .expect("start the stand-in (the Sequelize sample needs port 5432 free)");
+    /// A stand-in on any free port.
+    async fn start() -> Self {
+        Self::reached(StandIn::start().await.expect("start the stand-in"))
+    }
+
+    /// `stand_in` with the settings `app local` would print for it.
+    fn reached(stand_in: StandIn) -> Self {
         let credentials = stand_in
             .write_credentials_file()
             .expect("write the credentials file");
@@ -293,7 +310,7 @@ fn stdout(output: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sequelize_sample_runs_as_admin_in_public_and_as_a_user_in_myschema() {
-    let (stand, _port) = Stand::on_sequelizes_port().await;
+    let (_port, stand) = Stand::on_sequelizes_port().await;
     let admin = finished(stand.node("admin", &[])).await;
     succeeded(&admin, "the Sequelize sample as admin");
     assert!(
@@ -317,7 +334,7 @@ async fn the_sequelize_sample_runs_as_admin_in_public_and_as_a_user_in_myschema(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_samples_retry_wrapper_retries_a_forced_oc000_and_oc001_once() {
-    let (stand, _port) = Stand::on_sequelizes_port().await;
+    let (_port, stand) = Stand::on_sequelizes_port().await;
     let failures = stand.stand_in.commit_failures();
     for conflict in [Conflict::Data, Conflict::Schema] {
         let mut child = stand
