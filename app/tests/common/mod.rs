@@ -4,9 +4,9 @@
 
 #[cfg(feature = "front-door")]
 pub mod door;
-pub mod logs;
 #[cfg(feature = "front-door")]
 pub mod hosts;
+pub mod logs;
 #[cfg(feature = "front-door")]
 pub mod raw;
 pub mod recordings;
