@@ -876,3 +876,75 @@ async fn a_front_door_session_cannot_reset_itself_into_the_superuser() {
     }
     conn.close().await.expect("close");
 }
+
+/// `version()` answers DSQL's text (`environment.json`), whether the client names its schema
+/// (SQLAlchemy's `select pg_catalog.version()`) or not, and a user cannot replace it.
+#[tokio::test]
+async fn version_answers_dsqls_text_however_it_is_called() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_version").await;
+    let mut admin = door.session(&database, "admin").await;
+    for sql in ["SELECT version()", "SELECT pg_catalog.version()"] {
+        let version: String = sqlx::query_scalar(sql)
+            .fetch_one(&mut admin)
+            .await
+            .expect("the version");
+        assert_eq!(version, "PostgreSQL 16", "{sql}");
+    }
+    let (code, _) = database_error(
+        sqlx::raw_sql("DROP FUNCTION pg_catalog.version()")
+            .execute(&mut admin)
+            .await,
+    );
+    assert_eq!(code, "42501", "pg_catalog's version() is not the user's");
+    admin.close().await.expect("close");
+}
+
+/// After `AWS IAM GRANT`, DSQL's view of the mappings shows it, with the columns AWS's
+/// documentation gives; `AWS IAM REVOKE` removes it.
+#[tokio::test]
+async fn iam_pg_role_mappings_shows_what_aws_iam_grant_mapped() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_role_mappings").await;
+    let mut admin = door.session(&database, "admin").await;
+    let arn = "arn:aws:iam::123456789012:role/mapped";
+    sqlx::raw_sql("CREATE ROLE mapped WITH LOGIN")
+        .execute(&mut admin)
+        .await
+        .expect("a role");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "AWS IAM GRANT mapped TO '{arn}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("AWS IAM GRANT");
+    let rows: Vec<(i64, String, bool, String, bool, String)> = sqlx::query_as(
+        "SELECT iam_oid::bigint, arn, pg_role_oid = 'mapped'::regrole, pg_role_name::text, \
+         grantor_pg_role_oid = 'admin'::regrole, grantor_pg_role_name::text \
+         FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'mapped'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("the mappings");
+    let [(iam_oid, mapped_arn, role_oid, role, grantor_oid, grantor)] = rows.as_slice() else {
+        panic!("one mapping: {rows:?}");
+    };
+    assert!(*iam_oid > 0);
+    assert_eq!(mapped_arn, arn);
+    assert!(*role_oid && *grantor_oid);
+    assert_eq!((role.as_str(), grantor.as_str()), ("mapped", "admin"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "AWS IAM REVOKE mapped FROM '{arn}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("AWS IAM REVOKE");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'mapped'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("the mappings");
+    assert_eq!(left, 0);
+    admin.close().await.expect("close");
+}
