@@ -447,7 +447,7 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
 }
 
 /// DSQL's schema conflict as the front door answers it (40001 with `(OC001)`), to a session
-/// whose catalog went stale when another session committed DDL: a conflict, classified apart,
+/// that uses a relation another session's committed DDL changed: a conflict, classified apart,
 /// and cleared by the first retry.
 #[tokio::test]
 async fn a_real_schema_conflict_is_classified_as_schema_changed() {
@@ -459,7 +459,7 @@ async fn a_real_schema_conflict_is_classified_as_schema_changed() {
         .execute(&mut ddl)
         .await
         .expect("DDL in the first session");
-    let error = sqlx::raw_sql("SELECT 1")
+    let error = sqlx::raw_sql("SELECT 1 FROM u")
         .execute(&mut stale)
         .await
         .expect_err("OC001 in the second");
@@ -501,6 +501,10 @@ async fn increment_counter(
 async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
     let door = door().await;
     assert!(Limits::default().schema_conflicts, "on by default, as DSQL");
+    assert!(
+        !Limits::default().schema_conflicts_cluster_wide,
+        "per relation by default"
+    );
     let database = common::fresh_database("front_door_stale_pool").await;
     let source = door
         .tokens("admin", &door.secret, Duration::from_secs(900))
@@ -733,12 +737,16 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
         .await
         .expect("rollback");
 
-    // After the first session's DDL, the second's next transaction gets one OC001.
+    // After the first session's DDL, the second's first use of the table gets one OC001.
     sqlx::raw_sql("CREATE TABLE limits_seen (id int PRIMARY KEY)")
         .execute(&mut first)
         .await
         .expect("DDL");
-    let (code, message) = database_error(sqlx::raw_sql("SELECT 1").execute(&mut second).await);
+    let (code, message) = database_error(
+        sqlx::raw_sql("SELECT count(*) FROM limits_seen")
+            .execute(&mut second)
+            .await,
+    );
     assert_eq!(
         (code.as_str(), message.as_str()),
         (
@@ -947,4 +955,85 @@ async fn iam_pg_role_mappings_shows_what_aws_iam_grant_mapped() {
     .expect("the mappings");
     assert_eq!(left, 0);
     admin.close().await.expect("close");
+}
+
+/// After another session's DDL, DSQL fails only a statement that uses the changed relation,
+/// once: a pooled connection's reset (`DEALLOCATE ALL`) and a read of another table pass.
+#[tokio::test]
+async fn only_a_statement_using_a_changed_table_gets_oc001_and_only_once() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_oc001_scope").await;
+    let mut ddl = door.session(&database, "admin").await;
+    for sql in [
+        "CREATE TABLE changed (id int PRIMARY KEY)",
+        "CREATE TABLE unrelated (id int PRIMARY KEY)",
+    ] {
+        sqlx::raw_sql(sql).execute(&mut ddl).await.expect("a table");
+    }
+    let mut other = door.session(&database, "admin").await;
+    sqlx::raw_sql("SELECT * FROM changed; SELECT * FROM unrelated")
+        .execute(&mut other)
+        .await
+        .expect("both read");
+    sqlx::raw_sql("ALTER TABLE changed ADD COLUMN note text")
+        .execute(&mut ddl)
+        .await
+        .expect("DDL in the first session");
+    for sql in [
+        "DEALLOCATE ALL",
+        "SELECT 1",
+        "SELECT count(*) FROM unrelated",
+        "BEGIN",
+        "COMMIT",
+    ] {
+        sqlx::raw_sql(sql)
+            .execute(&mut other)
+            .await
+            .unwrap_or_else(|e| panic!("{sql} uses nothing that changed: {e}"));
+    }
+    let (code, message) = database_error(
+        sqlx::raw_sql("SELECT * FROM public.changed")
+            .execute(&mut other)
+            .await,
+    );
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        (
+            "40001",
+            "schema has been updated by another transaction, please retry: (OC001)"
+        )
+    );
+    let notes: Vec<Option<String>> = sqlx::query_scalar("SELECT note FROM changed")
+        .fetch_all(&mut other)
+        .await
+        .expect("once: the retry sees the new column");
+    assert!(notes.is_empty());
+    other.close().await.expect("close");
+    ddl.close().await.expect("close");
+}
+
+/// The cluster-wide reading, as a switch: any DDL fails the first statement of every other
+/// session's next transaction, whatever it uses, once.
+#[tokio::test]
+async fn cluster_wide_schema_conflicts_fail_even_a_pooled_reset_once() {
+    let door = common::door::door_with(Limits {
+        schema_conflicts_cluster_wide: true,
+        ..Limits::default()
+    })
+    .await;
+    let database = common::fresh_database("front_door_oc001_cluster").await;
+    let mut ddl = door.session(&database, "admin").await;
+    let mut other = door.session(&database, "admin").await;
+    sqlx::raw_sql("CREATE TABLE elsewhere (id int PRIMARY KEY)")
+        .execute(&mut ddl)
+        .await
+        .expect("DDL in the first session");
+    let (code, _) = database_error(sqlx::raw_sql("DEALLOCATE ALL").execute(&mut other).await);
+    assert_eq!(code, "40001");
+    sqlx::raw_sql("DEALLOCATE ALL")
+        .execute(&mut other)
+        .await
+        .expect("once");
+    other.close().await.expect("close");
+    ddl.close().await.expect("close");
 }

@@ -40,10 +40,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
 use super::buffers::{BufferGauge, Frame, IO_BUFFER};
 use super::conflicts::{
-    CatalogVersions, CommitFailures, CommitFate, Conflict, SERIALIZATION_FAILURE, answers_commit,
-    is_ddl_tag,
+    CatalogVersions, CommitFailures, CommitFate, Conflict, SERIALIZATION_FAILURE, SeenCatalog,
+    Touched, answers_commit, is_ddl_tag, union,
 };
-use super::rules::{Refusal, TxnKind, is_lone};
+use super::rules::{Refusal, Relations, TxnKind, is_lone};
 use super::wire;
 
 /// The largest server message relayed: PostgreSQL's own limit for most messages is 1 GiB; the
@@ -72,6 +72,12 @@ pub enum Verdict {
 pub trait Policy: Send + Sync + 'static {
     /// The verdict on `sql`, one query text as a client sent it (possibly several statements).
     fn check(&self, sql: &str) -> Verdict;
+
+    /// The verdict on `sql` and what it touches, for schema conflicts. By default
+    /// [`Policy::check`]'s verdict, touching anything ([`Touched::unknown`]).
+    fn assess(&self, sql: &str) -> (Verdict, Touched) {
+        (self.check(sql), Touched::unknown())
+    }
 
     /// `Some` to refuse a result that has a column of the type `oid` (the statement has run
     /// by then; in a transaction, the transaction stays usable, where DSQL's would be
@@ -164,10 +170,12 @@ struct Pending {
     status: Option<u8>,
     /// When the current transaction began (the first `ReadyForQuery` in it).
     transaction_started: Option<Instant>,
-    /// The catalog version of the database the session has seen.
-    catalog_seen: u64,
+    /// What the session has seen of its database's catalog.
+    catalog: SeenCatalog,
     /// Whether the current transaction changed the schema (a DDL command tag).
     changed_schema: bool,
+    /// The relations the current transaction's schema changes change, as far as known.
+    schema_changes: Option<Relations>,
 }
 
 impl Pending {
@@ -220,13 +228,16 @@ pub struct Limits {
     /// A connection older than this is closed when it is next idle (after a `ReadyForQuery`
     /// outside a transaction), without an error, as DSQL closes it. DSQL: 1 hour.
     pub connection_lifetime: Duration,
-    /// Whether committed DDL gives every other session on the database one `40001 OC001` on its
-    /// next transaction ([`super::conflicts`]). On by default. The stand-in does not look at
-    /// which objects a statement touches, so it fails the next transaction of every other
-    /// session, where DSQL fails the first statement that touches a changed object: harsher,
-    /// never milder, so code that survives it retries wherever DSQL needs it to. Tests that
-    /// are not about conflicts may switch it off.
+    /// Whether committed DDL gives other sessions on the database `40001 OC001`
+    /// ([`super::conflicts`]): once, at the first statement that uses a relation changed
+    /// since the session last used it, as DSQL does. On by default. Tests that are not about
+    /// conflicts may switch it off.
     pub schema_conflicts: bool,
+    /// With [`Limits::schema_conflicts`]: fail the first statement of the next transaction of
+    /// every other session instead, whatever it uses (a pooled connection's `DEALLOCATE ALL`
+    /// included). Harsher than DSQL, never milder, for code that should survive the cluster-wide
+    /// reading of DSQL's documentation. Off by default.
+    pub schema_conflicts_cluster_wide: bool,
 }
 
 impl Default for Limits {
@@ -240,6 +251,7 @@ impl Default for Limits {
             transaction_age: Duration::from_secs(300),
             connection_lifetime: Duration::from_secs(3600),
             schema_conflicts: true,
+            schema_conflicts_cluster_wide: false,
         }
     }
 }
@@ -272,8 +284,8 @@ pub struct Judge<'a> {
 
 impl Judge<'_> {
     /// The verdict on `sql` in the session whose shared state is `pending`: a commit chosen to
-    /// fail, then the transaction's age, then a stale catalog at the start of a transaction,
-    /// then the policy. In a failed transaction the server answers a refused text with 25P02
+    /// fail, then the transaction's age, then a stale catalog ([`Judge::stale`]), then the
+    /// policy. In a failed transaction the server answers a refused text with 25P02
     /// first, as DSQL does ([`checked`]).
     fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> Verdict {
         let (pid, status, started) = {
@@ -295,15 +307,41 @@ impl Judge<'_> {
         {
             return Verdict::Refuse(age_refusal(limit));
         }
-        if status == Some(b'I') && self.context.limits.schema_conflicts {
-            let current = self.context.catalog.current(self.database);
-            let mut pending = lock(pending);
-            if current > pending.catalog_seen {
-                pending.catalog_seen = current;
-                return Verdict::Refuse(Conflict::Schema.refusal());
-            }
+        let (verdict, touched) = self.policy.assess(sql);
+        if matches!(verdict, Verdict::Refuse(_)) {
+            return verdict;
         }
-        self.policy.check(sql)
+        let mut pending = lock(pending);
+        if self.stale(&mut pending, &touched) {
+            return Verdict::Refuse(Conflict::Schema.refusal());
+        }
+        if let Some(changes) = touched.changes {
+            let before = pending.schema_changes.take();
+            pending.schema_changes = Some(match before {
+                Some(before) => union(before, changes),
+                None => changes,
+            });
+        }
+        verdict
+    }
+
+    /// Whether a text that touches `touched` gets `OC001` ([`Limits::schema_conflicts`]): it
+    /// uses a relation changed since the session last used it, or, cluster-wide, it is the
+    /// first of a transaction after any change. Not in a failed transaction, where the server
+    /// answers anything with 25P02.
+    fn stale(&self, pending: &mut Pending, touched: &Touched) -> bool {
+        let limits = &self.context.limits;
+        let catalog = &self.context.catalog;
+        match pending.status {
+            _ if !limits.schema_conflicts => false,
+            Some(b'I') if limits.schema_conflicts_cluster_wide => {
+                catalog.is_stale(self.database, &mut pending.catalog, &Relations::Unknown)
+            }
+            Some(b'I' | b'T') if !limits.schema_conflicts_cluster_wide => {
+                catalog.is_stale(self.database, &mut pending.catalog, &touched.uses)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -347,7 +385,7 @@ where
     let (client_in, client_out) = tokio::io::split(client);
     let (server_in, server_out) = tokio::io::split(server);
     let pending = Arc::new(Mutex::new(Pending {
-        catalog_seen: judge.context.catalog.current(judge.database),
+        catalog: judge.context.catalog.seen_now(judge.database),
         ..Pending::default()
     }));
     let opened = Instant::now();
@@ -542,8 +580,12 @@ fn to_client(
             match status {
                 Some(b'I') => {
                     pending.transaction_started = None;
+                    let changes = pending.schema_changes.take();
                     if std::mem::take(&mut pending.changed_schema) {
-                        pending.catalog_seen = judge.context.catalog.bump(judge.database);
+                        // A DDL tag whose statement told nothing: it may have changed anything.
+                        let changes = changes.unwrap_or(Relations::Unknown);
+                        let seen = &mut pending.catalog;
+                        judge.context.catalog.commit(judge.database, &changes, seen);
                     }
                 }
                 _ => {
@@ -901,6 +943,99 @@ mod tests {
         unbothered.down(b'Z', b"I");
         quiet.catalog.bump("db");
         assert_eq!(unbothered.up(b"SELECT 1\0", 0), None);
+    }
+
+    /// Whether `sql` (a `Query`) of `relayed` is refused with `OC001`.
+    fn gets_oc001(relayed: &Relayed<'_>, sql: &str) -> bool {
+        let body = format!("{sql}\0");
+        let Some(sent) = relayed.up(body.as_bytes(), 0) else {
+            return false;
+        };
+        let sent = String::from_utf8_lossy(&sent).into_owned();
+        lock(&relayed.pending).take_named_in(&sent) == Some(Conflict::Schema.refusal())
+    }
+
+    /// `sql`, a schema change of `session`, committed.
+    fn commit_ddl(session: &mut Relayed<'_>, sql: &str, tag: &[u8]) {
+        let sent = session.up(format!("{sql}\0").as_bytes(), 0);
+        let refusal =
+            sent.and_then(|s| lock(&session.pending).take_named_in(&String::from_utf8_lossy(&s)));
+        assert_eq!(refusal, None, "{sql}");
+        session.down(b'C', tag);
+        session.down(b'Z', b"I");
+    }
+
+    #[test]
+    fn only_a_statement_using_a_changed_relation_gets_oc001_and_only_once() {
+        let policy = super::super::policy::DsqlRules;
+        let context = Context::default();
+        let mut ddl = Relayed::new(&policy, &context);
+        let mut other = Relayed::new(&policy, &context);
+        ddl.down(b'Z', b"I");
+        other.down(b'Z', b"I");
+        assert!(!gets_oc001(&other, "SELECT * FROM t"));
+        commit_ddl(
+            &mut ddl,
+            "ALTER TABLE t ADD COLUMN c text",
+            b"ALTER TABLE\0",
+        );
+        // Nothing that uses no relation, or another one, meets the change.
+        for sql in [
+            "DEALLOCATE ALL",
+            "SELECT 1",
+            "SET search_path = public",
+            "SHOW timezone",
+        ] {
+            assert!(!gets_oc001(&other, sql), "{sql}");
+        }
+        assert!(!gets_oc001(&other, "SELECT * FROM u"));
+        assert!(!gets_oc001(&ddl, "SELECT * FROM t"), "its own change");
+        // A qualified name may be the changed relation: the first use of it gets OC001, once.
+        assert!(gets_oc001(&other, "SELECT * FROM public.t"));
+        assert!(!gets_oc001(&other, "SELECT * FROM public.t"));
+        assert!(!gets_oc001(&other, "SELECT * FROM t"));
+        // Mid-transaction too; another schema's relation of another name is not hit.
+        other.down(b'Z', b"T");
+        commit_ddl(&mut ddl, "CREATE INDEX ASYNC ON s.t (c)", b"CREATE INDEX\0");
+        assert!(!gets_oc001(&other, "SELECT * FROM other.t2"));
+        assert!(gets_oc001(&other, "UPDATE t SET c = 'x'"), "t may be s.t");
+        // A change whose reach is unknown meets every statement that uses a relation.
+        commit_ddl(&mut ddl, "DROP INDEX i", b"DROP INDEX\0");
+        assert!(!gets_oc001(&other, "SELECT 1"));
+        assert!(gets_oc001(&other, "SELECT * FROM u"));
+    }
+
+    #[test]
+    fn cluster_wide_conflicts_fail_any_first_statement_after_any_ddl() {
+        let policy = super::super::policy::DsqlRules;
+        let context = Context {
+            limits: Limits {
+                schema_conflicts_cluster_wide: true,
+                ..Limits::default()
+            },
+            ..Context::default()
+        };
+        let mut ddl = Relayed::new(&policy, &context);
+        let mut other = Relayed::new(&policy, &context);
+        ddl.down(b'Z', b"I");
+        other.down(b'Z', b"I");
+        commit_ddl(
+            &mut ddl,
+            "CREATE TABLE u (id uuid PRIMARY KEY)",
+            b"CREATE TABLE\0",
+        );
+        assert!(gets_oc001(&other, "DEALLOCATE ALL"));
+        assert!(!gets_oc001(&other, "DEALLOCATE ALL"), "once");
+        commit_ddl(
+            &mut ddl,
+            "CREATE TABLE v (id uuid PRIMARY KEY)",
+            b"CREATE TABLE\0",
+        );
+        other.down(b'Z', b"T");
+        assert!(
+            !gets_oc001(&other, "SELECT * FROM v"),
+            "only at a transaction's start"
+        );
     }
 
     #[test]

@@ -41,8 +41,8 @@ use pg_query::NodeEnum;
 use super::guards;
 // Linked for its `no-recursion-limit` feature only; see the module documentation.
 use pg_query::protobuf::{
-    self, AlterTableType, ConstrType, LockClauseStrength, ObjectType, SortByDir, Token,
-    TransactionStmtKind, VariableSetKind, a_const,
+    self, AlterTableType, ConstrType, GrantTargetType, LockClauseStrength, ObjectType, SortByDir,
+    Token, TransactionStmtKind, VariableSetKind, a_const,
 };
 use prost as _;
 
@@ -100,6 +100,28 @@ pub struct Statement {
     pub async_job: Option<AsyncJob>,
     /// For `SHOW name`: the parameter's name, in lower case.
     pub shows: Option<String>,
+    /// The relations the statement names ([`relations`]).
+    pub relations: Relations,
+}
+
+/// A relation a statement names: its schema if the name is qualified, and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Relation {
+    /// The schema, for a qualified name.
+    pub schema: Option<String>,
+    /// The relation's own name.
+    pub name: String,
+}
+
+/// The relations a statement names, as [`relations`] finds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relations {
+    /// These and no others (none for `SELECT 1`, `SET`, `DEALLOCATE ALL` …).
+    Named(Vec<Relation>),
+    /// Possibly any: a schema change that reaches relations its text does not name (`DROP
+    /// INDEX i`, `DROP SCHEMA s CASCADE`, `CREATE FUNCTION`, `GRANT … ON ALL TABLES`), or a
+    /// statement too deep to read.
+    Unknown,
 }
 
 /// The kind of a statement.
@@ -240,6 +262,7 @@ fn classify_here(sql: &str) -> Classified {
                 rewrite: cut.map(|_| text[range].to_owned()),
                 async_job: job,
                 shows,
+                relations: node.map_or(Relations::Named(Vec::new()), relations),
             })
         })
         .collect();
@@ -302,6 +325,7 @@ fn beyond_the_parser(sql: &str, tokens: &[Tok<'_>]) -> Classified {
                     rewrite: None,
                     async_job: None,
                     shows: None,
+                    relations: Relations::Unknown,
                 });
             }
             // A piece that does not parse alone (a `;` inside BEGIN ATOMIC … END) or at all.
@@ -617,6 +641,107 @@ fn kind_of(node: &NodeEnum) -> Kind {
         | N::CreateSubscriptionStmt(_) => Kind::Ddl,
         _ => Kind::Other,
     }
+}
+
+/// The relations `node` names, for the front door's schema conflicts (`conflicts.rs`): every
+/// relation its text names (a `RangeVar` anywhere in its tree, a dropped table, view or
+/// sequence, the new name of a renamed one), or [`Relations::Unknown`] for a schema change
+/// whose reach its text does not show (any DDL not listed here). A name is the text's
+/// (unqualified stays unqualified: the caller matches it with every schema); a name may repeat. Functions and
+/// sequences named in strings (`nextval('s')`) are not relations here.
+pub fn relations(node: &NodeEnum) -> Relations {
+    use NodeEnum as N;
+    use ObjectType as O;
+    let of_relation = |object_type: i32| {
+        matches!(
+            O::try_from(object_type),
+            Ok(O::ObjectTable | O::ObjectView | O::ObjectMatview | O::ObjectSequence)
+        )
+    };
+    let mut named = match node {
+        N::DropStmt(s) if of_relation(s.remove_type) => s
+            .objects
+            .iter()
+            .filter_map(|object| match &object.node {
+                Some(N::List(list)) => {
+                    let parts: Vec<&str> = list
+                        .items
+                        .iter()
+                        .filter_map(|item| match &item.node {
+                            Some(N::String(part)) => Some(part.sval.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    let (name, qualifiers) = parts.split_last()?;
+                    Some(Relation {
+                        schema: qualifiers.last().map(|&schema| schema.to_owned()),
+                        name: (*name).to_owned(),
+                    })
+                }
+                _ => None,
+            })
+            .collect(),
+        N::RenameStmt(s) if of_relation(s.rename_type) => vec![Relation {
+            schema: s
+                .relation
+                .as_ref()
+                .map(|r| r.schemaname.clone())
+                .filter(|schema| !schema.is_empty()),
+            name: s.newname.clone(),
+        }],
+        N::RenameStmt(s)
+            if matches!(
+                O::try_from(s.rename_type),
+                Ok(O::ObjectColumn | O::ObjectTabconstraint)
+            ) =>
+        {
+            Vec::new()
+        }
+        N::AlterTableStmt(s) if of_relation(s.objtype) => Vec::new(),
+        N::GrantStmt(s)
+            if of_relation(s.objtype)
+                && GrantTargetType::try_from(s.targtype)
+                    == Ok(GrantTargetType::AclTargetObject) =>
+        {
+            Vec::new()
+        }
+        N::CreateStmt(_)
+        | N::IndexStmt(_)
+        | N::ViewStmt(_)
+        | N::CreateSeqStmt(_)
+        | N::AlterSeqStmt(_) => Vec::new(),
+        _ if kind_of(node) == Kind::Ddl => return Relations::Unknown,
+        _ => Vec::new(),
+    };
+    let Ok(tree) = serde_json::to_value(node) else {
+        return Relations::Unknown;
+    };
+    let mut pending = vec![&tree];
+    while let Some(value) = pending.pop() {
+        match value {
+            serde_json::Value::Object(fields) => {
+                // A RangeVar, whether a node of its own or a statement's field: the only
+                // message with a `relname`.
+                let text = |field: &str| {
+                    fields
+                        .get(field)
+                        .and_then(serde_json::Value::as_str)
+                        .filter(|text| !text.is_empty())
+                        .map(str::to_owned)
+                };
+                if let Some(name) = text("relname") {
+                    named.push(Relation {
+                        schema: text("schemaname"),
+                        name,
+                    });
+                }
+                pending.extend(fields.values());
+            }
+            serde_json::Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    Relations::Named(named)
 }
 
 /// The [`TxnKind`] of a `TransactionStmt`'s kind number.
@@ -1348,6 +1473,66 @@ mod tests {
 
     /// Refusals and acceptances beyond the recordings (the recorded ones are checked by
     /// `tests/front_door_rules.rs`).
+    /// The relations of the one statement `sql`, as `schema.name` or `name`, sorted, deduplicated.
+    fn named(sql: &str) -> Option<Vec<String>> {
+        match one(sql).relations {
+            Relations::Named(relations) => {
+                let mut names: Vec<String> = relations
+                    .into_iter()
+                    .map(|r| match r.schema {
+                        Some(schema) => format!("{schema}.{}", r.name),
+                        None => r.name,
+                    })
+                    .collect();
+                names.sort();
+                names.dedup();
+                Some(names)
+            }
+            Relations::Unknown => None,
+        }
+    }
+
+    #[test]
+    fn a_statement_names_the_relations_it_uses_or_changes() {
+        let cases: [(&str, &[&str]); 16] = [
+            ("SELECT 1", &[]),
+            ("DEALLOCATE ALL", &[]),
+            ("SET search_path = myschema", &[]),
+            ("SHOW server_version", &[]),
+            ("BEGIN", &[]),
+            (
+                "SELECT * FROM t JOIN s.u ON true WHERE x IN (SELECT y FROM v)",
+                &["s.u", "t", "v"],
+            ),
+            (
+                "WITH w AS (SELECT 1) INSERT INTO t SELECT * FROM w",
+                &["t", "w"],
+            ),
+            ("UPDATE t SET a = 1 FROM u", &["t", "u"]),
+            ("DELETE FROM s.t", &["s.t"]),
+            ("COPY t TO STDOUT", &["t"]),
+            ("CREATE TABLE t (id uuid PRIMARY KEY)", &["t"]),
+            ("CREATE INDEX ASYNC i ON s.t (c)", &["s.t"]),
+            ("ALTER TABLE t ADD COLUMN c text", &["t"]),
+            ("ALTER TABLE t RENAME TO u", &["t", "u"]),
+            ("DROP TABLE IF EXISTS t, s.u", &["s.u", "t"]),
+            ("GRANT SELECT ON t TO r", &["t"]),
+        ];
+        for (sql, expected) in cases {
+            let expected: Vec<String> = expected.iter().map(|&n| n.to_owned()).collect();
+            assert_eq!(named(sql), Some(expected), "{sql}");
+        }
+        for sql in [
+            "DROP INDEX i",
+            "DROP SCHEMA s CASCADE",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA s TO r",
+            "ALTER TABLE t SET SCHEMA s",
+        ] {
+            assert_eq!(named(sql), None, "{sql}");
+        }
+    }
+
     #[test]
     fn a_missing_cache_and_a_wrong_cache_get_dsqls_two_answers() {
         let wrong = |n: &str| {
