@@ -7,11 +7,17 @@
 //! the conflict at the second writer's statement, after waiting for the first writer's row
 //! lock, where DSQL never waits and fails the loser at `COMMIT`.
 //!
-//! After a session commits DDL, every other session on the same database gets one `OC001` on
-//! the first statement of its next transaction ([`CatalogVersions`]), as a DSQL session whose
-//! cached catalog went stale does (DSQL raises it at the first statement that touches a changed
-//! object, or at `COMMIT`; the stand-in does not look at which objects). It is switched by
-//! [`super::relay::Limits::schema_conflicts`], on by default.
+//! After a session commits DDL, another session on the same database gets one `OC001` at its
+//! first statement that uses a relation the DDL changed since that session last used it
+//! ([`CatalogVersions`], with the relations [`Touched`] names), as a DSQL session whose cached
+//! catalog went stale does; the conflict refreshes the session's whole catalog. Where a name is
+//! unsure (unqualified, or a schema change whose reach the text does not show: `DROP INDEX`,
+//! `DROP SCHEMA`) it counts as the changed relation, so the stand-in is never milder than DSQL
+//! for statements that use a changed relation; statements that name none (`SET`, `SHOW`,
+//! `SELECT 1`, `DEALLOCATE ALL`) never get it. Switched by
+//! [`super::relay::Limits::schema_conflicts`], on by default; the cluster-wide reading (the
+//! next transaction of every other session fails, whatever it uses) is
+//! [`super::relay::Limits::schema_conflicts_cluster_wide`].
 //!
 //! So that retry code can be tested deterministically, [`CommitFailures`] decides the fate of
 //! the next `COMMIT` of a chosen session ([`CommitFate`]): it fails (the relay sends the server
