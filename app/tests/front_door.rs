@@ -1037,3 +1037,46 @@ async fn cluster_wide_schema_conflicts_fail_even_a_pooled_reset_once() {
     other.close().await.expect("close");
     ddl.close().await.expect("close");
 }
+
+/// A sequence or identity `CACHE` other than 1 or at least 65536 gets DSQL's own message (its
+/// SQLSTATE, 22023, is assumed: see `rules.rs`); a missing one, DSQL's recorded refusal.
+#[tokio::test]
+async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_cache_sizes").await;
+    let mut admin = door.session(&database, "admin").await;
+    let wrong = |n: u32| {
+        (
+            "22023".to_owned(),
+            format!("CACHE ({n}) must be greater than or equal to 65536 or equal to 1"),
+        )
+    };
+    for n in [2, 1000, 65535] {
+        for sql in [
+            format!("CREATE TABLE c{n} (id bigint GENERATED ALWAYS AS IDENTITY (CACHE {n}))"),
+            format!("CREATE SEQUENCE s{n} CACHE {n}"),
+        ] {
+            let refused = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&mut admin)
+                .await;
+            assert_eq!(database_error(refused), wrong(n), "{sql}");
+        }
+    }
+    let missing = sqlx::raw_sql("CREATE TABLE c (id bigint GENERATED ALWAYS AS IDENTITY)")
+        .execute(&mut admin)
+        .await;
+    assert_eq!(
+        database_error(missing),
+        (
+            "0A000".to_owned(),
+            "identity column is not supported without an explicit cache size. please define \
+             CACHE greater than or equal to 65536 or equal to 1"
+                .to_owned()
+        )
+    );
+    sqlx::raw_sql("CREATE TABLE c (id bigint GENERATED ALWAYS AS IDENTITY (CACHE 65536))")
+        .execute(&mut admin)
+        .await
+        .expect("DSQL's smallest cache above 1");
+    admin.close().await.expect("close");
+}

@@ -917,7 +917,7 @@ mod tests {
     }
 
     #[test]
-    fn after_another_sessions_ddl_the_next_transaction_gets_one_oc001() {
+    fn a_text_of_unknown_reach_gets_one_oc001_after_any_ddl() {
         let context = Context::default();
         assert!(context.limits.schema_conflicts, "on by default");
         let mut relayed = Relayed::new(&AllowAll, &context);

@@ -664,14 +664,7 @@ pub fn relations(node: &NodeEnum) -> Relations {
             .iter()
             .filter_map(|object| match &object.node {
                 Some(N::List(list)) => {
-                    let parts: Vec<&str> = list
-                        .items
-                        .iter()
-                        .filter_map(|item| match &item.node {
-                            Some(N::String(part)) => Some(part.sval.as_str()),
-                            _ => None,
-                        })
-                        .collect();
+                    let parts = name_parts(&list.items);
                     let (name, qualifiers) = parts.split_last()?;
                     Some(Relation {
                         schema: qualifiers.last().map(|&schema| schema.to_owned()),
@@ -1094,17 +1087,21 @@ fn column_type_refusal(column: &protobuf::ColumnDef) -> Option<Refusal> {
         .map(|_| Refusal::unsupported(format!("datatype {display} not supported")))
 }
 
-/// The type's name if it is a built-in one: unqualified or in `pg_catalog` (the parser writes
-/// `int` as `pg_catalog.int4`).
-fn builtin_type_name(type_name: &protobuf::TypeName) -> Option<&str> {
-    let names: Vec<&str> = type_name
-        .names
+/// The parts of a qualified name (`schema.name` as the parser lists them): its strings.
+fn name_parts(nodes: &[protobuf::Node]) -> Vec<&str> {
+    nodes
         .iter()
         .filter_map(|n| match &n.node {
             Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The type's name if it is a built-in one: unqualified or in `pg_catalog` (the parser writes
+/// `int` as `pg_catalog.int4`).
+fn builtin_type_name(type_name: &protobuf::TypeName) -> Option<&str> {
+    let names = name_parts(&type_name.names);
     match names.as_slice() {
         [name] | ["pg_catalog", name] => Some(name),
         _ => None,
