@@ -1080,3 +1080,38 @@ async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
         .expect("DSQL's smallest cache above 1");
     admin.close().await.expect("close");
 }
+
+/// A statement a client prepared once and binds again (sqlx's statement cache) meets a schema
+/// conflict as its text would: one `OC001` once its table changed, then it runs.
+#[tokio::test]
+async fn a_cached_prepared_statement_on_a_changed_table_gets_oc001_once() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_oc001_prepared").await;
+    let mut ddl = door.session(&database, "admin").await;
+    sqlx::raw_sql("CREATE TABLE prepared_on (id int PRIMARY KEY)")
+        .execute(&mut ddl)
+        .await
+        .expect("a table");
+    let mut other = door.session(&database, "admin").await;
+    let read = async |conn: &mut PgConnection| {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM prepared_on")
+            .fetch_one(conn)
+            .await
+    };
+    assert_eq!(read(&mut other).await.expect("prepared and run"), 0);
+    sqlx::raw_sql("ALTER TABLE prepared_on ADD COLUMN note text")
+        .execute(&mut ddl)
+        .await
+        .expect("DDL in the first session");
+    let (code, message) = database_error(read(&mut other).await);
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        (
+            "40001",
+            "schema has been updated by another transaction, please retry: (OC001)"
+        )
+    );
+    assert_eq!(read(&mut other).await.expect("once"), 0);
+    other.close().await.expect("close");
+    ddl.close().await.expect("close");
+}

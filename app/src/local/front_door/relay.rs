@@ -1,8 +1,9 @@
 //! The relay between an authenticated client and its backend session, message by message, so
 //! that the front door can refuse a statement the way DSQL does.
 //!
-//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at, and a fastpath
-//! `FunctionCall` (`F`) is refused; every other message passes as it came. A query text that
+//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at, a `Bind` (`B`) of a
+//! named prepared statement only for a schema conflict, and a fastpath `FunctionCall` (`F`) is
+//! refused; every other message passes as it came. A query text that
 //! the [`Policy`] refuses is replaced by a query of a marker column that does not exist
 //! (`SELECT __dsql_refused_<n>__`), so PostgreSQL itself fails the message (with 25P02 in a
 //! failed transaction, as DSQL): the responses stay in order, an extended-protocol batch is
@@ -176,6 +177,9 @@ struct Pending {
     changed_schema: bool,
     /// The relations the current transaction's schema changes change, as far as known.
     schema_changes: Option<Relations>,
+    /// The relations each named prepared statement uses, from its `Parse`, so that a `Bind`
+    /// of it meets a schema conflict as its text would.
+    prepared: HashMap<String, Relations>,
 }
 
 impl Pending {
@@ -284,10 +288,10 @@ pub struct Judge<'a> {
 
 impl Judge<'_> {
     /// The verdict on `sql` in the session whose shared state is `pending`: a commit chosen to
-    /// fail, then the transaction's age, then a stale catalog ([`Judge::stale`]), then the
-    /// policy. In a failed transaction the server answers a refused text with 25P02
+    /// fail, then the transaction's age, then the policy's refusal, then a stale catalog
+    /// ([`Judge::stale`]); and, for a text that is sent on, the relations it uses. In a failed transaction the server answers a refused text with 25P02
     /// first, as DSQL does ([`checked`]).
-    fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> Verdict {
+    fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> (Verdict, Option<Relations>) {
         let (pid, status, started) = {
             let pending = lock(pending);
             (pending.pid, pending.status, pending.transaction_started)
@@ -295,7 +299,7 @@ impl Judge<'_> {
         match self.context.failures.take_if_commit(pid, sql) {
             Some(CommitFate::Fail(conflict)) => {
                 lock(pending).failing_commit = Some(conflict);
-                return Verdict::Rewrite("ROLLBACK".to_owned());
+                return (Verdict::Rewrite("ROLLBACK".to_owned()), None);
             }
             Some(CommitFate::LoseReply) => lock(pending).losing_commit_reply = true,
             None => {}
@@ -305,15 +309,15 @@ impl Judge<'_> {
             && started.is_some_and(|at| at.elapsed() > limit)
             && !is_lone(sql, TxnKind::Rollback)
         {
-            return Verdict::Refuse(age_refusal(limit));
+            return (Verdict::Refuse(age_refusal(limit)), None);
         }
         let (verdict, touched) = self.policy.assess(sql);
         if matches!(verdict, Verdict::Refuse(_)) {
-            return verdict;
+            return (verdict, None);
         }
         let mut pending = lock(pending);
         if self.stale(&mut pending, &touched) {
-            return Verdict::Refuse(Conflict::Schema.refusal());
+            return (Verdict::Refuse(Conflict::Schema.refusal()), None);
         }
         if let Some(changes) = touched.changes {
             let before = pending.schema_changes.take();
@@ -322,7 +326,7 @@ impl Judge<'_> {
                 None => changes,
             });
         }
-        verdict
+        (verdict, Some(touched.uses))
     }
 
     /// Whether a text that touches `touched` gets `OC001` ([`Limits::schema_conflicts`]): it
@@ -453,11 +457,38 @@ fn to_server(tag: u8, body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -
             wire::put_message(&mut frame, b'Q', format!("SELECT {marker}\0").as_bytes());
             return Some(frame);
         }
+        b'B' => return stale_bind(body, judge, pending),
         _ => return None,
     };
     let replaced = checked(body, skip, judge, pending)?;
     let mut frame = Vec::with_capacity(replaced.len() + 5);
     wire::put_message(&mut frame, tag, &replaced);
+    Some(frame)
+}
+
+/// In place of a `Bind` of a named prepared statement that uses a relation changed since the
+/// session last used it ([`Judge::stale`]): a `Parse` of a refused query, which the server
+/// fails (then skips the rest of the batch up to its `Sync`), so the client gets `OC001` where
+/// it expected `BindComplete`, as for the statement's text.
+fn stale_bind(body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -> Option<Vec<u8>> {
+    let (_portal, rest) = wire::cstr(body).ok()?;
+    let (statement, _) = wire::cstr(rest).ok()?;
+    let mut pending = lock(pending);
+    let uses = pending.prepared.get(statement)?.clone();
+    let touched = Touched {
+        uses,
+        changes: None,
+    };
+    if !judge.stale(&mut pending, &touched) {
+        return None;
+    }
+    let marker = pending.add(Conflict::Schema.refusal());
+    let mut frame = Vec::new();
+    wire::put_message(
+        &mut frame,
+        b'P',
+        format!("\0SELECT {marker}\0\0\0").as_bytes(),
+    );
     Some(frame)
 }
 
@@ -519,10 +550,20 @@ fn checked(
     let raw = body.get(start..)?;
     let end = raw.iter().position(|&b| b == 0)?;
     let (bytes, rest) = (&raw[..end], &raw[end + 1..]);
-    let verdict = match std::str::from_utf8(bytes) {
+    let (verdict, uses) = match std::str::from_utf8(bytes) {
         Ok(sql) => judge.verdict(sql, pending),
-        Err(error) => Verdict::Refuse(invalid_utf8(&bytes[error.valid_up_to()..])),
+        Err(error) => (
+            Verdict::Refuse(invalid_utf8(&bytes[error.valid_up_to()..])),
+            None,
+        ),
     };
+    if let (1, Ok((name, _))) = (skip, wire::cstr(body)) {
+        let mut pending = lock(pending);
+        match uses {
+            Some(uses) if !name.is_empty() => pending.prepared.insert(name.to_owned(), uses),
+            _ => pending.prepared.remove(name),
+        };
+    }
     let text = match verdict {
         Verdict::Pass => return None,
         Verdict::Refuse(refusal) => format!("SELECT {}", lock(pending).add(refusal)),
@@ -1003,6 +1044,40 @@ mod tests {
         commit_ddl(&mut ddl, "DROP INDEX i", b"DROP INDEX\0");
         assert!(!gets_oc001(&other, "SELECT 1"));
         assert!(gets_oc001(&other, "SELECT * FROM u"));
+    }
+
+    #[test]
+    fn a_bind_of_a_prepared_statement_using_a_changed_relation_gets_oc001_once() {
+        let policy = super::super::policy::DsqlRules;
+        let context = Context::default();
+        let mut ddl = Relayed::new(&policy, &context);
+        let mut other = Relayed::new(&policy, &context);
+        ddl.down(b'Z', b"I");
+        other.down(b'Z', b"I");
+        let bind = |statement: &str| {
+            let body = format!("\0{statement}\0\0\0\0\0\0\0");
+            to_server(b'B', body.as_bytes(), other.judge, &other.pending)
+        };
+        assert_eq!(other.up(b"s1\0SELECT * FROM t\0\0\0", 1), None);
+        assert_eq!(other.up(b"s2\0SELECT * FROM u\0\0\0", 1), None);
+        assert_eq!(bind("s1"), None);
+        commit_ddl(
+            &mut ddl,
+            "ALTER TABLE t ADD COLUMN c text",
+            b"ALTER TABLE\0",
+        );
+        assert_eq!(bind("s2"), None, "another relation");
+        assert_eq!(
+            bind(""),
+            None,
+            "the unnamed statement is parsed anew each time"
+        );
+        let replaced = bind("s1").expect("a refused Parse in place of the Bind");
+        assert_eq!(replaced[0], b'P');
+        let sent = String::from_utf8_lossy(&replaced).into_owned();
+        let refusal = lock(&other.pending).take_named_in(&sent);
+        assert_eq!(refusal, Some(Conflict::Schema.refusal()));
+        assert_eq!(bind("s1"), None, "once");
     }
 
     #[test]
