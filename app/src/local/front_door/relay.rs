@@ -2,8 +2,8 @@
 //! that the front door can refuse a statement the way DSQL does.
 //!
 //! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at, a `Bind` (`B`) of a
-//! named prepared statement only for a schema conflict, and a fastpath `FunctionCall` (`F`) is
-//! refused; every other message passes as it came. A query text that
+//! named prepared statement only for a schema conflict (and a `Close` (`C`) of one, to forget
+//! it), and a fastpath `FunctionCall` (`F`) is refused; every other message passes as it came. A query text that
 //! the [`Policy`] refuses is replaced by a query of a marker column that does not exist
 //! (`SELECT __dsql_refused_<n>__`), so PostgreSQL itself fails the message (with 25P02 in a
 //! failed transaction, as DSQL): the responses stay in order, an extended-protocol batch is
@@ -458,6 +458,14 @@ fn to_server(tag: u8, body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -
             return Some(frame);
         }
         b'B' => return stale_bind(body, judge, pending),
+        // Close of a prepared statement: its relations are forgotten.
+        b'C' => {
+            if let Some((b'S', name)) = body.split_first() {
+                let name = wire::cstr(name).map(|(name, _)| name).unwrap_or_default();
+                lock(pending).prepared.remove(name);
+            }
+            return None;
+        }
         _ => return None,
     };
     let replaced = checked(body, skip, judge, pending)?;
@@ -1078,6 +1086,8 @@ mod tests {
         let refusal = lock(&other.pending).take_named_in(&sent);
         assert_eq!(refusal, Some(Conflict::Schema.refusal()));
         assert_eq!(bind("s1"), None, "once");
+        assert_eq!(to_server(b'C', b"Ss1\0", other.judge, &other.pending), None);
+        assert!(!lock(&other.pending).prepared.contains_key("s1"), "closed");
     }
 
     #[test]
