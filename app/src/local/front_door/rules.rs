@@ -41,8 +41,8 @@ use pg_query::NodeEnum;
 use super::guards;
 // Linked for its `no-recursion-limit` feature only; see the module documentation.
 use pg_query::protobuf::{
-    self, AlterTableType, ConstrType, LockClauseStrength, ObjectType, SortByDir, Token,
-    TransactionStmtKind, VariableSetKind, a_const,
+    self, AlterTableType, ConstrType, GrantTargetType, LockClauseStrength, ObjectType, SortByDir,
+    Token, TransactionStmtKind, VariableSetKind, a_const,
 };
 use prost as _;
 
@@ -100,6 +100,28 @@ pub struct Statement {
     pub async_job: Option<AsyncJob>,
     /// For `SHOW name`: the parameter's name, in lower case.
     pub shows: Option<String>,
+    /// The relations the statement names ([`relations`]).
+    pub relations: Relations,
+}
+
+/// A relation a statement names: its schema if the name is qualified, and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Relation {
+    /// The schema, for a qualified name.
+    pub schema: Option<String>,
+    /// The relation's own name.
+    pub name: String,
+}
+
+/// The relations a statement names, as [`relations`] finds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relations {
+    /// These and no others (none for `SELECT 1`, `SET`, `DEALLOCATE ALL` …).
+    Named(Vec<Relation>),
+    /// Possibly any: a schema change that reaches relations its text does not name (`DROP
+    /// INDEX i`, `DROP SCHEMA s CASCADE`, `CREATE FUNCTION`, `GRANT … ON ALL TABLES`), or a
+    /// statement too deep to read.
+    Unknown,
 }
 
 /// The kind of a statement.
@@ -240,6 +262,7 @@ fn classify_here(sql: &str) -> Classified {
                 rewrite: cut.map(|_| text[range].to_owned()),
                 async_job: job,
                 shows,
+                relations: node.map_or(Relations::Named(Vec::new()), relations),
             })
         })
         .collect();
@@ -302,6 +325,7 @@ fn beyond_the_parser(sql: &str, tokens: &[Tok<'_>]) -> Classified {
                     rewrite: None,
                     async_job: None,
                     shows: None,
+                    relations: Relations::Unknown,
                 });
             }
             // A piece that does not parse alone (a `;` inside BEGIN ATOMIC … END) or at all.
@@ -619,6 +643,100 @@ fn kind_of(node: &NodeEnum) -> Kind {
     }
 }
 
+/// The relations `node` names, for the front door's schema conflicts (`conflicts.rs`): every
+/// relation its text names (a `RangeVar` anywhere in its tree, a dropped table, view or
+/// sequence, the new name of a renamed one), or [`Relations::Unknown`] for a schema change
+/// whose reach its text does not show (any DDL not listed here). A name is the text's
+/// (unqualified stays unqualified: the caller matches it with every schema); a name may repeat. Functions and
+/// sequences named in strings (`nextval('s')`) are not relations here.
+pub fn relations(node: &NodeEnum) -> Relations {
+    use NodeEnum as N;
+    use ObjectType as O;
+    let of_relation = |object_type: i32| {
+        matches!(
+            O::try_from(object_type),
+            Ok(O::ObjectTable | O::ObjectView | O::ObjectMatview | O::ObjectSequence)
+        )
+    };
+    let mut named = match node {
+        N::DropStmt(s) if of_relation(s.remove_type) => s
+            .objects
+            .iter()
+            .filter_map(|object| match &object.node {
+                Some(N::List(list)) => {
+                    let parts = name_parts(&list.items);
+                    let (name, qualifiers) = parts.split_last()?;
+                    Some(Relation {
+                        schema: qualifiers.last().map(|&schema| schema.to_owned()),
+                        name: (*name).to_owned(),
+                    })
+                }
+                _ => None,
+            })
+            .collect(),
+        N::RenameStmt(s) if of_relation(s.rename_type) => vec![Relation {
+            schema: s
+                .relation
+                .as_ref()
+                .map(|r| r.schemaname.clone())
+                .filter(|schema| !schema.is_empty()),
+            name: s.newname.clone(),
+        }],
+        N::RenameStmt(s)
+            if matches!(
+                O::try_from(s.rename_type),
+                Ok(O::ObjectColumn | O::ObjectTabconstraint)
+            ) =>
+        {
+            Vec::new()
+        }
+        N::AlterTableStmt(s) if of_relation(s.objtype) => Vec::new(),
+        N::GrantStmt(s)
+            if of_relation(s.objtype)
+                && GrantTargetType::try_from(s.targtype)
+                    == Ok(GrantTargetType::AclTargetObject) =>
+        {
+            Vec::new()
+        }
+        N::CreateStmt(_)
+        | N::IndexStmt(_)
+        | N::ViewStmt(_)
+        | N::CreateSeqStmt(_)
+        | N::AlterSeqStmt(_) => Vec::new(),
+        _ if kind_of(node) == Kind::Ddl => return Relations::Unknown,
+        _ => Vec::new(),
+    };
+    let Ok(tree) = serde_json::to_value(node) else {
+        return Relations::Unknown;
+    };
+    let mut pending = vec![&tree];
+    while let Some(value) = pending.pop() {
+        match value {
+            serde_json::Value::Object(fields) => {
+                // A RangeVar, whether a node of its own or a statement's field: the only
+                // message with a `relname`.
+                let text = |field: &str| {
+                    fields
+                        .get(field)
+                        .and_then(serde_json::Value::as_str)
+                        .filter(|text| !text.is_empty())
+                        .map(str::to_owned)
+                };
+                if let Some(name) = text("relname") {
+                    named.push(Relation {
+                        schema: text("schemaname"),
+                        name,
+                    });
+                }
+                pending.extend(fields.values());
+            }
+            serde_json::Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    Relations::Named(named)
+}
+
 /// The [`TxnKind`] of a `TransactionStmt`'s kind number.
 fn txn_kind(kind: i32) -> TxnKind {
     use TransactionStmtKind as T;
@@ -842,24 +960,36 @@ const SEQUENCE_CACHE: &str = "CREATE SEQUENCE is not supported without an explic
 /// The same for an identity column (`supported.json`).
 const IDENTITY_CACHE: &str = "identity column is not supported without an explicit cache size. please define CACHE greater than or equal to 65536 or equal to 1";
 
-/// Refuses with `message` unless the sequence options set `CACHE` to 1 or at least 65536. Only
-/// a missing CACHE is recorded; a CACHE between 2 and 65535 gets the same message, whose text
-/// states the rule.
-fn cache_refusal(options: &[protobuf::Node], message: &'static str) -> Option<Refusal> {
+/// SQLSTATE `invalid_parameter_value`, for a `CACHE` of the wrong size. Not recorded: DSQL's
+/// message for it is known from a live cluster (dsql-facts.md §1.1) and AWS's SQLAlchemy adapter
+/// expects a data error (class 22); PostgreSQL gives its own `CACHE (n) must be greater than
+/// zero` this code, and DSQL's message follows that one's form, so it is assumed to be this.
+const INVALID_PARAMETER_VALUE: &str = "22023";
+
+/// Refuses unless the sequence options set `CACHE` to 1 or at least 65536: without `CACHE`,
+/// with `missing` (recorded, `0A000`); with another size, with DSQL's
+/// `CACHE (n) must be greater than or equal to 65536 or equal to 1` ([`INVALID_PARAMETER_VALUE`]).
+fn cache_refusal(options: &[protobuf::Node], missing: &'static str) -> Option<Refusal> {
     let cache = options.iter().find_map(|option| match &option.node {
         Some(NodeEnum::DefElem(d)) if d.defname == "cache" => {
             match d.arg.as_ref().and_then(|a| a.node.as_ref()) {
-                Some(NodeEnum::Integer(i)) => Some(f64::from(i.ival)),
+                Some(NodeEnum::Integer(i)) => Some((f64::from(i.ival), i.ival.to_string())),
                 // Integers beyond 32 bits come back as Float.
-                Some(NodeEnum::Float(f)) => f.fval.parse::<f64>().ok(),
+                Some(NodeEnum::Float(f)) => Some((f.fval.parse::<f64>().ok()?, f.fval.clone())),
                 _ => None,
             }
         }
         _ => None,
     });
     match cache {
-        Some(n) if n == 1.0 || n >= 65536.0 => None,
-        _ => Some(Refusal::unsupported(message)),
+        None => Some(Refusal::unsupported(missing)),
+        Some((n, _)) if n == 1.0 || n >= 65536.0 => None,
+        Some((_, written)) => Some(Refusal {
+            code: INVALID_PARAMETER_VALUE,
+            message: format!(
+                "CACHE ({written}) must be greater than or equal to 65536 or equal to 1"
+            ),
+        }),
     }
 }
 
@@ -957,17 +1087,21 @@ fn column_type_refusal(column: &protobuf::ColumnDef) -> Option<Refusal> {
         .map(|_| Refusal::unsupported(format!("datatype {display} not supported")))
 }
 
-/// The type's name if it is a built-in one: unqualified or in `pg_catalog` (the parser writes
-/// `int` as `pg_catalog.int4`).
-fn builtin_type_name(type_name: &protobuf::TypeName) -> Option<&str> {
-    let names: Vec<&str> = type_name
-        .names
+/// The parts of a qualified name (`schema.name` as the parser lists them): its strings.
+fn name_parts(nodes: &[protobuf::Node]) -> Vec<&str> {
+    nodes
         .iter()
         .filter_map(|n| match &n.node {
             Some(NodeEnum::String(s)) => Some(s.sval.as_str()),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The type's name if it is a built-in one: unqualified or in `pg_catalog` (the parser writes
+/// `int` as `pg_catalog.int4`).
+fn builtin_type_name(type_name: &protobuf::TypeName) -> Option<&str> {
+    let names = name_parts(&type_name.names);
     match names.as_slice() {
         [name] | ["pg_catalog", name] => Some(name),
         _ => None,
@@ -1336,6 +1470,107 @@ mod tests {
 
     /// Refusals and acceptances beyond the recordings (the recorded ones are checked by
     /// `tests/front_door_rules.rs`).
+    /// The relations of the one statement `sql`, as `schema.name` or `name`, sorted, deduplicated.
+    fn named(sql: &str) -> Option<Vec<String>> {
+        match one(sql).relations {
+            Relations::Named(relations) => {
+                let mut names: Vec<String> = relations
+                    .into_iter()
+                    .map(|r| match r.schema {
+                        Some(schema) => format!("{schema}.{}", r.name),
+                        None => r.name,
+                    })
+                    .collect();
+                names.sort();
+                names.dedup();
+                Some(names)
+            }
+            Relations::Unknown => None,
+        }
+    }
+
+    #[test]
+    fn a_statement_names_the_relations_it_uses_or_changes() {
+        let cases: [(&str, &[&str]); 16] = [
+            ("SELECT 1", &[]),
+            ("DEALLOCATE ALL", &[]),
+            ("SET search_path = myschema", &[]),
+            ("SHOW server_version", &[]),
+            ("BEGIN", &[]),
+            (
+                "SELECT * FROM t JOIN s.u ON true WHERE x IN (SELECT y FROM v)",
+                &["s.u", "t", "v"],
+            ),
+            (
+                "WITH w AS (SELECT 1) INSERT INTO t SELECT * FROM w",
+                &["t", "w"],
+            ),
+            ("UPDATE t SET a = 1 FROM u", &["t", "u"]),
+            ("DELETE FROM s.t", &["s.t"]),
+            ("COPY t TO STDOUT", &["t"]),
+            ("CREATE TABLE t (id uuid PRIMARY KEY)", &["t"]),
+            ("CREATE INDEX ASYNC i ON s.t (c)", &["s.t"]),
+            ("ALTER TABLE t ADD COLUMN c text", &["t"]),
+            ("ALTER TABLE t RENAME TO u", &["t", "u"]),
+            ("DROP TABLE IF EXISTS t, s.u", &["s.u", "t"]),
+            ("GRANT SELECT ON t TO r", &["t"]),
+        ];
+        for (sql, expected) in cases {
+            let expected: Vec<String> = expected.iter().map(|&n| n.to_owned()).collect();
+            assert_eq!(named(sql), Some(expected), "{sql}");
+        }
+        for sql in [
+            "DROP INDEX i",
+            "DROP SCHEMA s CASCADE",
+            "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA s TO r",
+            "ALTER TABLE t SET SCHEMA s",
+        ] {
+            assert_eq!(named(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_missing_cache_and_a_wrong_cache_get_dsqls_two_answers() {
+        let wrong = |n: &str| {
+            Some((
+                INVALID_PARAMETER_VALUE,
+                format!("CACHE ({n}) must be greater than or equal to 65536 or equal to 1"),
+            ))
+        };
+        let missing = |message: &str| Some((FEATURE_NOT_SUPPORTED, message.to_owned()));
+        for n in ["2", "1000", "65535", "0", "-5"] {
+            assert_eq!(refusal(&format!("CREATE SEQUENCE s CACHE {n}")), wrong(n));
+            assert_eq!(
+                refusal(&format!(
+                    "CREATE TABLE t (id bigint GENERATED ALWAYS AS IDENTITY (CACHE {n}))"
+                )),
+                wrong(n)
+            );
+            assert_eq!(
+                refusal(&format!(
+                    "ALTER TABLE t ALTER COLUMN id ADD GENERATED BY DEFAULT AS IDENTITY (CACHE {n})"
+                )),
+                wrong(n)
+            );
+        }
+        assert_eq!(
+            refusal("CREATE SEQUENCE s START 5"),
+            missing(SEQUENCE_CACHE)
+        );
+        assert_eq!(
+            refusal("CREATE TABLE t (id bigint GENERATED BY DEFAULT AS IDENTITY (START 5))"),
+            missing(IDENTITY_CACHE)
+        );
+        assert_eq!(
+            refusal("ALTER TABLE t ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY"),
+            missing(IDENTITY_CACHE)
+        );
+        for n in ["1", "65536", "99999999999"] {
+            assert_eq!(refusal(&format!("CREATE SEQUENCE s CACHE {n}")), None);
+        }
+    }
+
     #[test]
     fn refusals_beyond_the_recordings() {
         let refused = [
@@ -1388,7 +1623,7 @@ mod tests {
                 "WITH x AS (SELECT id FROM t FOR NO KEY UPDATE) SELECT * FROM x",
                 "locking clauses other than FOR UPDATE/FOR KEY SHARE are not supported",
             ),
-            ("CREATE SEQUENCE s CACHE 100", SEQUENCE_CACHE),
+            ("CREATE SEQUENCE s", SEQUENCE_CACHE),
             (
                 "CREATE TABLE t (id bigint GENERATED BY DEFAULT AS IDENTITY)",
                 IDENTITY_CACHE,
