@@ -45,6 +45,18 @@ pub enum Error {
         /// The last lines of the server's log.
         log_tail: String,
     },
+    /// The local front door cannot listen on the port asked for: another program has it.
+    #[error(
+        "port {port} is taken on the loopback: stop the program listening there, or \
+         start the stand-in on another port: `app local --port N`, or `app local` without \
+         --port for any free one"
+    )]
+    PortTaken {
+        /// The port asked for.
+        port: u16,
+        /// The operating system's answer.
+        source: std::io::Error,
+    },
     /// A configuration value is missing or malformed; checked before any connection.
     #[error("{variable}: {problem}")]
     Config {

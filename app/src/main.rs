@@ -55,11 +55,24 @@ enum Command {
     Url,
     /// Start the local DSQL stand-in, print how to connect to it, and keep it running until
     /// Ctrl-C (or SIGTERM).
-    Local,
+    Local(LocalArgs),
     /// Benchmark the app's data functions (SeaORM) against hand-written raw sqlx on the
     /// configured database, and the local stand-in's front door against the server reached
     /// directly, and print a table (or JSON). Deletes every row of the clinic tables.
     Bench(BenchArgs),
+}
+
+/// Where `app local` listens, and whether it adds its name to the hosts file.
+#[derive(Debug, Args)]
+struct LocalArgs {
+    /// Listen on this port of 127.0.0.1 and ::1 (default: any free port), e.g. 5432 for
+    /// clients that always connect there.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    port: u16,
+    /// Append the stand-in's endpoint name to /etc/hosts (127.0.0.1 and ::1) unless it is
+    /// there already; needs the right to write it. Without this, only the line is printed.
+    #[arg(long)]
+    add_hosts_entry: bool,
 }
 
 /// What `app bench` runs, and how it reports.
@@ -158,7 +171,7 @@ async fn main() -> Result<()> {
         result = run(&command) => result,
         () = stop => {
             match command {
-                Command::Local => Ok(()),
+                Command::Local(_) => Ok(()),
                 _ => anyhow::bail!("interrupted"),
             }
         }
@@ -179,8 +192,8 @@ fn stop_signal() -> Result<impl Future<Output = ()>> {
 }
 
 async fn run(command: &Command) -> Result<()> {
-    if let Command::Local = command {
-        return local().await;
+    if let Command::Local(args) = command {
+        return local(args).await;
     }
     let config = Config::from_env().context("reading the configuration")?;
     match command {
@@ -219,7 +232,7 @@ async fn run(command: &Command) -> Result<()> {
             })
             .await
         }
-        Command::Local => unreachable!("handled above"),
+        Command::Local(_) => unreachable!("handled above"),
     }
 }
 
@@ -302,31 +315,65 @@ async fn migrate(session: &Session, action: &MigrateAction) -> Result<()> {
     Ok(())
 }
 
-/// `app local`: the stand-in, reached like Aurora DSQL, until Ctrl-C.
+/// `app local`: the stand-in, reached like Aurora DSQL, until Ctrl-C. It prints what each
+/// ecosystem reads: the AWS SDKs' Region variables (`AWS_REGION`; boto3 and the AWS CLI read
+/// `AWS_DEFAULT_REGION`), libpq's `PGSSLROOTCERT`, Node's `NODE_EXTRA_CA_CERTS`, and
+/// `SSL_CERT_FILE` (which replaces OpenSSL's roots, hence a bundle with the system's).
 #[cfg(feature = "front-door")]
-async fn local() -> Result<()> {
-    use app::local::stand_in::{HOST, PROFILE, REGION, StandIn};
-    let stand_in = StandIn::start()
+async fn local(args: &LocalArgs) -> Result<()> {
+    use app::local::hosts_file::{self, SYSTEM_HOSTS};
+    use app::local::stand_in::{HOST, StandIn, StandInOptions};
+    let hosts_path = std::path::Path::new(SYSTEM_HOSTS);
+    if args.add_hosts_entry && hosts_file::add_entry(hosts_path)? {
+        println!("Added {HOST} on 127.0.0.1 and ::1 to {SYSTEM_HOSTS}.");
+    }
+    let options = StandInOptions { port: args.port };
+    let stand_in = StandIn::start_with(&options)
         .await
         .context("starting the local DSQL stand-in")?;
     let credentials = stand_in
         .write_credentials_file()
         .context("writing the AWS credentials file")?;
+    let bundle = stand_in
+        .write_trust_bundle()
+        .context("writing the CA bundle for SSL_CERT_FILE")?;
     let (port, ca) = (stand_in.port(), stand_in.ca_path().display());
+    let exports: String = stand_in
+        .client_environment(&credentials, &bundle.path)
+        .into_iter()
+        .map(|(name, value)| format!("export {name}={value}\n"))
+        .collect();
+    let bundle_note = if bundle.with_system_roots {
+        "the system's roots and the stand-in's CA"
+    } else {
+        "only the stand-in's CA: this machine has no /etc/ssl/certs/ca-certificates.crt, so \
+         programs given it trust nothing else"
+    };
+    let resolves = std::fs::read_to_string(hosts_path)
+        .is_ok_and(|contents| hosts_file::maps_stand_in(&contents));
+    let hosts = if resolves {
+        format!("{SYSTEM_HOSTS} maps {HOST} already.")
+    } else {
+        format!(
+            "Other clients need {HOST} to resolve to the loopback (the app does not); \
+             {SYSTEM_HOSTS} lacks it, add it once:\n  printf '{}' | sudo tee -a {SYSTEM_HOSTS}\n\
+             or rerun as a user who may write it with `app local --add-hosts-entry`.",
+            hosts_file::entry().replace('\n', "\\n")
+        )
+    };
     let banner = format!(
-        "Local DSQL stand-in running: front door on {HOST}:{port} (TLS, IAM tokens), PostgreSQL \
-         behind it (files in {dir}).\n\
+        "Local DSQL stand-in running: front door on {HOST}:{port} (127.0.0.1 and ::1; TLS, IAM \
+         tokens), PostgreSQL behind it (files in {dir}).\n\
          Reach it like Aurora DSQL from another shell. The AWS secret key is in {credentials}; \
          it is never printed.\n\n\
-         export CLUSTER_ENDPOINT={HOST} CLUSTER_PORT={port} AWS_REGION={REGION}\n\
-         export AWS_SHARED_CREDENTIALS_FILE={credentials} AWS_PROFILE={PROFILE}\n\
-         export PGSSLROOTCERT={ca}\n\n\
+         {exports}\n\
+         SSL_CERT_FILE holds {bundle_note}.\n\
+         {hosts}\n\n\
          cargo run -p app                    # the demo, through the front door\n\
          cargo run -p app -- migrate status\n\
-         PGPASSWORD=$(cargo run -q -p app -- token) psql \"host={HOST} port={port} user={ADMIN_USER} \
-         dbname={DATABASE} sslmode=verify-full sslrootcert={ca}\"\n\
-         PGPASSWORD=$(cargo run -q -p app -- token) DATABASE_URL=\"postgres://{ADMIN_USER}@{HOST}:{port}/\
-         {DATABASE}?sslmode=verify-full&sslrootcert={ca}\" sea-orm-cli migrate status\n\n\
+         PGPASSWORD=$(cargo run -q -p app -- token) psql \"host={HOST} hostaddr=127.0.0.1 \
+         port={port} user={ADMIN_USER} dbname={DATABASE} sslmode=verify-full sslrootcert={ca}\"\n\
+         DATABASE_URL=\"$(cargo run -q -p app -- url)\" sea-orm-cli migrate status\n\n\
          Press Ctrl-C to stop it and delete its files.\n",
         dir = stand_in.server().dir().display(),
         credentials = credentials.display(),
@@ -340,7 +387,12 @@ async fn local() -> Result<()> {
 
 /// `app local`, built without the front door: the bare server, reached with a password.
 #[cfg(not(feature = "front-door"))]
-async fn local() -> Result<()> {
+async fn local(args: &LocalArgs) -> Result<()> {
+    anyhow::ensure!(
+        args.port == 0 && !args.add_hosts_entry,
+        "--port and --add-hosts-entry are the front door's; this build has none (feature \
+         front-door)"
+    );
     let server = app::local::LocalServer::start()
         .await
         .context("starting the local DSQL stand-in")?;

@@ -19,9 +19,11 @@ const DATABASE: &str = "postgres";
 /// How long the target may take to accept a TCP connection before it counts as not running.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The URL for `config`'s target: on DSQL `postgres://USER:TOKEN@HOST:PORT/postgres` with
-/// `sslmode=verify-full`, `sslrootcert` when `root_cert` is given (`PGSSLROOTCERT`), and, for a
-/// user other than `admin`, `options=-c search_path=myschema`; for `DATABASE_URL`, that URL.
+/// The URL for `config`'s target: on DSQL `postgres://USER:TOKEN@HOST:PORT/postgres` (HOST:
+/// the endpoint's [`crate::dsql::endpoint::Endpoint::address`], the loopback for the
+/// stand-in) with `sslmode=verify-full`, `sslrootcert` when `root_cert` is given
+/// (`PGSSLROOTCERT`), and, for a user other than `admin`, `options=-c search_path=myschema`;
+/// for `DATABASE_URL`, that URL.
 /// Every part is percent-encoded. Fails with the fix when no target is configured or nothing
 /// answers at its address, before a token is made.
 pub async fn connection_url(config: &Config, root_cert: Option<&Path>) -> Result<Secret> {
@@ -42,13 +44,13 @@ pub async fn connection_url(config: &Config, root_cert: Option<&Path>) -> Result
             Ok(url.url().clone())
         }
         Target::Dsql(endpoint, port) => {
-            ensure_reachable("CLUSTER_ENDPOINT", endpoint.host(), *port).await?;
+            ensure_reachable("CLUSTER_ENDPOINT", endpoint.address(), *port).await?;
             let token = token_for(config).await?;
             let mut url = format!(
                 "postgres://{}:{}@{}:{port}/{DATABASE}?sslmode=verify-full",
                 encode(&config.user),
                 encode(token.expose()),
-                endpoint.host(),
+                endpoint.address(),
             );
             if let Some(root_cert) = root_cert {
                 url.push_str("&sslrootcert=");

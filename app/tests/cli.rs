@@ -1,6 +1,8 @@
 //! The `app` binary as a user meets it: help, configuration errors, the token command, and the
 //! demo against the local stand-in, as admin and as another user.
 
+mod common;
+
 use migration::{Migrator, MigratorTrait};
 use std::process::{Command, Output};
 
@@ -265,19 +267,22 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
     assert_eq!(issued["met"].as_bool(), Some(true), "{issued}");
 }
 
-/// `app local` from another shell: its `export` lines are all the app needs to reach the
-/// stand-in the DSQL way (endpoint, port, region, AWS credentials file, CA certificate), for
-/// `token` and `migrate`, and a plain client logs in with the printed token and gets `TRUNCATE`
-/// refused as DSQL refuses it; the banner never shows the secret key.
+/// Starts `app local` with `args`; returns it and its banner, up to "Press Ctrl-C".
 #[cfg(feature = "front-door")]
-#[test]
-fn app_local_prints_the_settings_that_reach_it_like_dsql() {
+fn app_local(args: &[&str]) -> (Interrupted, Vec<String>) {
+    app_local_by(Command::new(env!("CARGO_BIN_EXE_app")), args)
+}
+
+/// [`app_local`] run by `command` (the app, or something that runs it in its place).
+#[cfg(feature = "front-door")]
+fn app_local_by(mut command: Command, args: &[&str]) -> (Interrupted, Vec<String>) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let mut local = Interrupted(
-        Command::new(env!("CARGO_BIN_EXE_app"))
+        command
             .arg("local")
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -294,13 +299,41 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
             break;
         }
     }
-    let mut vars: Vec<(String, String)> = Vec::new();
+    (local, banner)
+}
+
+/// The `NAME=value` pairs of a banner's `export` lines, in order.
+#[cfg(feature = "front-door")]
+fn exports(banner: &[String]) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
     for line in banner.iter().filter_map(|l| l.strip_prefix("export ")) {
         for pair in line.split_whitespace() {
             let (name, value) = pair.split_once('=').expect("NAME=value");
             vars.push((name.to_owned(), value.to_owned()));
         }
     }
+    vars
+}
+
+/// `app local` from another shell: its `export` lines are all the app needs to reach the
+/// stand-in the DSQL way (a DSQL-shaped endpoint, port, the Region for every SDK, AWS
+/// credentials file, the CA for libpq, Node and OpenSSL), for `token` and `migrate`; `psql`
+/// with the printed settings and token logs in by the endpoint name (resolved by a private
+/// hosts file) and gets `TRUNCATE` refused as DSQL refuses it; the banner never shows the
+/// secret key.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_prints_the_settings_that_reach_it_like_dsql() {
+    use app::local::stand_in::HOST;
+
+    let machine_hosts = common::hosts::PrivateHosts::machines();
+    let (mut local, banner) = app_local(&[]);
+    assert_eq!(
+        common::hosts::PrivateHosts::machines(),
+        machine_hosts,
+        "app local without --add-hosts-entry leaves /etc/hosts alone"
+    );
+    let vars = exports(&banner);
     let names: Vec<&str> = vars.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -308,13 +341,42 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
             "CLUSTER_ENDPOINT",
             "CLUSTER_PORT",
             "AWS_REGION",
+            "AWS_DEFAULT_REGION",
             "AWS_SHARED_CREDENTIALS_FILE",
             "AWS_PROFILE",
-            "PGSSLROOTCERT"
+            "PGSSLROOTCERT",
+            "NODE_EXTRA_CA_CERTS",
+            "SSL_CERT_FILE",
         ],
         "{banner:?}"
     );
-    let credentials = std::fs::read_to_string(&vars[3].1).expect("the credentials file");
+    let var = |name: &str| -> &str { &vars.iter().find(|(n, _)| n == name).expect("printed").1 };
+    assert_eq!(var("CLUSTER_ENDPOINT"), HOST);
+    assert!(HOST.ends_with(".dsql.us-east-1.on.aws"), "{HOST}");
+    assert_eq!(var("AWS_REGION"), "us-east-1");
+    assert_eq!(var("AWS_DEFAULT_REGION"), "us-east-1");
+    assert_eq!(var("NODE_EXTRA_CA_CERTS"), var("PGSSLROOTCERT"));
+    // SSL_CERT_FILE replaces the system's roots: it keeps them, and adds the stand-in's CA.
+    let ca = std::fs::read_to_string(var("PGSSLROOTCERT")).expect("the CA certificate");
+    let bundle = std::fs::read_to_string(var("SSL_CERT_FILE")).expect("the CA bundle");
+    assert!(
+        bundle.ends_with(&ca),
+        "the bundle ends with the stand-in's CA"
+    );
+    if let Ok(system) = std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt") {
+        assert!(
+            bundle.starts_with(&system),
+            "the bundle starts with the system's roots"
+        );
+    }
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.contains(&format!("127.0.0.1 {HOST}"))),
+        "the banner names the hosts entry: {banner:?}"
+    );
+    let credentials =
+        std::fs::read_to_string(var("AWS_SHARED_CREDENTIALS_FILE")).expect("the credentials file");
     let secret = credentials
         .lines()
         .find_map(|l| l.strip_prefix("aws_secret_access_key = "))
@@ -327,72 +389,142 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
     let env: Vec<(&str, &str)> = vars.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let token = app(&["token"], &env);
     assert!(token.status.success(), "{}", stderr(&token));
-    assert!(stdout(&token).starts_with("localhost/?Action=DbConnectAdmin&"));
+    assert!(stdout(&token).starts_with(&format!("{HOST}/?Action=DbConnectAdmin&")));
     let status = app(&["migrate", "status"], &env);
     assert!(status.status.success(), "{}", stderr(&status));
+    let port = var("CLUSTER_PORT");
     assert!(
-        stdout(&status).starts_with(&format!(
-            "Connected to Aurora DSQL at localhost:{}",
-            vars[1].1
-        )),
+        stdout(&status).starts_with(&format!("Connected to Aurora DSQL at {HOST}:{port}")),
         "{}",
         stdout(&status)
     );
     assert!(stdout(&status).contains("Pending  m20261125_000001_create_owner_table"));
 
     // `app url` gives other tools one line: the token percent-encoded, TLS verify-full
-    // against the printed CA. A client with only that URL reaches the stand-in, which answers
-    // SHOW server_version as DSQL does (environment.json).
+    // against the printed CA, dialling the loopback (sqlx checks the certificate against the
+    // address it dials, which the certificate names). A client with only that URL reaches the
+    // stand-in, which answers SHOW server_version as DSQL does (environment.json).
     let url = app(&["url"], &env);
     assert!(url.status.success(), "{}", stderr(&url));
     let url = stdout(&url).trim().to_owned();
+    assert!(url.starts_with("postgres://admin:"), "{url}");
     assert!(
-        url.starts_with("postgres://admin:localhost%2F%3FAction%3DDbConnectAdmin%26"),
+        url.contains(&format!("@127.0.0.1:{port}/postgres?")),
         "{url}"
     );
     let from_url: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
-
-    // A plain PostgreSQL client with the printed token, as psql would connect: TLS verify-full
-    // against the printed CA, and TRUNCATE refused with DSQL's recorded answer.
-    let password = stdout(&token).trim().to_owned();
-    let port: u16 = vars[1].1.parse().expect("a port");
-    let options = sqlx::postgres::PgConnectOptions::new()
-        .host("localhost")
-        .port(port)
-        .username("admin")
-        .database("postgres")
-        .password(&password)
-        .ssl_mode(sqlx::postgres::PgSslMode::VerifyFull)
-        .ssl_root_cert(&vars[5].1);
-    let (version, refused) = tokio::runtime::Runtime::new()
+    let version = tokio::runtime::Runtime::new()
         .expect("a runtime")
         .block_on(async {
             use sqlx::Connection;
             let mut by_url = sqlx::PgConnection::connect_with(&from_url)
                 .await
                 .expect("log in with the URL");
-            let version: String = sqlx::query_scalar("SHOW server_version")
+            sqlx::query_scalar::<_, String>("SHOW server_version")
                 .fetch_one(&mut by_url)
                 .await
-                .expect("SHOW server_version");
-            let mut conn = sqlx::PgConnection::connect_with(&options)
-                .await
-                .expect("log in with the token");
-            let refused = sqlx::raw_sql("TRUNCATE seaql_migrations")
-                .execute(&mut conn)
-                .await
-                .expect_err("TRUNCATE is refused");
-            (version, refused)
+                .expect("SHOW server_version")
         });
     assert_eq!(version, "16.15");
-    let refused = refused.as_database_error().expect("a database error");
-    assert_eq!(
-        (refused.code().as_deref(), refused.message()),
-        (Some("0A000"), "unsupported statement: Truncate")
+
+    // psql, as another client would: the endpoint name (resolved by the private hosts
+    // file), the printed port and CA (PGSSLROOTCERT), TLS verify-full, the printed token.
+    let hosts = common::hosts::PrivateHosts::new();
+    let psql = hosts
+        .command("psql")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .env("PGPASSWORD", stdout(&token).trim())
+        .args([
+            &format!("host={HOST} port={port} user=admin dbname=postgres sslmode=verify-full"),
+            "-XAtc",
+            "TRUNCATE seaql_migrations",
+        ])
+        .output()
+        .expect("run psql");
+    assert!(!psql.status.success(), "{psql:?}");
+    let refused = String::from_utf8_lossy(&psql.stderr);
+    assert!(
+        refused.contains("ERROR:  unsupported statement: Truncate"),
+        "{refused}"
     );
 
     let ended = local.interrupt().expect("app local ends on Ctrl-C");
     assert!(ended.success(), "{ended}");
+}
+
+/// `app local --port N` listens on N, on both loopback addresses, and says so in its exports.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_listens_on_the_port_asked_for() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|free| free.local_addr())
+        .expect("a free port")
+        .port();
+    let (mut local, banner) = app_local(&["--port", &port.to_string()]);
+    let vars = exports(&banner);
+    assert!(
+        vars.contains(&("CLUSTER_PORT".to_owned(), port.to_string())),
+        "{banner:?}"
+    );
+    for address in ["127.0.0.1", "[::1]"] {
+        std::net::TcpStream::connect(format!("{address}:{port}"))
+            .unwrap_or_else(|error| panic!("the front door on {address}:{port}: {error}"));
+    }
+    let ended = local.interrupt().expect("app local ends on Ctrl-C");
+    assert!(ended.success(), "{ended}");
+}
+
+/// A port another program has: `app local --port N` fails at once, naming the port and the
+/// fix, and starts nothing.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_on_a_taken_port_names_it_and_the_fix() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("occupy a port");
+    let port = taken.local_addr().expect("its address").port();
+    let output = app(&["local", "--port", &port.to_string()], &[]);
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!("port {port} is taken")),
+        "{message}"
+    );
+    assert!(message.contains("`app local --port N`"), "{message}");
+    assert!(!stdout(&output).contains("export"), "{}", stdout(&output));
+}
+
+/// `app local --add-hosts-entry` appends the stand-in's name on 127.0.0.1 and ::1 to the
+/// hosts file it sees (here a private copy of the machine's, without the entry), keeping what
+/// was there, and then says the name is mapped; the machine's own hosts file is untouched.
+#[cfg(feature = "front-door")]
+#[test]
+fn app_local_adds_the_hosts_entry_when_asked() {
+    use app::local::hosts_file;
+    use app::local::stand_in::HOST;
+    use common::hosts::PrivateHosts;
+
+    let machine_hosts = PrivateHosts::machines();
+    let hosts = PrivateHosts::without_entry();
+    let before = hosts.contents();
+    let command = hosts.command(env!("CARGO_BIN_EXE_app"));
+    let (mut local, banner) = app_local_by(command, &["--add-hosts-entry"]);
+    assert!(
+        banner[0].starts_with(&format!("Added {HOST} on 127.0.0.1 and ::1 to /etc/hosts")),
+        "{banner:?}"
+    );
+    assert!(
+        banner
+            .iter()
+            .any(|l| l == &format!("/etc/hosts maps {HOST} already.")),
+        "{banner:?}"
+    );
+    let ended = local.interrupt().expect("app local ends on Ctrl-C");
+    assert!(ended.success(), "{ended}");
+    let written = hosts.contents();
+    assert!(written.starts_with(&before), "{written}");
+    assert!(written.ends_with(&hosts_file::entry()), "{written}");
+    assert_eq!(PrivateHosts::machines(), machine_hosts);
 }
 
 /// A running `app local`, given Ctrl-C and waited for when dropped, so that a failed assertion
@@ -417,4 +549,34 @@ impl Drop for Interrupted {
             let _ = self.interrupt();
         }
     }
+}
+
+/// The helper other clients' tests run them with: inside, the stand-in's endpoint name
+/// resolves to both loopback addresses; outside, the machine's hosts file is unchanged.
+#[cfg(feature = "front-door")]
+#[test]
+fn the_stand_in_name_resolves_to_the_loopback_only_inside() {
+    let hosts = common::hosts::PrivateHosts::new();
+    let inside = hosts
+        .command("getent")
+        .args(["ahosts", app::local::stand_in::HOST])
+        .output()
+        .expect("run getent");
+    assert!(inside.status.success(), "{inside:?}");
+    let stdout = String::from_utf8_lossy(&inside.stdout);
+    let mut addresses: Vec<&str> = stdout
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    assert_eq!(addresses, ["127.0.0.1", "::1"], "{stdout}");
+
+    let outside = Command::new("getent")
+        .args(["hosts", app::local::stand_in::HOST])
+        .output()
+        .expect("run getent");
+    let machine_has_it = std::fs::read_to_string(app::local::hosts_file::SYSTEM_HOSTS)
+        .is_ok_and(|contents| app::local::hosts_file::maps_stand_in(&contents));
+    assert_eq!(outside.status.success(), machine_has_it, "{outside:?}");
 }

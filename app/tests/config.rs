@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use app::Error;
 use app::config::{Config, PoolSettings, Target};
-use app::dsql::endpoint::{Endpoint, is_region, region_from_host};
+use app::dsql::endpoint::{Endpoint, STAND_IN_HOST, is_region, region_from_host};
 
 const HOST: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
 const CLUSTER_ID: &str = "abcdefghijklmnopqrstuvwxyz";
@@ -314,6 +314,34 @@ fn a_dsql_host_name_with_a_non_region_is_refused() {
         "CLUSTER_ENDPOINT",
         &[],
     );
+}
+
+/// The local stand-in's name is taken for a cluster's endpoint by every client: a cluster id
+/// as AWS makes them (26 lowercase letters and digits), so AWS's connectors keep it as the
+/// host (node-postgres expands only a host without a dot, Python only one without `.dsql`)
+/// and read its Region with their `\.dsql[^.]*\.([^.]+)\.on\.aws$`, as the app does. Only it
+/// is dialled at the loopback; every other endpoint by its name.
+#[test]
+fn the_stand_in_name_is_a_cluster_endpoint_dialled_at_the_loopback() {
+    let (cluster_id, rest) = STAND_IN_HOST.split_once('.').expect("a dotted name");
+    assert_eq!(cluster_id.len(), 26, "{cluster_id}");
+    assert!(
+        cluster_id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+        "{cluster_id}"
+    );
+    assert_eq!(rest, "dsql.us-east-1.on.aws");
+    assert!(STAND_IN_HOST.contains('.') && STAND_IN_HOST.contains(".dsql"));
+    assert_eq!(region_from_host(STAND_IN_HOST), Some("us-east-1"));
+
+    let endpoint = Endpoint::parse(STAND_IN_HOST, None).expect("the stand-in's endpoint");
+    assert_eq!(
+        (endpoint.host(), endpoint.region(), endpoint.address()),
+        (STAND_IN_HOST, "us-east-1", "127.0.0.1")
+    );
+    let cluster = Endpoint::parse(HOST, None).expect("a cluster's endpoint");
+    assert_eq!(cluster.address(), HOST);
 }
 
 #[test]

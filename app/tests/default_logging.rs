@@ -5,7 +5,6 @@
 mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use app::config::PoolSettings;
@@ -14,43 +13,13 @@ use app::dsql::token::{Token, TokenSource};
 
 use migration::dsql::retry_on_conflict;
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use tracing_subscriber::layer::SubscriberExt;
 
+use common::logs::Captured;
 use common::{fresh_database, server};
 
-/// Collects what the default logging writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
-    }
-}
-
-/// The process-wide default logging, captured (a global subscriber: a thread-scoped one misses
-/// events from the runtime's other threads).
+/// The default logging, captured.
 fn captured() -> &'static Captured {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let layer = app::logging::layer(app::logging::DEFAULT_DIRECTIVES, move || writer.clone())
-            .expect("valid directives");
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
-            .expect("the only subscriber");
-        captured
-    })
+    common::logs::captured(app::logging::DEFAULT_DIRECTIVES)
 }
 
 /// A statement that fails with SQLSTATE 40001 the first `failures` times it runs: a

@@ -39,11 +39,12 @@ async fn sessions_established(conn: &mut PgConnection, database: &str) -> i64 {
 async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_pool").await;
-    // Tokens signed for 2 s, trusted for 1 s (X-Amz-Date has whole seconds), refreshed at
-    // 0.8 s: the test sees refreshes, and a connection opened
-    // after the first token expired proves the new one is used.
+    // Tokens signed for 5 s, trusted for 4 s (X-Amz-Date has whole seconds), refreshed at
+    // 3.2 s: the test sees two refreshes within seconds, the 0.8 s left of each token covers a
+    // refresh delayed by a loaded machine, and a connection opened after the first token
+    // expired (new ones open every 0.5 s) proves the new one is used.
     let source = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(2))
+        .tokens(&user.user, &door.secret, Duration::from_secs(5))
         .await;
     let settings = PoolSettings {
         max_connections: 2,
@@ -225,6 +226,94 @@ async fn a_connection_without_tls_or_with_another_ca_is_refused() {
         .await
         .expect_err("a certificate from an unknown CA");
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
+}
+
+/// A simple query on a logged-in raw session, and the value of its one row's one column.
+async fn select_one(stream: &mut common::raw::Stream) -> Vec<u8> {
+    use app::local::front_door::wire;
+    use tokio::io::AsyncWriteExt;
+    let mut query = Vec::new();
+    wire::put_message(&mut query, b'Q', b"SELECT 1\0");
+    stream.write_all(&query).await.expect("send a query");
+    let mut value = None;
+    loop {
+        let message = wire::read_message(stream, 1 << 20)
+            .await
+            .expect("read")
+            .expect("the query's answers");
+        assert_ne!(message.tag, b'E', "the query failed");
+        match message.tag {
+            // DataRow: a column count (2 bytes), then each column's length (4) and bytes.
+            b'D' => value = Some(message.body[6..].to_vec()),
+            b'Z' => return value.expect("a row"),
+            _ => {}
+        }
+    }
+}
+
+/// Direct TLS, as libpq 17's `sslnegotiation=direct` and AWS's connectors open it (a
+/// ClientHello first, ALPN `postgresql`), logs in and queries as after an `SSLRequest`, on both
+/// loopback addresses; so does the `SSLRequest` way.
+#[tokio::test]
+async fn direct_tls_and_an_ssl_request_both_log_in_on_both_loopback_addresses() {
+    use common::raw::{Opening, logged_in_on, tls_by};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    let door = door().await;
+    let database = common::fresh_database("front_door_direct_tls").await;
+    let direct = Opening::Direct(vec![b"postgresql"]);
+    for address in [
+        IpAddr::from(Ipv4Addr::LOCALHOST),
+        IpAddr::from(Ipv6Addr::LOCALHOST),
+    ] {
+        for opening in [direct.clone(), Opening::SslRequest] {
+            let stream = tls_by(&door, opening.clone(), address)
+                .await
+                .unwrap_or_else(|error| panic!("{opening:?} on {address}: {error}"));
+            let mut session = logged_in_on(&door, stream, &database).await;
+            assert_eq!(
+                select_one(&mut session).await,
+                b"1",
+                "{opening:?} on {address}"
+            );
+        }
+    }
+}
+
+/// As PostgreSQL 17: direct TLS without ALPN is closed without a word, and with another
+/// protocol than `postgresql` the handshake itself fails (`no_application_protocol`).
+#[tokio::test]
+async fn direct_tls_without_alpn_postgresql_gets_nowhere() {
+    use common::raw::{Opening, read_until_closed, tls_by};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let door = door().await;
+    let loopback = IpAddr::from(Ipv4Addr::LOCALHOST);
+    let mut stream = tls_by(&door, Opening::Direct(vec![]), loopback)
+        .await
+        .expect("the handshake itself succeeds");
+    {
+        use tokio::io::AsyncWriteExt;
+        let startup = app::local::front_door::wire::startup_message([("user", "admin")]);
+        // The front door may have closed already; what counts is that nothing comes back.
+        let _ = stream.write_all(&startup).await;
+    }
+    let received = read_until_closed(&mut stream, Duration::from_secs(10)).await;
+    assert!(received.is_empty(), "answered {received:?}");
+
+    let error = tls_by(&door, Opening::Direct(vec![b"http/1.1"]), loopback)
+        .await
+        .expect_err("no protocol in common");
+    let alert = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    assert_eq!(
+        alert,
+        Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol
+        )),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -447,7 +536,7 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
 }
 
 /// DSQL's schema conflict as the front door answers it (40001 with `(OC001)`), to a session
-/// whose catalog went stale when another session committed DDL: a conflict, classified apart,
+/// that uses a relation another session's committed DDL changed: a conflict, classified apart,
 /// and cleared by the first retry.
 #[tokio::test]
 async fn a_real_schema_conflict_is_classified_as_schema_changed() {
@@ -459,7 +548,7 @@ async fn a_real_schema_conflict_is_classified_as_schema_changed() {
         .execute(&mut ddl)
         .await
         .expect("DDL in the first session");
-    let error = sqlx::raw_sql("SELECT 1")
+    let error = sqlx::raw_sql("SELECT 1 FROM u")
         .execute(&mut stale)
         .await
         .expect_err("OC001 in the second");
@@ -501,6 +590,10 @@ async fn increment_counter(
 async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
     let door = door().await;
     assert!(Limits::default().schema_conflicts, "on by default, as DSQL");
+    assert!(
+        !Limits::default().schema_conflicts_cluster_wide,
+        "per relation by default"
+    );
     let database = common::fresh_database("front_door_stale_pool").await;
     let source = door
         .tokens("admin", &door.secret, Duration::from_secs(900))
@@ -733,12 +826,16 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
         .await
         .expect("rollback");
 
-    // After the first session's DDL, the second's next transaction gets one OC001.
+    // After the first session's DDL, the second's first use of the table gets one OC001.
     sqlx::raw_sql("CREATE TABLE limits_seen (id int PRIMARY KEY)")
         .execute(&mut first)
         .await
         .expect("DDL");
-    let (code, message) = database_error(sqlx::raw_sql("SELECT 1").execute(&mut second).await);
+    let (code, message) = database_error(
+        sqlx::raw_sql("SELECT count(*) FROM limits_seen")
+            .execute(&mut second)
+            .await,
+    );
     assert_eq!(
         (code.as_str(), message.as_str()),
         (
@@ -875,4 +972,235 @@ async fn a_front_door_session_cannot_reset_itself_into_the_superuser() {
         );
     }
     conn.close().await.expect("close");
+}
+
+/// `version()` answers DSQL's text (`environment.json`), whether the client names its schema
+/// (SQLAlchemy's `select pg_catalog.version()`) or not, and a user cannot replace it.
+#[tokio::test]
+async fn version_answers_dsqls_text_however_it_is_called() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_version").await;
+    let mut admin = door.session(&database, "admin").await;
+    for sql in ["SELECT version()", "SELECT pg_catalog.version()"] {
+        let version: String = sqlx::query_scalar(sql)
+            .fetch_one(&mut admin)
+            .await
+            .expect("the version");
+        assert_eq!(version, "PostgreSQL 16", "{sql}");
+    }
+    let (code, _) = database_error(
+        sqlx::raw_sql("DROP FUNCTION pg_catalog.version()")
+            .execute(&mut admin)
+            .await,
+    );
+    assert_eq!(code, "42501", "pg_catalog's version() is not the user's");
+    admin.close().await.expect("close");
+}
+
+/// After `AWS IAM GRANT`, DSQL's view of the mappings shows it, with the columns AWS's
+/// documentation gives; `AWS IAM REVOKE` removes it.
+#[tokio::test]
+async fn iam_pg_role_mappings_shows_what_aws_iam_grant_mapped() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_role_mappings").await;
+    let mut admin = door.session(&database, "admin").await;
+    let arn = "arn:aws:iam::123456789012:role/mapped";
+    sqlx::raw_sql("CREATE ROLE mapped WITH LOGIN")
+        .execute(&mut admin)
+        .await
+        .expect("a role");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "AWS IAM GRANT mapped TO '{arn}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("AWS IAM GRANT");
+    let rows: Vec<(i64, String, bool, String, bool, String)> = sqlx::query_as(
+        "SELECT iam_oid::bigint, arn, pg_role_oid = 'mapped'::regrole, pg_role_name::text, \
+         grantor_pg_role_oid = 'admin'::regrole, grantor_pg_role_name::text \
+         FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'mapped'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("the mappings");
+    let [(iam_oid, mapped_arn, role_oid, role, grantor_oid, grantor)] = rows.as_slice() else {
+        panic!("one mapping: {rows:?}");
+    };
+    assert!(*iam_oid > 0);
+    assert_eq!(mapped_arn, arn);
+    assert!(*role_oid && *grantor_oid);
+    assert_eq!((role.as_str(), grantor.as_str()), ("mapped", "admin"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "AWS IAM REVOKE mapped FROM '{arn}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("AWS IAM REVOKE");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sys.iam_pg_role_mappings WHERE pg_role_name = 'mapped'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .expect("the mappings");
+    assert_eq!(left, 0);
+    admin.close().await.expect("close");
+}
+
+/// After another session's DDL, DSQL fails only a statement that uses the changed relation,
+/// once: a pooled connection's reset (`DEALLOCATE ALL`) and a read of another table pass.
+#[tokio::test]
+async fn only_a_statement_using_a_changed_table_gets_oc001_and_only_once() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_oc001_scope").await;
+    let mut ddl = door.session(&database, "admin").await;
+    for sql in [
+        "CREATE TABLE changed (id int PRIMARY KEY)",
+        "CREATE TABLE unrelated (id int PRIMARY KEY)",
+    ] {
+        sqlx::raw_sql(sql).execute(&mut ddl).await.expect("a table");
+    }
+    let mut other = door.session(&database, "admin").await;
+    sqlx::raw_sql("SELECT * FROM changed; SELECT * FROM unrelated")
+        .execute(&mut other)
+        .await
+        .expect("both read");
+    sqlx::raw_sql("ALTER TABLE changed ADD COLUMN note text")
+        .execute(&mut ddl)
+        .await
+        .expect("DDL in the first session");
+    for sql in [
+        "DEALLOCATE ALL",
+        "SELECT 1",
+        "SELECT count(*) FROM unrelated",
+        "BEGIN",
+        "COMMIT",
+    ] {
+        sqlx::raw_sql(sql)
+            .execute(&mut other)
+            .await
+            .unwrap_or_else(|e| panic!("{sql} uses nothing that changed: {e}"));
+    }
+    let (code, message) = database_error(
+        sqlx::raw_sql("SELECT * FROM public.changed")
+            .execute(&mut other)
+            .await,
+    );
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        (
+            "40001",
+            "schema has been updated by another transaction, please retry: (OC001)"
+        )
+    );
+    let notes: Vec<Option<String>> = sqlx::query_scalar("SELECT note FROM changed")
+        .fetch_all(&mut other)
+        .await
+        .expect("once: the retry sees the new column");
+    assert!(notes.is_empty());
+    other.close().await.expect("close");
+    ddl.close().await.expect("close");
+}
+
+/// The cluster-wide reading, as a switch: any DDL fails the first statement of every other
+/// session's next transaction, whatever it uses, once.
+#[tokio::test]
+async fn cluster_wide_schema_conflicts_fail_even_a_pooled_reset_once() {
+    let door = common::door::door_with(Limits {
+        schema_conflicts_cluster_wide: true,
+        ..Limits::default()
+    })
+    .await;
+    let database = common::fresh_database("front_door_oc001_cluster").await;
+    let mut ddl = door.session(&database, "admin").await;
+    let mut other = door.session(&database, "admin").await;
+    sqlx::raw_sql("CREATE TABLE elsewhere (id int PRIMARY KEY)")
+        .execute(&mut ddl)
+        .await
+        .expect("DDL in the first session");
+    let (code, _) = database_error(sqlx::raw_sql("DEALLOCATE ALL").execute(&mut other).await);
+    assert_eq!(code, "40001");
+    sqlx::raw_sql("DEALLOCATE ALL")
+        .execute(&mut other)
+        .await
+        .expect("once");
+    other.close().await.expect("close");
+    ddl.close().await.expect("close");
+}
+
+/// A sequence or identity `CACHE` other than 1 or at least 65536 gets DSQL's own message (its
+/// SQLSTATE, 22023, is assumed: see `rules.rs`); a missing one, DSQL's recorded refusal.
+#[tokio::test]
+async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_cache_sizes").await;
+    let mut admin = door.session(&database, "admin").await;
+    let wrong = |n: u32| {
+        (
+            "22023".to_owned(),
+            format!("CACHE ({n}) must be greater than or equal to 65536 or equal to 1"),
+        )
+    };
+    for n in [2, 1000, 65535] {
+        for sql in [
+            format!("CREATE TABLE c{n} (id bigint GENERATED ALWAYS AS IDENTITY (CACHE {n}))"),
+            format!("CREATE SEQUENCE s{n} CACHE {n}"),
+        ] {
+            let refused = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+                .execute(&mut admin)
+                .await;
+            assert_eq!(database_error(refused), wrong(n), "{sql}");
+        }
+    }
+    let missing = sqlx::raw_sql("CREATE TABLE c (id bigint GENERATED ALWAYS AS IDENTITY)")
+        .execute(&mut admin)
+        .await;
+    assert_eq!(
+        database_error(missing),
+        (
+            "0A000".to_owned(),
+            "identity column is not supported without an explicit cache size. please define \
+             CACHE greater than or equal to 65536 or equal to 1"
+                .to_owned()
+        )
+    );
+    sqlx::raw_sql("CREATE TABLE c (id bigint GENERATED ALWAYS AS IDENTITY (CACHE 65536))")
+        .execute(&mut admin)
+        .await
+        .expect("DSQL's smallest cache above 1");
+    admin.close().await.expect("close");
+}
+
+/// A statement a client prepared once and binds again (sqlx's statement cache) meets a schema
+/// conflict as its text would: one `OC001` once its table changed, then it runs.
+#[tokio::test]
+async fn a_cached_prepared_statement_on_a_changed_table_gets_oc001_once() {
+    let door = door().await;
+    let database = common::fresh_database("front_door_oc001_prepared").await;
+    let mut ddl = door.session(&database, "admin").await;
+    sqlx::raw_sql("CREATE TABLE prepared_on (id int PRIMARY KEY)")
+        .execute(&mut ddl)
+        .await
+        .expect("a table");
+    let mut other = door.session(&database, "admin").await;
+    let read = async |conn: &mut PgConnection| {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM prepared_on")
+            .fetch_one(conn)
+            .await
+    };
+    assert_eq!(read(&mut other).await.expect("prepared and run"), 0);
+    sqlx::raw_sql("ALTER TABLE prepared_on ADD COLUMN note text")
+        .execute(&mut ddl)
+        .await
+        .expect("DDL in the first session");
+    let (code, message) = database_error(read(&mut other).await);
+    assert_eq!(
+        (code.as_str(), message.as_str()),
+        (
+            "40001",
+            "schema has been updated by another transaction, please retry: (OC001)"
+        )
+    );
+    assert_eq!(read(&mut other).await.expect("once"), 0);
+    other.close().await.expect("close");
+    ddl.close().await.expect("close");
 }

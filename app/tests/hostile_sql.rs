@@ -12,9 +12,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use app::dsql::token::TokenSource;
 use app::local::ADMIN_USER;
 use app::local::front_door::tls::client_config;
 use app::local::front_door::wire;
@@ -86,25 +84,11 @@ fn unwritten_path(name: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// A token for `user` valid for an hour.
-async fn token(door: &Door, user: &str) -> String {
-    let source = door
-        .tokens(user, &door.secret, Duration::from_secs(3600))
-        .await;
-    source
-        .token()
-        .await
-        .expect("a token")
-        .secret
-        .expose()
-        .to_owned()
-}
-
 /// Runs psql against the shared front door as admin in `database`, TLS verify-full against
 /// the door's CA, with `env` added and `command` (raw bytes) as `-c`.
 async fn psql(database: &str, env: &[(&str, &str)], command: &[u8]) -> Output {
     let door = shared().await;
-    let token = token(door, ADMIN_USER).await;
+    let token = door.token(ADMIN_USER).await;
     let mut psql = Command::new("psql");
     psql.env_clear()
         .env("PGHOST", HOST)
@@ -168,7 +152,7 @@ impl Raw {
         all.extend_from_slice(parameters);
         let startup = wire::startup_message(all);
         raw.stream.write_all(&startup).await.expect("startup");
-        let token = token(door, ADMIN_USER).await;
+        let token = door.token(ADMIN_USER).await;
         loop {
             match raw.next().await {
                 Some(b'R') if raw.frame[5..9] == [0, 0, 0, 3] => {

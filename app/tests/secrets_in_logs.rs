@@ -2,7 +2,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex, OnceLock};
+#[cfg(feature = "front-door")]
+use std::sync::{Arc, Mutex};
 #[cfg(feature = "front-door")]
 use std::time::Duration;
 
@@ -14,49 +15,14 @@ use app::dsql::token::{IamTokenSource, Token, TokenSource};
 use app::secret::Secret;
 #[cfg(feature = "front-door")]
 use common::database_with_user;
+use common::logs::Captured;
 use common::{admin_db, fresh_database, server};
-use tracing_subscriber::layer::SubscriberExt;
 
-/// Collects every log line, from every target and level, into memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    /// Everything logged so far.
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
-    }
-}
-
-/// The process-wide capture of every event at every level the app lets through, installed on
-/// first use. Global, in
-/// a test binary of its own: a thread-scoped subscriber misses events when other tests run at
-/// the same time.
+/// Every event at every level the app lets through, captured: the app's own logging at its
+/// most verbose, with a directive that tries to lift the cap on aws_sigv4's module that prints
+/// the signed request.
 fn captured() -> &'static Captured {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        // The app's own logging at its most verbose, with a directive that tries to lift the
-        // cap on aws_sigv4's module that prints the signed request.
-        let layer = app::logging::layer("trace,aws_sigv4::http_request=trace", move || {
-            writer.clone()
-        })
-        .expect("valid directives");
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-        captured
-    })
+    common::logs::captured("trace,aws_sigv4::http_request=trace")
 }
 
 #[tokio::test]

@@ -24,6 +24,18 @@ const MAX_LABEL_LEN: usize = 63;
 /// An example endpoint for error messages.
 const EXAMPLE_HOST: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
 
+/// The local stand-in's endpoint name: shaped like a cluster's (a 26-character cluster id of
+/// lowercase letters and digits, `.dsql.`, a Region, `.on.aws`), so that every DSQL client
+/// takes it as a host and reads its Region from it, as AWS's connectors do (they expand any
+/// other name, e.g. `localhost`, into `localhost.dsql.<region>.on.aws`). Tokens are signed
+/// and checked for it, and the stand-in's certificate names it. It resolves to the loopback
+/// only where a hosts file says so (`app local` prints the line); the app itself needs no
+/// name resolution for it ([`Endpoint::address`]).
+pub const STAND_IN_HOST: &str = "localstandin00000000000000.dsql.us-east-1.on.aws";
+/// The address the app dials for [`STAND_IN_HOST`]: the loopback, where the stand-in listens
+/// (named in its certificate too).
+const STAND_IN_ADDRESS: &str = "127.0.0.1";
+
 /// A validated DSQL endpoint. The host is a syntactically valid, lowercase DNS name, and the
 /// region is region-shaped (see [`is_region`]); both are fixed once parsed.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -98,6 +110,20 @@ impl Endpoint {
     /// TLS verifies the server certificate against it.
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// What to dial and verify the TLS certificate against: the host name, except for
+    /// [`STAND_IN_HOST`], which is dialled at `127.0.0.1` (also in the stand-in's certificate)
+    /// so the app reaches the stand-in without a hosts-file entry. sqlx 0.9 uses one name for
+    /// both the address and the certificate check (`PgConnectOptions::host`; its `hostaddr`
+    /// only sets `host`), so it cannot dial the loopback while verifying the DSQL name; the
+    /// token is still signed for [`Endpoint::host`].
+    pub fn address(&self) -> &str {
+        if self.host == STAND_IN_HOST {
+            STAND_IN_ADDRESS
+        } else {
+            &self.host
+        }
     }
 
     /// The AWS Region, e.g. `us-east-1`: where the cluster is, and what tokens are signed for.

@@ -11,9 +11,10 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::local::DATABASE;
 
-/// How the app reaches a DSQL endpoint (a cluster, or the stand-in's front door): database
-/// `postgres` as `user`, TLS `verify-full` (against `root_cert` if given, else the Mozilla
-/// roots compiled in), no password yet (the pool sets the token), no `~/.pgpass`.
+/// How the app reaches a DSQL endpoint (a cluster, or the stand-in's front door) at its
+/// [`endpoint::Endpoint::address`]: database `postgres` as `user`, TLS `verify-full` (against
+/// `root_cert` if given, else the Mozilla roots compiled in), no password yet (the pool sets
+/// the token), no `~/.pgpass`.
 pub fn connect_options(
     endpoint: &endpoint::Endpoint,
     port: u16,
@@ -21,7 +22,7 @@ pub fn connect_options(
     root_cert: Option<&Path>,
 ) -> PgConnectOptions {
     let options = PgConnectOptions::new_without_pgpass()
-        .host(endpoint.host())
+        .host(endpoint.address())
         .port(port)
         .username(user)
         .database(DATABASE)

@@ -126,6 +126,11 @@ BEGIN
       RAISE EXCEPTION USING ERRCODE = '0A000',
         MESSAGE = format('datatype %s not supported, identity column type must be bigint', format_type(r.atttypid, NULL));
     END IF;
+    -- A CACHE of another size: DSQL's message (its SQLSTATE is assumed, as in front_door/rules.rs).
+    IF NOT (r.seqcache = 1 OR r.seqcache >= 65536) AND current_query() ~* '\mcache\M' THEN
+      RAISE EXCEPTION USING ERRCODE = '22023',
+        MESSAGE = format('CACHE (%s) must be greater than or equal to 65536 or equal to 1', r.seqcache);
+    END IF;
     IF NOT (r.seqcache = 1 OR r.seqcache >= 65536)
        OR (r.command_tag = 'CREATE SEQUENCE' AND current_query() !~* '\mcache\M') THEN
       RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = CASE WHEN r.atttypid IS NULL

@@ -21,6 +21,16 @@
 --     (`IF NOT EXISTS` found the index). The work is done before the call returns, so every job
 --     is `completed` when first seen, and a build that fails (a unique index over duplicates)
 --     fails the statement itself, where DSQL would fail the job later.
+-- What DSQL answers differently from PostgreSQL 15:
+--   * version(): DSQL's text, `PostgreSQL 16` (environment.json), for `version()` and
+--     `pg_catalog.version()` alike (SQLAlchemy reads the latter to learn the server's version).
+--     PostgreSQL calls a built-in function by its OID, whatever pg_catalog says of it, so the
+--     built-in cannot be replaced in place: it moves to dsql_local, and pg_catalog gets DSQL's.
+--     Only the superuser may change pg_catalog: no user can drop or replace it there.
+--   * sys.iam_pg_role_mappings: the mappings AWS IAM GRANT made, with the six columns AWS's
+--     documentation shows (iam_oid, arn, pg_role_oid, pg_role_name, grantor_pg_role_oid,
+--     grantor_pg_role_name). The stand-in has no IAM identities: iam_oid is a number derived from
+--     the ARN (the same ARN always gets the same number), not an object of this server.
 
 CREATE SCHEMA IF NOT EXISTS sys AUTHORIZATION postgres;
 REVOKE ALL ON SCHEMA sys FROM PUBLIC;
@@ -140,3 +150,31 @@ BEGIN
   DELETE FROM dsql_local.iam_grants g WHERE g.role = role_name AND g.arn = iam_revoke.arn;
 END
 $$;
+
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+              WHERE p.proname = 'version' AND p.pronamespace = 'pg_catalog'::regnamespace
+                AND p.pronargs = 0 AND l.lanname = 'internal') THEN
+    ALTER FUNCTION pg_catalog.version() SET SCHEMA dsql_local;
+  END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION pg_catalog.version() RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT text 'PostgreSQL 16' $$;
+
+-- Who made each mapping: the session's role when AWS IAM GRANT ran.
+ALTER TABLE dsql_local.iam_grants ADD COLUMN IF NOT EXISTS grantor name NOT NULL DEFAULT session_user;
+
+CREATE OR REPLACE VIEW sys.iam_pg_role_mappings AS
+  SELECT ('x' || left(md5(g.arn), 8))::bit(32)::bigint::oid AS iam_oid,
+         g.arn,
+         r.oid AS pg_role_oid,
+         g.role AS pg_role_name,
+         gr.oid AS grantor_pg_role_oid,
+         g.grantor AS grantor_pg_role_name
+    FROM dsql_local.iam_grants g
+    JOIN pg_catalog.pg_roles r ON r.rolname = g.role
+    LEFT JOIN pg_catalog.pg_roles gr ON gr.rolname = g.grantor;
+REVOKE ALL ON sys.iam_pg_role_mappings FROM PUBLIC;
+GRANT SELECT ON sys.iam_pg_role_mappings TO PUBLIC;

@@ -44,6 +44,8 @@ pub mod backend;
 mod binaries;
 #[cfg(feature = "front-door")]
 pub mod front_door;
+#[cfg(feature = "front-door")]
+pub mod hosts_file;
 mod process;
 mod role_passwords;
 mod scram;
@@ -568,6 +570,14 @@ fn free_port() -> Result<u16> {
 /// `contents`; returns the file, still open.
 pub(crate) fn write_private_file(path: &Path, contents: &str) -> Result<std::fs::File> {
     write_new_file(path, contents, 0o600)
+}
+
+/// Creates `path` readable by all, writable by this process's user only (mode 0644, never
+/// through an existing file or link), and writes `contents`: for certificates other programs
+/// trust.
+#[cfg(feature = "front-door")]
+pub(crate) fn write_public_file(path: &Path, contents: &str) -> Result<()> {
+    write_new_file(path, contents, 0o644).map(drop)
 }
 
 /// Creates `path` with `mode` (never through an existing file or link) and writes

@@ -2,6 +2,13 @@
 //! it, a certificate authority for TLS `verify-full`, and an AWS access key the front door
 //! accepts IAM tokens from. The app connects to it exactly as to Aurora DSQL: an endpoint
 //! name ([`HOST`]), a port, a region ([`REGION`]), AWS credentials and `PGSSLROOTCERT`.
+//!
+//! [`HOST`] is shaped like a cluster's endpoint, because AWS's connectors take any other name
+//! for a cluster id and expand it. No such name resolves to the loopback by itself, and the
+//! stand-in does not touch the machine's resolver: the least invasive way that works for every
+//! client is one hosts-file line ([`super::hosts_file`]), which `app local` prints (and adds only
+//! when asked to). The app itself dials the loopback for it and needs no entry
+//! ([`Endpoint::address`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,26 +16,51 @@ use aws_config::SdkConfig;
 use tracing::{debug, info};
 
 use super::front_door::FrontDoor;
+use super::front_door::conflicts::CommitFailures;
 use super::front_door::iam::TokenVerifier;
+use super::front_door::listen::Listeners;
 use super::front_door::policy::DsqlRules;
 use super::front_door::relay::Limits;
 use super::front_door::tls::LocalCa;
-use super::{LocalServer, write_private_file};
-use crate::dsql::endpoint::Endpoint;
+use super::{LocalServer, write_private_file, write_public_file};
+use crate::dsql::endpoint::{Endpoint, STAND_IN_HOST};
 use crate::dsql::token::fixed_credentials;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::secret::Secret;
 
-/// The stand-in's endpoint name. It must resolve on the machine and is in the certificate
-/// (with `127.0.0.1` and `::1`).
-pub const HOST: &str = "localhost";
-/// The stand-in's AWS Region: the region its tokens must be signed for.
+/// The stand-in's endpoint name ([`STAND_IN_HOST`]): tokens must be signed for it, and the
+/// certificate names it (with `localhost`, `127.0.0.1` and `::1`). Other clients need it to
+/// resolve to the loopback ([`super::hosts_file`]).
+pub const HOST: &str = STAND_IN_HOST;
+/// The stand-in's AWS Region: the one in [`HOST`], the region its tokens must be signed for.
 pub const REGION: &str = "us-east-1";
+/// The names the server certificate is for.
+const CERTIFICATE_NAMES: [&str; 4] = [HOST, "localhost", "127.0.0.1", "::1"];
 /// The AWS profile of the credentials file the stand-in writes.
 pub const PROFILE: &str = "dsql-local";
+/// Debian's bundle of the system's trusted roots, what OpenSSL reads by default there.
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// How to start a stand-in.
+#[derive(Clone, Debug, Default)]
+pub struct StandInOptions {
+    /// The port the front door listens on, on `127.0.0.1` and `::1`; 0 (the default) for any
+    /// free one.
+    pub port: u16,
+}
+
+/// The CA bundle for `SSL_CERT_FILE`, which replaces a program's trusted roots: the system's
+/// roots, when the machine has them, then the stand-in's CA.
+#[derive(Clone, Debug)]
+pub struct TrustBundle {
+    /// Where it was written.
+    pub path: PathBuf,
+    /// Whether the system's roots are in it (else only the stand-in's CA).
+    pub with_system_roots: bool,
+}
 
 /// A running stand-in. Dropping it stops the front door, then the server (which removes its
-/// directory, and with it the CA and credentials files).
+/// directory, and with it the CA, CA bundle and credentials files).
 pub struct StandIn {
     // Field order matters: the front door goes before the server behind it.
     door: FrontDoor,
@@ -51,11 +83,19 @@ impl std::fmt::Debug for StandIn {
 impl StandIn {
     /// Starts a [`LocalServer`], mints a CA and a random access key, writes the CA
     /// certificate to `ca.pem` in the stand-in's directory (where the server's OS user cannot
-    /// write), and opens the front door.
+    /// write), and opens the front door on any free port.
     pub async fn start() -> Result<Self> {
+        Self::start_with(&StandInOptions::default()).await
+    }
+
+    /// [`StandIn::start`] with `options`: fails with [`crate::error::Error::PortTaken`] when
+    /// the port asked for is taken.
+    pub async fn start_with(options: &StandInOptions) -> Result<Self> {
+        // The port first: a taken one fails before the server starts.
+        let listener = Listeners::bind(options.port).await?;
         let server = LocalServer::start().await?;
         debug!("start-up phase: front door");
-        let ca = LocalCa::generate(&[HOST, "127.0.0.1", "::1"])?;
+        let ca = LocalCa::generate(&CERTIFICATE_NAMES)?;
         let ca_path = server.dir().join("ca.pem");
         ca.write_ca(&ca_path)?;
         let access_key_id = format!(
@@ -68,14 +108,14 @@ impl StandIn {
             REGION,
             [(access_key_id.clone(), secret_access_key.clone())],
         );
-        let door = FrontDoor::start(
+        let door = FrontDoor::start_on(
+            listener,
             server.backend(),
             ca.server_config()?,
             verifier,
             DsqlRules,
             Limits::default(),
-        )
-        .await?;
+        )?;
         info!(port = door.port(), "local DSQL stand-in ready");
         Ok(Self {
             door,
@@ -101,7 +141,13 @@ impl StandIn {
         self.door.port()
     }
 
-    /// The CA certificate to trust (`PGSSLROOTCERT`).
+    /// The front door's switch that makes a chosen session's next commit fail, for tests of
+    /// clients' retry code ([`FrontDoor::commit_failures`]).
+    pub fn commit_failures(&self) -> CommitFailures {
+        self.door.commit_failures()
+    }
+
+    /// The CA certificate to trust (`PGSSLROOTCERT`, `NODE_EXTRA_CA_CERTS`).
     pub fn ca_path(&self) -> &Path {
         &self.ca_path
     }
@@ -117,6 +163,63 @@ impl StandIn {
             None,
         )
         .await
+    }
+
+    /// What a client process needs in its environment to reach the stand-in as it reaches a
+    /// cluster, as `(name, value)` pairs in the order `app local` prints them: the endpoint and
+    /// port (`CLUSTER_ENDPOINT`, `CLUSTER_PORT`), the Region under both names the AWS SDKs read,
+    /// the credentials file written by [`write_credentials_file`](Self::write_credentials_file)
+    /// (`credentials`) and its profile, and the CA under the name each ecosystem reads
+    /// (`PGSSLROOTCERT` for libpq, `NODE_EXTRA_CA_CERTS` for Node; `SSL_CERT_FILE`, which
+    /// replaces OpenSSL's roots, gets the [`TrustBundle`] written by
+    /// [`write_trust_bundle`](Self::write_trust_bundle), `bundle`).
+    pub fn client_environment(
+        &self,
+        credentials: &Path,
+        bundle: &Path,
+    ) -> Vec<(&'static str, String)> {
+        let ca = self.ca_path.display().to_string();
+        vec![
+            ("CLUSTER_ENDPOINT", HOST.to_owned()),
+            ("CLUSTER_PORT", self.port().to_string()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_DEFAULT_REGION", REGION.to_owned()),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                credentials.display().to_string(),
+            ),
+            ("AWS_PROFILE", PROFILE.to_owned()),
+            ("PGSSLROOTCERT", ca.clone()),
+            ("NODE_EXTRA_CA_CERTS", ca),
+            ("SSL_CERT_FILE", bundle.display().to_string()),
+        ]
+    }
+
+    /// Writes a [`TrustBundle`] (`trust-bundle.pem`, in the stand-in's directory, where the
+    /// server's OS user cannot write): the machine's roots from Debian's
+    /// `/etc/ssl/certs/ca-certificates.crt` if it exists, then the stand-in's CA.
+    pub fn write_trust_bundle(&self) -> Result<TrustBundle> {
+        let ca = std::fs::read_to_string(&self.ca_path).map_err(Error::io(format!(
+            "read the local CA certificate {}",
+            self.ca_path.display()
+        )))?;
+        let system = match std::fs::read_to_string(SYSTEM_ROOTS) {
+            Ok(roots) => Some(roots),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => return Err(Error::io(format!("read {SYSTEM_ROOTS}"))(error)),
+        };
+        let with_system_roots = system.is_some();
+        let mut bundle = system.unwrap_or_default();
+        if !bundle.is_empty() && !bundle.ends_with('\n') {
+            bundle.push('\n');
+        }
+        bundle.push_str(&ca);
+        let path = self.server.dir().join("trust-bundle.pem");
+        write_public_file(&path, &bundle)?;
+        Ok(TrustBundle {
+            path,
+            with_system_roots,
+        })
     }
 
     /// Writes the access key as profile [`PROFILE`] of an AWS shared credentials file

@@ -144,25 +144,26 @@ impl Door {
     /// Options for `user` with a token valid for an hour as the password: what the common
     /// connection helpers use, so a pool of them can open new connections all test long.
     pub async fn options_with_token(&self, database: &str, user: &str) -> PgConnectOptions {
+        self.options(database, user)
+            .password(&self.token(user).await)
+    }
+
+    /// A token for `user` with the stand-in's key, valid for an hour.
+    pub async fn token(&self, user: &str) -> String {
         let source = self
             .tokens(user, &self.secret, Duration::from_secs(3600))
             .await;
         let token = source.token().await.expect("a token");
-        self.options(database, user).password(token.secret.expose())
+        token.secret.expose().to_owned()
     }
 
     /// A `DATABASE_URL` for `user` through this front door, as a client of DSQL writes one: a
     /// token valid for an hour as the (percent-encoded) password, TLS `verify-full` against the
     /// door's CA.
     pub async fn url(&self, database: &str, user: &str) -> String {
-        let source = self
-            .tokens(user, &self.secret, Duration::from_secs(3600))
-            .await;
-        let token = source.token().await.expect("a token");
-        let password = percent_encoding::utf8_percent_encode(
-            token.secret.expose(),
-            percent_encoding::NON_ALPHANUMERIC,
-        );
+        let token = self.token(user).await;
+        let password =
+            percent_encoding::utf8_percent_encode(&token, percent_encoding::NON_ALPHANUMERIC);
         format!(
             "postgres://{user}:{password}@{HOST}:{}/{database}?sslmode=verify-full&sslrootcert={}",
             self.port,

@@ -5,6 +5,9 @@
 #[cfg(feature = "front-door")]
 pub mod door;
 #[cfg(feature = "front-door")]
+pub mod hosts;
+pub mod logs;
+#[cfg(feature = "front-door")]
 pub mod raw;
 pub mod recordings;
 #[cfg(feature = "front-door")]

@@ -1,6 +1,8 @@
 //! A client of the front door written by hand, for tests that send what no driver would: the
 //! `SSLRequest` and TLS, a startup message, a password, then raw frames.
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::dsql::token::TokenSource;
@@ -20,28 +22,60 @@ pub type Stream = TlsStream<TcpStream>;
 /// `SSLRequest`: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 4, 210, 22, 47];
 
+/// How a client opens TLS with the front door.
+#[derive(Clone, Debug)]
+pub enum Opening {
+    /// `SSLRequest`, its `S`, then the handshake, with ALPN `postgresql`.
+    SslRequest,
+    /// The handshake at once (PostgreSQL 17's `sslnegotiation=direct`), offering these ALPN
+    /// protocols (none: no ALPN extension).
+    Direct(Vec<&'static [u8]>),
+}
+
 /// A TLS connection to the front door (after `SSLRequest` and its `S`), trusting its CA.
 pub async fn tls(door: &Door) -> Stream {
-    let mut tcp = TcpStream::connect(("127.0.0.1", door.port()))
-        .await
-        .expect("reach the front door");
-    tcp.write_all(&SSL_REQUEST).await.expect("SSLRequest");
-    let mut answer = [0_u8; 1];
-    tcp.read_exact(&mut answer).await.expect("an answer");
-    assert_eq!(&answer, b"S");
-    let ca = std::fs::read_to_string(door.ca_file.path()).expect("the CA file");
-    let config = client_config(&ca).expect("a client configuration");
-    let name = ServerName::try_from(HOST).expect("a server name");
-    TlsConnector::from(config)
-        .connect(name, tcp)
+    tls_by(door, Opening::SslRequest, IpAddr::from(Ipv4Addr::LOCALHOST))
         .await
         .expect("a TLS session")
+}
+
+/// A TLS connection to the front door at `address`, opened as `opening` says, trusting its CA
+/// and verifying its certificate for [`HOST`]; the handshake's error if it fails.
+pub async fn tls_by(door: &Door, opening: Opening, address: IpAddr) -> std::io::Result<Stream> {
+    let mut tcp = TcpStream::connect((address, door.port()))
+        .await
+        .expect("reach the front door");
+    let ca = std::fs::read_to_string(door.ca_file.path()).expect("the CA file");
+    let mut config = client_config(&ca).expect("a client configuration");
+    match opening {
+        Opening::SslRequest => {
+            tcp.write_all(&SSL_REQUEST).await.expect("SSLRequest");
+            let mut answer = [0_u8; 1];
+            tcp.read_exact(&mut answer).await.expect("an answer");
+            assert_eq!(&answer, b"S");
+        }
+        Opening::Direct(alpn) => {
+            Arc::make_mut(&mut config).alpn_protocols =
+                alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        }
+    }
+    let name = ServerName::try_from(HOST).expect("a server name");
+    TlsConnector::from(config).connect(name, tcp).await
 }
 
 /// A TLS connection that has sent its startup message for `user` and `database` and answered
 /// the password request with `password`.
 pub async fn send_password(door: &Door, user: &str, database: &str, password: &str) -> Stream {
-    let mut stream = tls(door).await;
+    send_password_on(tls(door).await, user, database, password).await
+}
+
+/// [`send_password`] on `stream`, a TLS session opened by the caller.
+pub async fn send_password_on(
+    mut stream: Stream,
+    user: &str,
+    database: &str,
+    password: &str,
+) -> Stream {
     let startup = wire::startup_message([("user", user), ("database", database)]);
     stream.write_all(&startup).await.expect("startup");
     let request = wire::read_message(&mut stream, 1024)
@@ -78,11 +112,16 @@ pub async fn read_until_closed(stream: &mut Stream, within: Duration) -> Vec<u8>
 
 /// A session logged in as `admin` by hand (startup, token), past its first `ReadyForQuery`.
 pub async fn logged_in(door: &Door, database: &str) -> Stream {
+    logged_in_on(door, tls(door).await, database).await
+}
+
+/// [`logged_in`] on `stream`, a TLS session opened by the caller.
+pub async fn logged_in_on(door: &Door, stream: Stream, database: &str) -> Stream {
     let source = door
         .tokens("admin", &door.secret, Duration::from_secs(900))
         .await;
     let token = source.token().await.expect("a token");
-    let mut stream = send_password(door, "admin", database, token.secret.expose()).await;
+    let mut stream = send_password_on(stream, "admin", database, token.secret.expose()).await;
     loop {
         let message = wire::read_message(&mut stream, 1 << 20)
             .await

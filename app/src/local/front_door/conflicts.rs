@@ -7,11 +7,17 @@
 //! the conflict at the second writer's statement, after waiting for the first writer's row
 //! lock, where DSQL never waits and fails the loser at `COMMIT`.
 //!
-//! After a session commits DDL, every other session on the same database gets one `OC001` on
-//! the first statement of its next transaction ([`CatalogVersions`]), as a DSQL session whose
-//! cached catalog went stale does (DSQL raises it at the first statement that touches a changed
-//! object, or at `COMMIT`; the stand-in does not look at which objects). It is switched by
-//! [`super::relay::Limits::schema_conflicts`], on by default.
+//! After a session commits DDL, another session on the same database gets one `OC001` at its
+//! first statement that uses a relation the DDL changed since that session last used it
+//! ([`CatalogVersions`], with the relations [`Touched`] names), as a DSQL session whose cached
+//! catalog went stale does; the conflict refreshes the session's whole catalog. Where a name is
+//! unsure (unqualified, or a schema change whose reach the text does not show: `DROP INDEX`,
+//! `DROP SCHEMA`) it counts as the changed relation, so the stand-in is never milder than DSQL
+//! for statements that use a changed relation; statements that name none (`SET`, `SHOW`,
+//! `SELECT 1`, `DEALLOCATE ALL`) never get it. Switched by
+//! [`super::relay::Limits::schema_conflicts`], on by default; the cluster-wide reading (the
+//! next transaction of every other session fails, whatever it uses) is
+//! [`super::relay::Limits::schema_conflicts_cluster_wide`].
 //!
 //! So that retry code can be tested deterministically, [`CommitFailures`] decides the fate of
 //! the next `COMMIT` of a chosen session ([`CommitFate`]): it fails (the relay sends the server
@@ -24,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::rules::{self, Refusal, TxnKind};
+use super::rules::{self, Kind, Refusal, Relation, Relations, Statement, TxnKind};
 
 /// SQLSTATE `serialization_failure`, DSQL's code for both conflicts.
 pub const SERIALIZATION_FAILURE: &str = "40001";
@@ -115,26 +121,186 @@ impl CommitFailures {
     }
 }
 
-/// The catalog version of each database: how many transactions with DDL have committed in it
-/// through the front door. Cloning gives another handle to the same versions.
+/// What a query text touches, for schema conflicts: the relations its statements use, and
+/// those its schema changes change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Touched {
+    /// The relations the text's statements name.
+    pub uses: Relations,
+    /// The relations its schema changes change; `None` if it changes no schema.
+    pub changes: Option<Relations>,
+}
+
+impl Touched {
+    /// A text nothing is known of: it may use any relation; what it changes is known from the
+    /// command tags alone (and then taken to be anything).
+    pub fn unknown() -> Self {
+        Self {
+            uses: Relations::Unknown,
+            changes: None,
+        }
+    }
+
+    /// What `statements` touch: every relation each names, and for a schema change (DDL)
+    /// those it changes.
+    pub fn of(statements: &[Statement]) -> Self {
+        let mut touched = Self {
+            uses: Relations::Named(Vec::new()),
+            changes: None,
+        };
+        for statement in statements {
+            touched.uses = union(
+                std::mem::replace(&mut touched.uses, Relations::Unknown),
+                statement.relations.clone(),
+            );
+            if statement.kind == Kind::Ddl {
+                let before = touched
+                    .changes
+                    .take()
+                    .unwrap_or(Relations::Named(Vec::new()));
+                touched.changes = Some(union(before, statement.relations.clone()));
+            }
+        }
+        touched
+    }
+}
+
+/// Both sets of relations: `Unknown` if either is.
+pub(crate) fn union(a: Relations, b: Relations) -> Relations {
+    match (a, b) {
+        (Relations::Named(mut a), Relations::Named(b)) => {
+            a.extend(b);
+            Relations::Named(a)
+        }
+        _ => Relations::Unknown,
+    }
+}
+
+/// The catalog of each database as schema conflicts see it: a version counting the
+/// transactions with DDL committed in it through the front door, and the version at which each
+/// relation last changed. Cloning gives another handle to the same versions.
 #[derive(Clone, Debug, Default)]
-pub struct CatalogVersions(Arc<Mutex<HashMap<String, u64>>>);
+pub struct CatalogVersions(Arc<Mutex<HashMap<String, Catalog>>>);
+
+/// One database's versions.
+#[derive(Debug, Default)]
+struct Catalog {
+    /// Transactions with DDL committed so far.
+    version: u64,
+    /// The version at which each relation last changed: by name, then by schema (`None` for a
+    /// change that named it unqualified).
+    changed: HashMap<String, HashMap<Option<String>, u64>>,
+    /// The version of the last change whose relations are not known.
+    anything: u64,
+}
+
+impl Catalog {
+    /// The last version at which `relation` may have changed. Unsure matches count: a name
+    /// without a schema, on either side, matches the name in every schema.
+    fn changed_at(&self, relation: &Relation) -> u64 {
+        let by_schema = self.changed.get(&relation.name).into_iter().flatten();
+        by_schema
+            .filter(|(schema, _)| {
+                schema.is_none() || relation.schema.is_none() || **schema == relation.schema
+            })
+            .map(|(_, version)| *version)
+            .fold(self.anything, u64::max)
+    }
+}
+
+/// What one session has seen of its database's catalog: the version at which it last used each
+/// relation, and the version it has seen of every other.
+#[derive(Debug, Default)]
+pub struct SeenCatalog {
+    everything: u64,
+    relations: HashMap<Relation, u64>,
+}
 
 impl CatalogVersions {
     /// The current version of `database` (0 before any DDL).
     pub fn current(&self, database: &str) -> u64 {
-        self.lock().get(database).copied().unwrap_or(0)
+        self.lock().get(database).map_or(0, |c| c.version)
     }
 
-    /// Records a committed DDL transaction in `database`; the new version.
+    /// What a session opened now has seen of `database`: all of it.
+    pub fn seen_now(&self, database: &str) -> SeenCatalog {
+        SeenCatalog {
+            everything: self.current(database),
+            relations: HashMap::new(),
+        }
+    }
+
+    /// Records a committed DDL transaction in `database` that changed relations nobody knows;
+    /// the new version.
     pub fn bump(&self, database: &str) -> u64 {
-        let mut versions = self.lock();
-        let version = versions.entry(database.to_owned()).or_insert(0);
-        *version += 1;
-        *version
+        self.commit(database, &Relations::Unknown, &mut SeenCatalog::default())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+    /// Records a committed DDL transaction in `database` that changed `changes`, made by the
+    /// session that has seen `seen`, which sees its own change; the new version.
+    pub fn commit(&self, database: &str, changes: &Relations, seen: &mut SeenCatalog) -> u64 {
+        let mut catalogs = self.lock();
+        let catalog = catalogs.entry(database.to_owned()).or_default();
+        // A session that had seen every change before its own has seen every one after it.
+        let complete = seen.everything == catalog.version;
+        catalog.version += 1;
+        let version = catalog.version;
+        match changes {
+            Relations::Named(relations) => {
+                for relation in relations {
+                    let by_schema = catalog.changed.entry(relation.name.clone()).or_default();
+                    by_schema.insert(relation.schema.clone(), version);
+                    seen.relations.insert(relation.clone(), version);
+                }
+                if complete {
+                    seen.everything = version;
+                }
+            }
+            Relations::Unknown => {
+                catalog.anything = version;
+                seen.everything = version;
+                seen.relations.clear();
+            }
+        }
+        version
+    }
+
+    /// Whether a statement of the session that has seen `seen` that uses `uses` meets a
+    /// relation changed since the session last used it (or, for `Unknown`, any change it has
+    /// not seen). Either way the session has now seen those relations as they are, and after a
+    /// conflict, the whole catalog.
+    pub fn is_stale(&self, database: &str, seen: &mut SeenCatalog, uses: &Relations) -> bool {
+        let catalogs = self.lock();
+        let Some(catalog) = catalogs.get(database) else {
+            return false;
+        };
+        match uses {
+            Relations::Unknown => {
+                let stale = catalog.version > seen.everything;
+                seen.everything = catalog.version;
+                seen.relations.clear();
+                stale
+            }
+            Relations::Named(relations) => {
+                let stale = relations.iter().any(|relation| {
+                    let last = seen.relations.get(relation).copied();
+                    catalog.changed_at(relation) > last.unwrap_or(seen.everything)
+                });
+                if stale {
+                    // The conflict refreshes the session's whole catalog, as DSQL's does.
+                    seen.everything = catalog.version;
+                    seen.relations.clear();
+                } else {
+                    for relation in relations {
+                        seen.relations.insert(relation.clone(), catalog.version);
+                    }
+                }
+                stale
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Catalog>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

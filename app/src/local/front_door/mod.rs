@@ -2,10 +2,12 @@
 //! the wire: TLS with a certificate authority generated at start, IAM authentication tokens
 //! checked like DSQL checks them, then a relay to the throwaway PostgreSQL behind it.
 //!
-//! The conversation, as DSQL has it: the client asks for TLS (`SSLRequest`; a plain startup is
-//! refused) and gets it with the stand-in's certificate ([`tls`]); it sends its startup
-//! message; the front door asks for a cleartext password, which must be a valid IAM token for
-//! the stand-in's endpoint, the user's action and an access key the stand-in knows ([`iam`]).
+//! The conversation, as DSQL has it, on `127.0.0.1` and `::1` ([`listen`]): the client asks
+//! for TLS (`SSLRequest`; a plain startup is refused), or opens TLS at once with ALPN
+//! `postgresql` (direct TLS), and gets it with the stand-in's certificate ([`tls`]); it sends
+//! its startup message; the front door asks for a cleartext password, which must be a valid
+//! IAM token for the stand-in's endpoint, the user's action and an access key the stand-in
+//! knows ([`iam`]).
 //! Only then is a backend session opened, logged in as the client's role with the client's
 //! startup parameters ([`Backend::open_session`]; each parameter one DSQL accepts and none of
 //! the stand-in's own switches: [`guards::startup_refusal`]), and from there messages are
@@ -38,6 +40,7 @@ pub mod buffers;
 pub mod conflicts;
 pub mod guards;
 pub mod iam;
+pub mod listen;
 pub mod policy;
 pub mod relay;
 pub mod rules;
@@ -54,7 +57,7 @@ use std::time::SystemTime;
 use sqlx::Connection;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -62,11 +65,12 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use super::backend::{Backend, Session};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use admission::{Admission, LoginSlot, TOO_MANY_CONNECTIONS, TOO_MANY_CONNECTIONS_CODE};
 use buffers::BufferGauge;
 use conflicts::CommitFailures;
 use iam::{ACCESS_DENIED, INVALID_AUTHORIZATION, INVALID_PASSWORD, TokenVerifier};
+use listen::Listeners;
 use relay::Policy;
 use relay::{Context, Limits};
 use wire::Opening;
@@ -147,7 +151,7 @@ pub struct FrontDoor {
 }
 
 impl FrontDoor {
-    /// Listens on a free port of 127.0.0.1 and serves each connection as the module
+    /// Listens on a free port of the loopback and serves each connection as the module
     /// documentation says, relaying to the server (`backend`) with the
     /// statements judged by `policy` and DSQL's `limits` ([`relay`]).
     pub async fn start(
@@ -157,13 +161,22 @@ impl FrontDoor {
         policy: impl Policy,
         limits: Limits,
     ) -> Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
-            .await
-            .map_err(Error::io("listen for the front door"))?;
-        let port = listener
-            .local_addr()
-            .map_err(Error::io("read the front door's address"))?
-            .port();
+        let listener = Listeners::bind(0).await?;
+        Self::start_on(listener, backend, tls, verifier, policy, limits)
+    }
+
+    /// [`FrontDoor::start`] on `listener` ([`Listeners::bind`]: a port of `127.0.0.1` and
+    /// `::1`), bound by the caller, who can so learn that a port is taken before anything else
+    /// starts.
+    pub fn start_on(
+        listener: Listeners,
+        backend: Backend,
+        tls: Arc<rustls::ServerConfig>,
+        verifier: TokenVerifier,
+        policy: impl Policy,
+        limits: Limits,
+    ) -> Result<Self> {
+        let port = listener.port();
         let shared = Arc::new(Shared {
             backend,
             admission: Admission::new(limits.max_logins, limits.max_connections),
@@ -213,7 +226,7 @@ impl Drop for FrontDoor {
 }
 
 /// Accepts connections until aborted; each one runs in a task of its own.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: Listeners, shared: Arc<Shared>) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -276,11 +289,16 @@ struct LoggedIn {
 /// there (refused, or a cancel request passed on).
 async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<LoggedIn>> {
     client.set_nodelay(true)?;
-    loop {
+    // Direct TLS (PostgreSQL 17's `sslnegotiation=direct`) opens with a ClientHello, not an
+    // `SSLRequest` (also after a refused GSSENCRequest); DSQL takes both.
+    let direct = loop {
+        if tls::starts_with_client_hello(&client).await? {
+            break true;
+        }
         match wire::read_opening(&mut client).await? {
             Opening::Ssl => {
                 client.write_all(b"S").await?;
-                break;
+                break false;
             }
             Opening::GssEnc => client.write_all(b"N").await?,
             Opening::Cancel { packet, .. } => return ended(cancel(&shared.backend, &packet)).await,
@@ -288,8 +306,13 @@ async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<Logg
                 return ended(refuse(&mut client, "28000", "SSL/TLS is required", None)).await;
             }
         }
-    }
+    };
     let mut client = shared.tls.accept(client).await?;
+    if direct && !tls::negotiated_postgresql(&client) {
+        // As PostgreSQL 17: direct TLS without ALPN `postgresql` is closed, unanswered.
+        info!("front door closed a direct TLS connection without ALPN postgresql");
+        return ended(client.shutdown()).await;
+    }
     let parameters = match wire::read_opening(&mut client).await? {
         Opening::Startup { parameters, .. } => parameters,
         Opening::Cancel { packet, .. } => return ended(cancel(&shared.backend, &packet)).await,

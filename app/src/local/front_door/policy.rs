@@ -29,7 +29,8 @@ use super::relay::{
 };
 use squawk_lexer::TokenKind;
 
-use super::rules::{self, AsyncJob, Classified, Refusal, Statement};
+use super::conflicts::Touched;
+use super::rules::{self, AsyncJob, Classified, Refusal, Relations, Statement};
 
 /// The [`Policy`] of the local DSQL stand-in; see the [module documentation](self).
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,19 +38,35 @@ pub struct DsqlRules;
 
 impl Policy for DsqlRules {
     fn check(&self, sql: &str) -> Verdict {
+        self.assess(sql).0
+    }
+
+    /// The verdict, and what the text touches: for parsed text, its statements' relations; an
+    /// IAM mapping changes what is not known; text that does not parse or is refused touches
+    /// nothing (the server runs none of it).
+    fn assess(&self, sql: &str) -> (Verdict, Touched) {
+        let nothing = Touched {
+            uses: Relations::Named(Vec::new()),
+            changes: None,
+        };
         if let Some(call) = iam_statement(sql) {
-            return Verdict::Rewrite(call);
+            let changes = Some(Relations::Unknown);
+            return (Verdict::Rewrite(call), Touched { changes, ..nothing });
         }
         let reported = reported_settings(sql);
         let text = reported.as_deref().unwrap_or(sql);
-        let verdict = match rules::classify(text) {
-            Classified::Unparsed { rewrite } => rewrite.map_or(Verdict::Pass, Verdict::Rewrite),
-            Classified::Parsed(statements) => verdict(text, &statements),
-            Classified::Unjudged(refusal) => Verdict::Refuse(refusal),
+        let (verdict, touched) = match rules::classify(text) {
+            Classified::Unparsed { rewrite } => {
+                (rewrite.map_or(Verdict::Pass, Verdict::Rewrite), nothing)
+            }
+            Classified::Parsed(statements) => {
+                (verdict(text, &statements), Touched::of(&statements))
+            }
+            Classified::Unjudged(refusal) => (Verdict::Refuse(refusal), nothing),
         };
         match (verdict, reported) {
-            (Verdict::Pass, Some(reported)) => Verdict::Rewrite(reported),
-            (verdict, _) => verdict,
+            (Verdict::Pass, Some(reported)) => (Verdict::Rewrite(reported), touched),
+            (verdict, _) => (verdict, touched),
         }
     }
 

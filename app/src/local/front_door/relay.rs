@@ -1,8 +1,9 @@
 //! The relay between an authenticated client and its backend session, message by message, so
 //! that the front door can refuse a statement the way DSQL does.
 //!
-//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at, and a fastpath
-//! `FunctionCall` (`F`) is refused; every other message passes as it came. A query text that
+//! Client to server, only `Query` (`Q`) and `Parse` (`P`) are looked at, a `Bind` (`B`) of a
+//! named prepared statement only for a schema conflict (and a `Close` (`C`) of one, to forget
+//! it), and a fastpath `FunctionCall` (`F`) is refused; every other message passes as it came. A query text that
 //! the [`Policy`] refuses is replaced by a query of a marker column that does not exist
 //! (`SELECT __dsql_refused_<n>__`), so PostgreSQL itself fails the message (with 25P02 in a
 //! failed transaction, as DSQL): the responses stay in order, an extended-protocol batch is
@@ -40,10 +41,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
 use super::buffers::{BufferGauge, Frame, IO_BUFFER};
 use super::conflicts::{
-    CatalogVersions, CommitFailures, CommitFate, Conflict, SERIALIZATION_FAILURE, answers_commit,
-    is_ddl_tag,
+    CatalogVersions, CommitFailures, CommitFate, Conflict, SERIALIZATION_FAILURE, SeenCatalog,
+    Touched, answers_commit, is_ddl_tag, union,
 };
-use super::rules::{Refusal, TxnKind, is_lone};
+use super::rules::{Refusal, Relations, TxnKind, is_lone};
 use super::wire;
 
 /// The largest server message relayed: PostgreSQL's own limit for most messages is 1 GiB; the
@@ -72,6 +73,12 @@ pub enum Verdict {
 pub trait Policy: Send + Sync + 'static {
     /// The verdict on `sql`, one query text as a client sent it (possibly several statements).
     fn check(&self, sql: &str) -> Verdict;
+
+    /// The verdict on `sql` and what it touches, for schema conflicts. By default
+    /// [`Policy::check`]'s verdict, touching anything ([`Touched::unknown`]).
+    fn assess(&self, sql: &str) -> (Verdict, Touched) {
+        (self.check(sql), Touched::unknown())
+    }
 
     /// `Some` to refuse a result that has a column of the type `oid` (the statement has run
     /// by then; in a transaction, the transaction stays usable, where DSQL's would be
@@ -164,10 +171,15 @@ struct Pending {
     status: Option<u8>,
     /// When the current transaction began (the first `ReadyForQuery` in it).
     transaction_started: Option<Instant>,
-    /// The catalog version of the database the session has seen.
-    catalog_seen: u64,
+    /// What the session has seen of its database's catalog.
+    catalog: SeenCatalog,
     /// Whether the current transaction changed the schema (a DDL command tag).
     changed_schema: bool,
+    /// The relations the current transaction's schema changes change, as far as known.
+    schema_changes: Option<Relations>,
+    /// The relations each named prepared statement uses, from its `Parse`, so that a `Bind`
+    /// of it meets a schema conflict as its text would.
+    prepared: HashMap<String, Relations>,
 }
 
 impl Pending {
@@ -220,13 +232,16 @@ pub struct Limits {
     /// A connection older than this is closed when it is next idle (after a `ReadyForQuery`
     /// outside a transaction), without an error, as DSQL closes it. DSQL: 1 hour.
     pub connection_lifetime: Duration,
-    /// Whether committed DDL gives every other session on the database one `40001 OC001` on its
-    /// next transaction ([`super::conflicts`]). On by default. The stand-in does not look at
-    /// which objects a statement touches, so it fails the next transaction of every other
-    /// session, where DSQL fails the first statement that touches a changed object: harsher,
-    /// never milder, so code that survives it retries wherever DSQL needs it to. Tests that
-    /// are not about conflicts may switch it off.
+    /// Whether committed DDL gives other sessions on the database `40001 OC001`
+    /// ([`super::conflicts`]): once, at the first statement that uses a relation changed
+    /// since the session last used it, as DSQL does. On by default. Tests that are not about
+    /// conflicts may switch it off.
     pub schema_conflicts: bool,
+    /// With [`Limits::schema_conflicts`]: fail the first statement of the next transaction of
+    /// every other session instead, whatever it uses (a pooled connection's `DEALLOCATE ALL`
+    /// included). Harsher than DSQL, never milder, for code that should survive the cluster-wide
+    /// reading of DSQL's documentation. Off by default.
+    pub schema_conflicts_cluster_wide: bool,
 }
 
 impl Default for Limits {
@@ -240,6 +255,7 @@ impl Default for Limits {
             transaction_age: Duration::from_secs(300),
             connection_lifetime: Duration::from_secs(3600),
             schema_conflicts: true,
+            schema_conflicts_cluster_wide: false,
         }
     }
 }
@@ -272,10 +288,10 @@ pub struct Judge<'a> {
 
 impl Judge<'_> {
     /// The verdict on `sql` in the session whose shared state is `pending`: a commit chosen to
-    /// fail, then the transaction's age, then a stale catalog at the start of a transaction,
-    /// then the policy. In a failed transaction the server answers a refused text with 25P02
+    /// fail, then the transaction's age, then the policy's refusal, then a stale catalog
+    /// ([`Judge::stale`]); and, for a text that is sent on, the relations it uses. In a failed transaction the server answers a refused text with 25P02
     /// first, as DSQL does ([`checked`]).
-    fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> Verdict {
+    fn verdict(&self, sql: &str, pending: &Mutex<Pending>) -> (Verdict, Option<Relations>) {
         let (pid, status, started) = {
             let pending = lock(pending);
             (pending.pid, pending.status, pending.transaction_started)
@@ -283,7 +299,7 @@ impl Judge<'_> {
         match self.context.failures.take_if_commit(pid, sql) {
             Some(CommitFate::Fail(conflict)) => {
                 lock(pending).failing_commit = Some(conflict);
-                return Verdict::Rewrite("ROLLBACK".to_owned());
+                return (Verdict::Rewrite("ROLLBACK".to_owned()), None);
             }
             Some(CommitFate::LoseReply) => lock(pending).losing_commit_reply = true,
             None => {}
@@ -293,17 +309,43 @@ impl Judge<'_> {
             && started.is_some_and(|at| at.elapsed() > limit)
             && !is_lone(sql, TxnKind::Rollback)
         {
-            return Verdict::Refuse(age_refusal(limit));
+            return (Verdict::Refuse(age_refusal(limit)), None);
         }
-        if status == Some(b'I') && self.context.limits.schema_conflicts {
-            let current = self.context.catalog.current(self.database);
-            let mut pending = lock(pending);
-            if current > pending.catalog_seen {
-                pending.catalog_seen = current;
-                return Verdict::Refuse(Conflict::Schema.refusal());
+        let (verdict, touched) = self.policy.assess(sql);
+        if matches!(verdict, Verdict::Refuse(_)) {
+            return (verdict, None);
+        }
+        let mut pending = lock(pending);
+        if self.stale(&mut pending, &touched) {
+            return (Verdict::Refuse(Conflict::Schema.refusal()), None);
+        }
+        if let Some(changes) = touched.changes {
+            let before = pending.schema_changes.take();
+            pending.schema_changes = Some(match before {
+                Some(before) => union(before, changes),
+                None => changes,
+            });
+        }
+        (verdict, Some(touched.uses))
+    }
+
+    /// Whether a text that touches `touched` gets `OC001` ([`Limits::schema_conflicts`]): it
+    /// uses a relation changed since the session last used it, or, cluster-wide, it is the
+    /// first of a transaction after any change. Not in a failed transaction, where the server
+    /// answers anything with 25P02.
+    fn stale(&self, pending: &mut Pending, touched: &Touched) -> bool {
+        let limits = &self.context.limits;
+        let catalog = &self.context.catalog;
+        match pending.status {
+            _ if !limits.schema_conflicts => false,
+            Some(b'I') if limits.schema_conflicts_cluster_wide => {
+                catalog.is_stale(self.database, &mut pending.catalog, &Relations::Unknown)
             }
+            Some(b'I' | b'T') if !limits.schema_conflicts_cluster_wide => {
+                catalog.is_stale(self.database, &mut pending.catalog, &touched.uses)
+            }
+            _ => false,
         }
-        self.policy.check(sql)
     }
 }
 
@@ -347,7 +389,7 @@ where
     let (client_in, client_out) = tokio::io::split(client);
     let (server_in, server_out) = tokio::io::split(server);
     let pending = Arc::new(Mutex::new(Pending {
-        catalog_seen: judge.context.catalog.current(judge.database),
+        catalog: judge.context.catalog.seen_now(judge.database),
         ..Pending::default()
     }));
     let opened = Instant::now();
@@ -415,11 +457,46 @@ fn to_server(tag: u8, body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -
             wire::put_message(&mut frame, b'Q', format!("SELECT {marker}\0").as_bytes());
             return Some(frame);
         }
+        b'B' => return stale_bind(body, judge, pending),
+        // Close of a prepared statement: its relations are forgotten.
+        b'C' => {
+            if let Some((b'S', name)) = body.split_first() {
+                let name = wire::cstr(name).map(|(name, _)| name).unwrap_or_default();
+                lock(pending).prepared.remove(name);
+            }
+            return None;
+        }
         _ => return None,
     };
     let replaced = checked(body, skip, judge, pending)?;
     let mut frame = Vec::with_capacity(replaced.len() + 5);
     wire::put_message(&mut frame, tag, &replaced);
+    Some(frame)
+}
+
+/// In place of a `Bind` of a named prepared statement that uses a relation changed since the
+/// session last used it ([`Judge::stale`]): a `Parse` of a refused query, which the server
+/// fails (then skips the rest of the batch up to its `Sync`), so the client gets `OC001` where
+/// it expected `BindComplete`, as for the statement's text.
+fn stale_bind(body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -> Option<Vec<u8>> {
+    let (_portal, rest) = wire::cstr(body).ok()?;
+    let (statement, _) = wire::cstr(rest).ok()?;
+    let mut pending = lock(pending);
+    let uses = pending.prepared.get(statement)?.clone();
+    let touched = Touched {
+        uses,
+        changes: None,
+    };
+    if !judge.stale(&mut pending, &touched) {
+        return None;
+    }
+    let marker = pending.add(Conflict::Schema.refusal());
+    let mut frame = Vec::new();
+    wire::put_message(
+        &mut frame,
+        b'P',
+        format!("\0SELECT {marker}\0\0\0").as_bytes(),
+    );
     Some(frame)
 }
 
@@ -481,10 +558,20 @@ fn checked(
     let raw = body.get(start..)?;
     let end = raw.iter().position(|&b| b == 0)?;
     let (bytes, rest) = (&raw[..end], &raw[end + 1..]);
-    let verdict = match std::str::from_utf8(bytes) {
+    let (verdict, uses) = match std::str::from_utf8(bytes) {
         Ok(sql) => judge.verdict(sql, pending),
-        Err(error) => Verdict::Refuse(invalid_utf8(&bytes[error.valid_up_to()..])),
+        Err(error) => (
+            Verdict::Refuse(invalid_utf8(&bytes[error.valid_up_to()..])),
+            None,
+        ),
     };
+    if let (1, Ok((name, _))) = (skip, wire::cstr(body)) {
+        let mut pending = lock(pending);
+        match uses {
+            Some(uses) if !name.is_empty() => pending.prepared.insert(name.to_owned(), uses),
+            _ => pending.prepared.remove(name),
+        };
+    }
     let text = match verdict {
         Verdict::Pass => return None,
         Verdict::Refuse(refusal) => format!("SELECT {}", lock(pending).add(refusal)),
@@ -542,8 +629,12 @@ fn to_client(
             match status {
                 Some(b'I') => {
                     pending.transaction_started = None;
+                    let changes = pending.schema_changes.take();
                     if std::mem::take(&mut pending.changed_schema) {
-                        pending.catalog_seen = judge.context.catalog.bump(judge.database);
+                        // A DDL tag whose statement told nothing: it may have changed anything.
+                        let changes = changes.unwrap_or(Relations::Unknown);
+                        let seen = &mut pending.catalog;
+                        judge.context.catalog.commit(judge.database, &changes, seen);
                     }
                 }
                 _ => {
@@ -875,7 +966,7 @@ mod tests {
     }
 
     #[test]
-    fn after_another_sessions_ddl_the_next_transaction_gets_one_oc001() {
+    fn a_text_of_unknown_reach_gets_one_oc001_after_any_ddl() {
         let context = Context::default();
         assert!(context.limits.schema_conflicts, "on by default");
         let mut relayed = Relayed::new(&AllowAll, &context);
@@ -901,6 +992,135 @@ mod tests {
         unbothered.down(b'Z', b"I");
         quiet.catalog.bump("db");
         assert_eq!(unbothered.up(b"SELECT 1\0", 0), None);
+    }
+
+    /// Whether `sql` (a `Query`) of `relayed` is refused with `OC001`.
+    fn gets_oc001(relayed: &Relayed<'_>, sql: &str) -> bool {
+        let body = format!("{sql}\0");
+        let Some(sent) = relayed.up(body.as_bytes(), 0) else {
+            return false;
+        };
+        let sent = String::from_utf8_lossy(&sent).into_owned();
+        lock(&relayed.pending).take_named_in(&sent) == Some(Conflict::Schema.refusal())
+    }
+
+    /// `sql`, a schema change of `session`, committed.
+    fn commit_ddl(session: &mut Relayed<'_>, sql: &str, tag: &[u8]) {
+        let sent = session.up(format!("{sql}\0").as_bytes(), 0);
+        let refusal =
+            sent.and_then(|s| lock(&session.pending).take_named_in(&String::from_utf8_lossy(&s)));
+        assert_eq!(refusal, None, "{sql}");
+        session.down(b'C', tag);
+        session.down(b'Z', b"I");
+    }
+
+    #[test]
+    fn only_a_statement_using_a_changed_relation_gets_oc001_and_only_once() {
+        let policy = super::super::policy::DsqlRules;
+        let context = Context::default();
+        let mut ddl = Relayed::new(&policy, &context);
+        let mut other = Relayed::new(&policy, &context);
+        ddl.down(b'Z', b"I");
+        other.down(b'Z', b"I");
+        assert!(!gets_oc001(&other, "SELECT * FROM t"));
+        commit_ddl(
+            &mut ddl,
+            "ALTER TABLE t ADD COLUMN c text",
+            b"ALTER TABLE\0",
+        );
+        // Nothing that uses no relation, or another one, meets the change.
+        for sql in [
+            "DEALLOCATE ALL",
+            "SELECT 1",
+            "SET search_path = public",
+            "SHOW timezone",
+        ] {
+            assert!(!gets_oc001(&other, sql), "{sql}");
+        }
+        assert!(!gets_oc001(&other, "SELECT * FROM u"));
+        assert!(!gets_oc001(&ddl, "SELECT * FROM t"), "its own change");
+        // A qualified name may be the changed relation: the first use of it gets OC001, once.
+        assert!(gets_oc001(&other, "SELECT * FROM public.t"));
+        assert!(!gets_oc001(&other, "SELECT * FROM public.t"));
+        assert!(!gets_oc001(&other, "SELECT * FROM t"));
+        // Mid-transaction too; another schema's relation of another name is not hit.
+        other.down(b'Z', b"T");
+        commit_ddl(&mut ddl, "CREATE INDEX ASYNC ON s.t (c)", b"CREATE INDEX\0");
+        assert!(!gets_oc001(&other, "SELECT * FROM other.t2"));
+        assert!(gets_oc001(&other, "UPDATE t SET c = 'x'"), "t may be s.t");
+        // A change whose reach is unknown meets every statement that uses a relation.
+        commit_ddl(&mut ddl, "DROP INDEX i", b"DROP INDEX\0");
+        assert!(!gets_oc001(&other, "SELECT 1"));
+        assert!(gets_oc001(&other, "SELECT * FROM u"));
+    }
+
+    #[test]
+    fn a_bind_of_a_prepared_statement_using_a_changed_relation_gets_oc001_once() {
+        let policy = super::super::policy::DsqlRules;
+        let context = Context::default();
+        let mut ddl = Relayed::new(&policy, &context);
+        let mut other = Relayed::new(&policy, &context);
+        ddl.down(b'Z', b"I");
+        other.down(b'Z', b"I");
+        let bind = |statement: &str| {
+            let body = format!("\0{statement}\0\0\0\0\0\0\0");
+            to_server(b'B', body.as_bytes(), other.judge, &other.pending)
+        };
+        assert_eq!(other.up(b"s1\0SELECT * FROM t\0\0\0", 1), None);
+        assert_eq!(other.up(b"s2\0SELECT * FROM u\0\0\0", 1), None);
+        assert_eq!(bind("s1"), None);
+        commit_ddl(
+            &mut ddl,
+            "ALTER TABLE t ADD COLUMN c text",
+            b"ALTER TABLE\0",
+        );
+        assert_eq!(bind("s2"), None, "another relation");
+        assert_eq!(
+            bind(""),
+            None,
+            "the unnamed statement is parsed anew each time"
+        );
+        let replaced = bind("s1").expect("a refused Parse in place of the Bind");
+        assert_eq!(replaced[0], b'P');
+        let sent = String::from_utf8_lossy(&replaced).into_owned();
+        let refusal = lock(&other.pending).take_named_in(&sent);
+        assert_eq!(refusal, Some(Conflict::Schema.refusal()));
+        assert_eq!(bind("s1"), None, "once");
+        assert_eq!(to_server(b'C', b"Ss1\0", other.judge, &other.pending), None);
+        assert!(!lock(&other.pending).prepared.contains_key("s1"), "closed");
+    }
+
+    #[test]
+    fn cluster_wide_conflicts_fail_any_first_statement_after_any_ddl() {
+        let policy = super::super::policy::DsqlRules;
+        let context = Context {
+            limits: Limits {
+                schema_conflicts_cluster_wide: true,
+                ..Limits::default()
+            },
+            ..Context::default()
+        };
+        let mut ddl = Relayed::new(&policy, &context);
+        let mut other = Relayed::new(&policy, &context);
+        ddl.down(b'Z', b"I");
+        other.down(b'Z', b"I");
+        commit_ddl(
+            &mut ddl,
+            "CREATE TABLE u (id uuid PRIMARY KEY)",
+            b"CREATE TABLE\0",
+        );
+        assert!(gets_oc001(&other, "DEALLOCATE ALL"));
+        assert!(!gets_oc001(&other, "DEALLOCATE ALL"), "once");
+        commit_ddl(
+            &mut ddl,
+            "CREATE TABLE v (id uuid PRIMARY KEY)",
+            b"CREATE TABLE\0",
+        );
+        other.down(b'Z', b"T");
+        assert!(
+            !gets_oc001(&other, "SELECT * FROM v"),
+            "only at a transaction's start"
+        );
     }
 
     #[test]

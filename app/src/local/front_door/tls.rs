@@ -24,6 +24,11 @@ use crate::error::{Error, Result};
 /// The ALPN protocol name PostgreSQL uses for direct TLS (PostgreSQL 17+ clients ask for it).
 const ALPN_POSTGRESQL: &[u8] = b"postgresql";
 
+/// The first byte of a TLS record carrying a handshake message: how a ClientHello starts. An
+/// `SSLRequest` or startup message starts with its length's high byte, 0 for any message the
+/// front door takes at that point.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 /// The subject of the generated CA certificate.
 const CA_NAME: &str = "SeaORM DSQL local stand-in CA";
 
@@ -139,6 +144,22 @@ impl LocalCa {
         config.alpn_protocols = vec![ALPN_POSTGRESQL.to_vec()];
         Ok(Arc::new(config))
     }
+}
+
+/// Whether the client opened with a TLS ClientHello (direct TLS) rather than a PostgreSQL
+/// message: reads its first byte without taking it from the stream. A connection closed before
+/// its first byte is not direct TLS (the reading that follows meets the end).
+pub async fn starts_with_client_hello(client: &tokio::net::TcpStream) -> std::io::Result<bool> {
+    let mut first = [0u8; 1];
+    let read = client.peek(&mut first).await?;
+    Ok(read == 1 && first[0] == TLS_HANDSHAKE_RECORD)
+}
+
+/// Whether the TLS handshake settled on ALPN `postgresql`, which PostgreSQL 17 requires of a
+/// direct TLS connection (so that a TLS connection meant for another protocol cannot be
+/// taken for a PostgreSQL one).
+pub fn negotiated_postgresql<S>(stream: &tokio_rustls::server::TlsStream<S>) -> bool {
+    stream.get_ref().1.alpn_protocol() == Some(ALPN_POSTGRESQL)
 }
 
 /// A rustls client configuration, on the `ring` provider, that trusts only the certificates in
