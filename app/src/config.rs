@@ -32,9 +32,17 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::dsql::endpoint::Endpoint;
+use secrecy::SecretString;
+
+use crate::dsql::endpoint::{Endpoint, EndpointError, Part};
+use crate::dsql::pool::{
+    DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_LIFETIME, DSQL_CONNECTION_LIMIT,
+    DSQL_MAX_CONNECTIONS, PoolSettings,
+};
+use crate::dsql::token::{DEFAULT_TOKEN_LIFETIME, MAX_TOKEN_LIFETIME};
+use crate::dsql::{ADMIN_USER, is_identifier};
 use crate::error::{Error, Result};
-use crate::secret::Secret;
+use crate::local;
 
 /// Every variable [`Config::from_vars`] reads, in the order of the table above (with
 /// `AWS_DEFAULT_REGION`, the fallback for `AWS_REGION`).
@@ -53,28 +61,6 @@ pub const VARIABLES: [&str; 10] = [
 
 /// The default for `CLUSTER_PORT`.
 pub const DEFAULT_PORT: u16 = 5432;
-/// The default for `CLUSTER_USER`, and DSQL's built-in administrator role.
-pub const ADMIN_USER: &str = "admin";
-/// The schema of the `admin` user. DSQL's `public` belongs to `admin`.
-pub const ADMIN_SCHEMA: &str = "public";
-/// The schema of every other user. DSQL refuses schema-level grants on `public`, so other
-/// roles get a schema of their own.
-pub const USER_SCHEMA: &str = "myschema";
-/// The default for `DSQL_TOKEN_LIFETIME_SECS`: 15 minutes, the AWS CLI's and SDKs' default.
-pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(900);
-/// The longest IAM token DSQL accepts: one week.
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(604_800);
-/// The default for `POOL_MAX_CONNECTIONS`.
-pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
-/// The most connections a DSQL cluster accepts (its quota; the next is refused with `53300`),
-/// and so the largest `POOL_MAX_CONNECTIONS`.
-pub const DSQL_MAX_CONNECTIONS: u32 = 10_000;
-/// The default for `POOL_MAX_LIFETIME_SECS`: 55 minutes, five below DSQL's one-hour limit.
-pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3300);
-/// DSQL closes every connection after one hour; `POOL_MAX_LIFETIME_SECS` must stay below it.
-pub const DSQL_CONNECTION_LIMIT: Duration = Duration::from_secs(3600);
-/// The default for `POOL_IDLE_TIMEOUT_SECS`: 10 minutes.
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Everything the app needs to know to reach its database. Built only by [`Config::from_env`]
 /// or [`Config::from_vars`], so every value in it has been checked: the user is a plain
@@ -104,29 +90,6 @@ pub enum Target {
     Local,
 }
 
-/// The connection pool's limits, all checked to be in range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolSettings {
-    /// Most connections open at once (`POOL_MAX_CONNECTIONS`), 1 to [`DSQL_MAX_CONNECTIONS`].
-    pub max_connections: u32,
-    /// Age at which a connection is retired (`POOL_MAX_LIFETIME_SECS`), below one hour because
-    /// DSQL closes connections at 60 minutes.
-    pub max_lifetime: Duration,
-    /// How long a connection may stay idle before it is closed (`POOL_IDLE_TIMEOUT_SECS`).
-    pub idle_timeout: Duration,
-}
-
-impl Default for PoolSettings {
-    /// 10 connections, retired after 55 minutes, closed after 10 idle minutes.
-    fn default() -> Self {
-        Self {
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-            max_lifetime: DEFAULT_MAX_LIFETIME,
-            idle_timeout: DEFAULT_IDLE_TIMEOUT,
-        }
-    }
-}
-
 /// A parsed `DATABASE_URL`. Its `Debug` shows where it points but never the password, which
 /// [`PgConnectOptions`]'s own `Debug` would print.
 #[derive(Clone)]
@@ -134,7 +97,7 @@ pub struct DatabaseUrl {
     // Boxed: the options are large, and `Target` should stay small.
     options: Box<PgConnectOptions>,
     /// The URL itself (with the user added when it named none).
-    url: Secret,
+    url: SecretString,
 }
 
 impl DatabaseUrl {
@@ -145,7 +108,7 @@ impl DatabaseUrl {
     }
 
     /// The URL, as given (with `user=` added when it named no user): what other tools take.
-    pub fn url(&self) -> &Secret {
+    pub fn url(&self) -> &SecretString {
         &self.url
     }
 }
@@ -280,20 +243,16 @@ impl Config {
         })
     }
 
-    /// The schema the user works in: `public` for `admin`, `myschema` for anyone else (DSQL
-    /// refuses schema-level grants on `public`, so other roles need a schema of their own).
+    /// The schema the user works in ([`dsql::schema_for`](crate::dsql::schema_for)):
+    /// `public` for `admin`, `myschema` for anyone else.
     pub fn schema(&self) -> &'static str {
-        if self.is_admin() {
-            ADMIN_SCHEMA
-        } else {
-            USER_SCHEMA
-        }
+        crate::dsql::schema_for(&self.user)
     }
 
-    /// The schema every new connection puts on `search_path`: none for `admin` (`public` is
-    /// already there), [`schema`](Self::schema) for anyone else.
+    /// The schema every new connection puts on `search_path`
+    /// ([`dsql::search_path_for`](crate::dsql::search_path_for)).
     pub fn search_path(&self) -> Option<&'static str> {
-        (!self.is_admin()).then(|| self.schema())
+        crate::dsql::search_path_for(&self.user)
     }
 
     /// Whether the user is DSQL's administrator `admin` (exactly; role names are
@@ -303,34 +262,37 @@ impl Config {
     }
 }
 
-/// Whether `name` matches `^[a-z_][a-z0-9_]{0,62}$`, ignoring case: a user name that is safe
-/// to put into SQL and fits PostgreSQL's 63-byte limit.
-pub fn is_identifier(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    let Some(first) = bytes.next() else {
-        return false;
-    };
-    name.len() <= 63
-        && (first.is_ascii_alphabetic() || first == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
-
 /// Parses `CLUSTER_ENDPOINT`, with the region from `AWS_REGION` or `AWS_DEFAULT_REGION`.
 fn parse_endpoint(value: &str, get: &impl Fn(&str) -> Option<String>) -> Result<Endpoint> {
     let (region_variable, region) = match get("AWS_REGION") {
         Some(region) => ("AWS_REGION", Some(region)),
         None => ("AWS_DEFAULT_REGION", get("AWS_DEFAULT_REGION")),
     };
-    Endpoint::parse(value, region.as_deref()).map_err(|error| match error {
-        // Name the variable the region really came from.
-        Error::Config {
-            variable: "AWS_REGION",
-            problem,
-        } if region.is_some() => Error::Config {
-            variable: region_variable,
-            problem,
-        },
-        other => other,
+    let endpoint =
+        Endpoint::parse(value, region.as_deref()).map_err(|EndpointError { part, problem }| {
+            match part {
+                Part::Host => Error::Config {
+                    variable: "CLUSTER_ENDPOINT",
+                    problem: format!(
+                        "{problem} (CLUSTER_ENDPOINT takes the host name only; a port goes in \
+                     CLUSTER_PORT)"
+                    ),
+                },
+                Part::Region => Error::Config {
+                    variable: region_variable,
+                    problem: format!(
+                        "{problem}: set {region_variable}, e.g. {region_variable}=us-east-1 \
+                     (AWS_REGION wins over AWS_DEFAULT_REGION)"
+                    ),
+                },
+            }
+        })?;
+    // The stand-in's name resolves to the loopback only where a hosts file says so; the app
+    // dials the loopback itself.
+    Ok(if endpoint.host() == local::STAND_IN_HOST {
+        endpoint.dialled_at(local::STAND_IN_ADDRESS)
+    } else {
+        endpoint
     })
 }
 
@@ -381,7 +343,7 @@ fn parse_database_url(url: &str, cluster_user: Option<String>) -> Result<(Databa
         return Ok((
             DatabaseUrl {
                 options: Box::new(options),
-                url: Secret::new(with_user),
+                url: SecretString::from(with_user),
             },
             user,
         ));
@@ -412,7 +374,7 @@ fn parse_database_url(url: &str, cluster_user: Option<String>) -> Result<(Databa
     Ok((
         DatabaseUrl {
             options: Box::new(options),
-            url: Secret::new(url),
+            url: SecretString::from(url),
         },
         user,
     ))

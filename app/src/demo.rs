@@ -16,13 +16,13 @@ use sea_orm::{
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::clinic::batch::delete_all;
-use crate::clinic::locking::find_for_update;
 use crate::clinic::owners::{self, Found, NewOwner};
 use crate::clinic::pets::{self, NewPet};
 use crate::clinic::vets;
+use crate::dsql::batch::delete_all;
+use crate::dsql::locking::find_for_update;
+use crate::dsql::retry::{Idempotency, RetryPolicy, refresh_catalogs, transaction};
 use crate::error::{Error, Result};
-use crate::retry::{Idempotency, RetryPolicy, transaction};
 
 /// What the demo found, for callers that check it (the tests).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,13 +45,16 @@ fn date(year: i32, month: u32, day: u32) -> Result<NaiveDate> {
         .ok_or_else(|| Error::Invalid(format!("no such date {year}-{month}-{day}")))
 }
 
+/// A read that touches every clinic table, for [`refresh_catalogs`] after the migrations.
+pub const CLINIC_TABLES_READ: &str =
+    "SELECT 1 FROM owner, pet, vet, specialty, vet_specialty LIMIT 0";
+
 /// Applies the clinic's migrations on `db`, then takes the `OC001` that each of the pool's other
-/// connections owes after their DDL ([`crate::retry::refresh_catalogs`]), so that [`run`]'s
-/// first statements, which are not all retried, meet none.
+/// connections owes after their DDL ([`refresh_catalogs`]), so that [`run`]'s first statements,
+/// which are not all retried, meet none.
 pub async fn migrate(db: &DatabaseConnection) -> Result<()> {
     Migrator::up(db, None).await?;
-    let pool = db.get_postgres_connection_pool();
-    crate::retry::refresh_catalogs(pool, crate::retry::CLINIC_TABLES_READ).await
+    Ok(refresh_catalogs(db, CLINIC_TABLES_READ).await?)
 }
 
 /// Runs every step on `db`, calling `say` with one line per step.

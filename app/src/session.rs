@@ -4,24 +4,25 @@
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 
 use crate::config::{Config, Target};
+use crate::dsql::DATABASE;
 use crate::dsql::endpoint::Endpoint;
 use crate::dsql::pool::{RefreshPolicy, RefreshingPool};
+use crate::dsql::token::IamTokenSource;
 #[cfg(not(feature = "front-door"))]
 use crate::dsql::token::StaticPassword;
-use crate::dsql::token::{CountingSource, IamTokenSource};
 use crate::error::Result;
-use crate::local::DATABASE;
 #[cfg(not(feature = "front-door"))]
 use crate::local::LocalServer;
 #[cfg(feature = "front-door")]
 use crate::local::stand_in::StandIn;
+#[cfg(feature = "front-door")]
+use crate::local::{STAND_IN_ADDRESS, STAND_IN_HOST, STAND_IN_REGION};
+use crate::users::onboard_local;
 
 /// What keeps a local target alive: the stand-in (server and front door), or, built without
 /// the front door, the bare server.
@@ -36,7 +37,6 @@ type Local = LocalServer;
 pub struct Session {
     pool: RefreshingPool,
     description: String,
-    tokens_issued: Arc<AtomicU64>,
     token_lifetime: Option<Duration>,
     // Dropped last: the server outlives the pool.
     local: Option<Local>,
@@ -94,7 +94,6 @@ impl Session {
                 Ok(Self {
                     pool,
                     description,
-                    tokens_issued: Arc::default(),
                     token_lifetime: None,
                     local: None,
                 })
@@ -104,12 +103,11 @@ impl Session {
                 // Reached exactly like DSQL: endpoint, port, IAM tokens, TLS verify-full.
                 let stand_in = StandIn::start().await?;
                 if !config.is_admin() {
-                    stand_in
-                        .server()
-                        .create_user(DATABASE, &config.user)
-                        .await?;
+                    onboard_local(stand_in.server(), DATABASE, &config.user).await?;
                 }
-                let endpoint = stand_in.endpoint()?;
+                let endpoint = Endpoint::parse(STAND_IN_HOST, Some(STAND_IN_REGION))
+                    .map_err(crate::dsql::Error::from)?
+                    .dialled_at(STAND_IN_ADDRESS);
                 let source = IamTokenSource::with_sdk_config(
                     &endpoint,
                     &config.user,
@@ -139,11 +137,10 @@ impl Session {
                 let credentials = if config.is_admin() {
                     server.admin().clone()
                 } else {
-                    server.create_user(DATABASE, &config.user).await?
+                    onboard_local(&server, DATABASE, &config.user).await?
                 };
                 let options = server.connect_options(DATABASE, &credentials);
-                let source = CountingSource::new(StaticPassword(credentials.password));
-                let tokens_issued = source.issued();
+                let source = StaticPassword(credentials.password);
                 let schema = config.search_path();
                 let policy = RefreshPolicy::default();
                 let pool =
@@ -155,7 +152,6 @@ impl Session {
                         server.host(),
                         server.port()
                     ),
-                    tokens_issued,
                     token_lifetime: None,
                     local: Some(server),
                 })
@@ -178,8 +174,6 @@ impl Session {
         let schema = config.search_path();
         let options =
             crate::dsql::connect_options(endpoint, port, &config.user, root_cert.as_deref());
-        let source = CountingSource::new(source);
-        let tokens_issued = source.issued();
         let pool = RefreshingPool::connect(
             options,
             schema,
@@ -191,7 +185,6 @@ impl Session {
         Ok(Self {
             pool,
             description,
-            tokens_issued,
             token_lifetime: Some(config.token_lifetime),
             local,
         })
@@ -226,13 +219,6 @@ impl Session {
     #[cfg(feature = "front-door")]
     pub fn stand_in(&self) -> Option<&StandIn> {
         self.local.as_ref()
-    }
-
-    /// How many passwords or tokens the pool's token source has handed out since the session
-    /// opened: one at connect time plus one per refresh (none for `DATABASE_URL`, whose
-    /// password is in the URL).
-    pub fn tokens_issued(&self) -> u64 {
-        self.tokens_issued.load(Ordering::Acquire)
     }
 
     /// Closes the pool (ending its refresh task), then stops the local server if any.

@@ -1,4 +1,4 @@
-//! One connection URL for the tools that take one (`sea-orm-cli`, `psql`, sqlx): the configured
+//! An IAM token ([`token_for`]), and one connection URL for the tools that take one (`sea-orm-cli`, `psql`, sqlx): the configured
 //! target with, on Aurora DSQL, a fresh IAM token as its password. `app url` prints it, so that
 //! `DATABASE_URL="$(cargo run -q -p app -- url)" sea-orm-cli generate entity …` reaches a
 //! cluster, the local stand-in and a plain PostgreSQL alike, with the token passed through the
@@ -8,14 +8,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Config, Target};
-use crate::dsql::token::token_for;
+use crate::dsql::DATABASE;
+use crate::dsql::token::{IamTokenSource, TokenSource};
 use crate::error::{Error, Result};
-use crate::secret::Secret;
-
-/// The database DSQL offers (it has only this one).
-const DATABASE: &str = "postgres";
 /// How long the target may take to accept a TCP connection before it counts as not running.
 const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -26,7 +24,7 @@ const REACH_TIMEOUT: Duration = Duration::from_secs(5);
 /// for `DATABASE_URL`, that URL.
 /// Every part is percent-encoded. Fails with the fix when no target is configured or nothing
 /// answers at its address, before a token is made.
-pub async fn connection_url(config: &Config, root_cert: Option<&Path>) -> Result<Secret> {
+pub async fn connection_url(config: &Config, root_cert: Option<&Path>) -> Result<SecretString> {
     match &config.target {
         Target::Local => Err(Error::Config {
             variable: "CLUSTER_ENDPOINT",
@@ -49,7 +47,7 @@ pub async fn connection_url(config: &Config, root_cert: Option<&Path>) -> Result
             let mut url = format!(
                 "postgres://{}:{}@{}:{port}/{DATABASE}?sslmode=verify-full",
                 encode(&config.user),
-                encode(token.expose()),
+                encode(token.expose_secret()),
                 endpoint.address(),
             );
             if let Some(root_cert) = root_cert {
@@ -60,8 +58,32 @@ pub async fn connection_url(config: &Config, root_cert: Option<&Path>) -> Result
                 url.push_str("&options=");
                 url.push_str(&encode(&format!("-c search_path={schema}")));
             }
-            Ok(Secret::new(url))
+            Ok(SecretString::from(url))
         }
+    }
+}
+
+/// One IAM token for `config`'s DSQL cluster and user, from the default AWS credential chain.
+/// This is what the `app token` command prints; nothing else shows a token.
+///
+/// For a target other than [`Target::Dsql`], an [`Error::Config`] naming `CLUSTER_ENDPOINT`:
+/// only DSQL uses IAM tokens.
+pub async fn token_for(config: &Config) -> Result<SecretString> {
+    match &config.target {
+        Target::Dsql(endpoint, _) => {
+            let source =
+                IamTokenSource::from_environment(endpoint, &config.user, config.token_lifetime)
+                    .await?;
+            Ok(source.token().await?.secret)
+        }
+        Target::Url(_) | Target::Local => Err(Error::Config {
+            variable: "CLUSTER_ENDPOINT",
+            problem: "it is not set, and IAM tokens exist only for Aurora DSQL; set it to your \
+                      cluster's host name, e.g. \
+                      CLUSTER_ENDPOINT=abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws (and \
+                      unset DATABASE_URL)"
+                .to_owned(),
+        }),
     }
 }
 

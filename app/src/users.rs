@@ -9,9 +9,9 @@ use migration::dsql::{is_dsql, retry_on_conflict};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tracing::info;
 
-use crate::config::is_identifier;
+use crate::dsql::{USER_SCHEMA, is_identifier, quote_identifier};
 use crate::error::{Error, Result};
-use crate::local::{USER_SCHEMA, quote_identifier};
+use crate::local::{Credentials, LocalServer};
 
 /// Creates the login role `name` if it does not exist, maps `iam_role_arn` to it with
 /// `AWS IAM GRANT` (on DSQL; elsewhere there is no IAM and the ARN is ignored with a notice),
@@ -70,6 +70,21 @@ pub async fn onboard(
         retry_on_conflict(sql, || db.execute_unprepared(sql)).await?;
     }
     Ok(())
+}
+
+/// Onboards `name` on the local stand-in's server in `database` as on DSQL ([`onboard`], as
+/// `admin`), then lets it log in there ([`LocalServer::grant_login`]: the stand-in's password
+/// and IAM identity for it). Returns its credentials on the bare server.
+pub async fn onboard_local(
+    server: &LocalServer,
+    database: &str,
+    name: &str,
+) -> Result<Credentials> {
+    let pool = server.pool(database, server.admin()).await?;
+    let admin = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+    onboard(&admin, name, None).await?;
+    admin.close().await?;
+    Ok(server.grant_login(database, name).await?)
 }
 
 /// AWS's partitions, the second field of every ARN (as the SDKs' endpoint rules list them).

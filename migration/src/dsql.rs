@@ -65,6 +65,36 @@ fn database_error(err: &DbErr) -> Option<&(dyn sea_orm::sqlx::error::DatabaseErr
     }
 }
 
+/// Exponential backoff with "equal jitter": each step doubles from `first` up to `max`, and
+/// the wait is half the step plus a random part of the other half, so that clients that
+/// failed together do not retry in lockstep. The one backoff of the migrations and the app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    /// The step before the first retry.
+    pub first: Duration,
+    /// The largest step; doubling stops here.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The wait before retry number `retry` (1 for the first): `first × 2^(retry − 1)`,
+    /// at most `max`, jittered between half of that and all of it.
+    pub fn wait(&self, retry: u32) -> Duration {
+        let step = self
+            .first
+            .saturating_mul(1 << retry.saturating_sub(1).min(16))
+            .min(self.max);
+        let half = step / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// The waits between retries of a conflicting statement: 20 ms, doubling up to 1 s.
+const CONFLICT_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(20),
+    max: Duration::from_secs(1),
+};
+
 /// A count of conflicts retried, for reporting: retries that succeed are counted, not logged
 /// above `DEBUG`.
 #[derive(Debug, Default)]
@@ -78,8 +108,8 @@ impl Retries {
 }
 
 /// Runs `attempt` until it succeeds, fails with anything but a conflict, or has failed
-/// [`MAX_ATTEMPTS`] times with data conflicts (waiting 20 ms, 40 ms, … at most 1 s before each
-/// retry) or [`MAX_SCHEMA_RETRIES`] times in a row with schema conflicts (retried at once).
+/// [`MAX_ATTEMPTS`] times with data conflicts (waiting up to 20 ms, 40 ms, … 1 s before each
+/// retry, see [`Backoff`]) or [`MAX_SCHEMA_RETRIES`] times in a row with schema conflicts (retried at once).
 ///
 /// Each call of `attempt` must be one whole transaction (one autocommit statement here), so
 /// running it again is safe: migrations use `IF [NOT] EXISTS` everywhere for that reason.
@@ -112,8 +142,7 @@ where
             Err(err) if is_conflict(&err) && tries + 1 < MAX_ATTEMPTS => {
                 tries += 1;
                 schema_retries = 0;
-                let wait =
-                    Duration::from_millis(20 << (tries - 1).min(6)).min(Duration::from_secs(1));
+                let wait = CONFLICT_BACKOFF.wait(tries);
                 debug!(target: LOG_TARGET, %err, attempt = tries, "{what}: conflict, retrying in {wait:?}");
                 tokio::time::sleep(wait).await;
             }
@@ -125,6 +154,16 @@ where
         }
         retries.0.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// `name` as a PostgreSQL quoted identifier, quoted by SeaQuery as it quotes every name it
+/// writes for PostgreSQL (in double quotes, inner double quotes doubled): for the statements
+/// that must be text, such as `SET search_path` or `CREATE ROLE`.
+pub fn quote_identifier(name: &str) -> String {
+    use sea_orm::sea_query::{Alias, IntoIden, PostgresQueryBuilder, QuotedBuilder};
+    let mut quoted = String::with_capacity(name.len() + 2);
+    PostgresQueryBuilder.prepare_iden(&Alias::new(name).into_iden(), &mut quoted);
+    quoted
 }
 
 /// Asks the server whether it is Aurora DSQL (or a stand-in of it), i.e. whether it has the
@@ -145,4 +184,40 @@ pub async fn is_dsql<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
 /// `CREATE INDEX` is refused), and PostgreSQL does not know that syntax.
 pub async fn builds_indexes_async<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
     is_dsql(db).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_first_to_max_with_half_of_each_step_random() {
+        let backoff = Backoff {
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(300),
+        };
+        for (retry, step) in [
+            (1, 20),
+            (2, 40),
+            (3, 80),
+            (4, 160),
+            (5, 300),
+            (9, 300),
+            (40, 300),
+        ] {
+            let wait = backoff.wait(retry);
+            let step = Duration::from_millis(step);
+            assert!(
+                wait >= step / 2 && wait <= step,
+                "retry {retry}: {wait:?} outside [{:?}, {step:?}]",
+                step / 2
+            );
+        }
+    }
+
+    #[test]
+    fn identifiers_are_quoted_with_inner_quotes_doubled() {
+        assert_eq!(quote_identifier("myschema"), "\"myschema\"");
+        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
+    }
 }

@@ -2,11 +2,8 @@
 //!
 //! Plain reads and single statements take `&impl ConnectionTrait`, so they run on the pool or
 //! inside a caller's transaction. Operations that must be one transaction (check-then-write,
-//! find-or-create, batches) take the pool and run through [`crate::retry::transaction`].
+//! find-or-create, batches) take the pool and run through [`crate::dsql::retry::transaction`].
 
-pub mod batch;
-pub mod find_or_create;
-pub mod locking;
 pub mod owners;
 pub mod pets;
 pub mod vets;

@@ -9,11 +9,11 @@ use sea_orm::{
 use uuid::Uuid;
 use validator::Validate;
 
-pub use super::find_or_create::Found;
-use super::find_or_create::find_or_create;
 use super::validated;
+pub use crate::dsql::find_or_create::Found;
+use crate::dsql::find_or_create::find_or_create;
+use crate::dsql::retry::{Retried, RetryPolicy};
 use crate::error::Result;
-use crate::retry::{Retried, RetryPolicy};
 
 /// An owner as the user gives it, checked against the schema's limits before any SQL is sent.
 #[derive(Clone, Debug, Validate)]
@@ -86,7 +86,7 @@ pub async fn upsert_by_email(db: &impl ConnectionTrait, new: &NewOwner) -> Resul
 
 /// Returns the owner with `new.email`, creating it from `new` if there is none; an existing row
 /// is kept as it is. Safe under concurrency: all callers end up with the same single row (see
-/// [`super::find_or_create`]). The key is generated once per call, so a row found with it is
+/// [`crate::dsql::find_or_create`]). The key is generated once per call, so a row found with it is
 /// this call's own (an earlier attempt that committed and whose answer was lost): `Created`.
 pub async fn find_or_create_by_email(
     db: &DatabaseConnection,
@@ -95,27 +95,29 @@ pub async fn find_or_create_by_email(
 ) -> Result<Retried<(owner::Model, Found)>> {
     validated(new)?;
     let ours = new.active_model();
-    find_or_create(db, policy, &format!("owner {}", new.email), |txn| {
-        let (new, row) = (new.clone(), ours.clone());
-        Box::pin(async move {
-            if let Some(existing) = find_by_email(txn, &new.email).await? {
-                let found = if row.id.as_ref() == &existing.id {
-                    Found::Created
-                } else {
-                    Found::Existing
-                };
-                return Ok(Some((existing, found)));
-            }
-            // Without RETURNING: SeaORM 2.0.4 reports an empty RETURNING as an error.
-            let inserted = owner::Entity::insert(row.clone())
-                .on_conflict_do_nothing_on([owner::Column::Email])
-                .exec_without_returning(txn)
-                .await?;
-            Ok(match inserted {
-                TryInsertResult::Inserted(1) => Some((row.try_into()?, Found::Created)),
-                _ => None,
+    Ok(
+        find_or_create(db, policy, &format!("owner {}", new.email), |txn| {
+            let (new, row) = (new.clone(), ours.clone());
+            Box::pin(async move {
+                if let Some(existing) = find_by_email(txn, &new.email).await? {
+                    let found = if row.id.as_ref() == &existing.id {
+                        Found::Created
+                    } else {
+                        Found::Existing
+                    };
+                    return Ok(Some((existing, found)));
+                }
+                // Without RETURNING: SeaORM 2.0.4 reports an empty RETURNING as an error.
+                let inserted = owner::Entity::insert(row.clone())
+                    .on_conflict_do_nothing_on([owner::Column::Email])
+                    .exec_without_returning(txn)
+                    .await?;
+                Ok(match inserted {
+                    TryInsertResult::Inserted(1) => Some((row.try_into()?, Found::Created)),
+                    _ => None,
+                })
             })
         })
-    })
-    .await
+        .await?,
+    )
 }

@@ -13,10 +13,10 @@ use std::pin::Pin;
 use uuid::Uuid;
 use validator::{Validate, ValidationError};
 
-use super::locking::find_for_key_share;
 use super::validated;
+use crate::dsql::locking::find_for_key_share;
+use crate::dsql::retry::{Idempotency, Retried, RetryPolicy, transaction};
 use crate::error::{Error, Result};
-use crate::retry::{Idempotency, Retried, RetryPolicy, transaction};
 
 /// A pet as the user gives it. `status` is free text from the user and is checked against
 /// [`PetStatus`] before any SQL is sent.

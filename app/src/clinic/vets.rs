@@ -8,9 +8,9 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::find_or_create::{Found, find_or_create};
+use crate::dsql::find_or_create::{Found, find_or_create};
+use crate::dsql::retry::{Retried, RetryPolicy};
 use crate::error::Result;
-use crate::retry::{Retried, RetryPolicy};
 
 /// Inserts a vet named `name`.
 pub async fn create(db: &impl ConnectionTrait, name: &str) -> Result<vet::Model, DbErr> {
@@ -29,7 +29,7 @@ pub async fn ensure_specialty(db: &impl ConnectionTrait, name: &str) -> Result<(
 }
 
 /// Returns the specialty `name`, creating it if there is none; race-free (see
-/// [`super::find_or_create`]), so concurrent callers end up with the one row. The name is the
+/// [`crate::dsql::find_or_create`]), so concurrent callers end up with the one row. The name is the
 /// whole row, so a row written by an earlier attempt whose answer was lost cannot be told from
 /// a concurrent caller's: it is reported as `Existing`.
 pub async fn find_or_create_specialty(
@@ -37,23 +37,26 @@ pub async fn find_or_create_specialty(
     policy: &RetryPolicy,
     name: &str,
 ) -> Result<Retried<(specialty::Model, Found)>> {
-    find_or_create(db, policy, &format!("specialty {name}"), |txn| {
-        let name = name.to_owned();
-        Box::pin(async move {
-            if let Some(existing) = specialty::Entity::find_by_id(name.clone()).one(txn).await? {
-                return Ok(Some((existing, Found::Existing)));
-            }
-            Ok(
-                match specialty_if_new(&name).exec_without_returning(txn).await? {
-                    TryInsertResult::Inserted(1) => {
-                        Some((specialty::Model { name }, Found::Created))
-                    }
-                    _ => None,
-                },
-            )
+    Ok(
+        find_or_create(db, policy, &format!("specialty {name}"), |txn| {
+            let name = name.to_owned();
+            Box::pin(async move {
+                if let Some(existing) = specialty::Entity::find_by_id(name.clone()).one(txn).await?
+                {
+                    return Ok(Some((existing, Found::Existing)));
+                }
+                Ok(
+                    match specialty_if_new(&name).exec_without_returning(txn).await? {
+                        TryInsertResult::Inserted(1) => {
+                            Some((specialty::Model { name }, Found::Created))
+                        }
+                        _ => None,
+                    },
+                )
+            })
         })
-    })
-    .await
+        .await?,
+    )
 }
 
 /// `INSERT INTO specialty (name) VALUES (name) ON CONFLICT DO NOTHING`.

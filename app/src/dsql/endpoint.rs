@@ -9,12 +9,6 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
-
-/// The variable that names the endpoint, for error messages.
-const ENDPOINT_VARIABLE: &str = "CLUSTER_ENDPOINT";
-/// The variable that supplies the region when the host name does not carry one.
-const REGION_VARIABLE: &str = "AWS_REGION";
 /// The length of a DSQL cluster id.
 const CLUSTER_ID_LEN: usize = 26;
 /// The longest DNS name (RFC 1035, without the trailing dot).
@@ -24,17 +18,29 @@ const MAX_LABEL_LEN: usize = 63;
 /// An example endpoint for error messages.
 const EXAMPLE_HOST: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
 
-/// The local stand-in's endpoint name: shaped like a cluster's (a 26-character cluster id of
-/// lowercase letters and digits, `.dsql.`, a Region, `.on.aws`), so that every DSQL client
-/// takes it as a host and reads its Region from it, as AWS's connectors do (they expand any
-/// other name, e.g. `localhost`, into `localhost.dsql.<region>.on.aws`). Tokens are signed
-/// and checked for it, and the stand-in's certificate names it. It resolves to the loopback
-/// only where a hosts file says so (`app local` prints the line); the app itself needs no
-/// name resolution for it ([`Endpoint::address`]).
-pub const STAND_IN_HOST: &str = "localstandin00000000000000.dsql.us-east-1.on.aws";
-/// The address the app dials for [`STAND_IN_HOST`]: the loopback, where the stand-in listens
-/// (named in its certificate too).
-const STAND_IN_ADDRESS: &str = "127.0.0.1";
+/// Which part of an endpoint's description is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The host name (or cluster id).
+    Host,
+    /// The Region given besides it: missing where the host names none, or not a Region.
+    Region,
+}
+
+/// Why [`Endpoint::parse`] refused its input: which part is at fault, and a message that says
+/// what to give instead, with an example. Never echoes input that may carry a password (a URL).
+/// The message names no setting: the caller knows where the value came from and says so.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{problem}")]
+pub struct EndpointError {
+    /// The part at fault.
+    pub part: Part,
+    /// What is wrong and what to give instead.
+    pub problem: String,
+}
+
+/// The result of parsing an endpoint.
+type Result<T> = std::result::Result<T, EndpointError>;
 
 /// A validated DSQL endpoint. The host is a syntactically valid, lowercase DNS name, and the
 /// region is region-shaped (see [`is_region`]); both are fixed once parsed.
@@ -42,10 +48,12 @@ const STAND_IN_ADDRESS: &str = "127.0.0.1";
 pub struct Endpoint {
     host: String,
     region: String,
+    /// Where to dial instead of `host`, if anywhere ([`Endpoint::dialled_at`]).
+    address: Option<String>,
 }
 
 impl Endpoint {
-    /// Parses `value`, the `CLUSTER_ENDPOINT` setting.
+    /// Parses `value`, a cluster's endpoint as the console shows it.
     ///
     /// - A bare 26-character cluster id (letters and digits) becomes
     ///   `<id>.dsql.<region>.on.aws`, with the region from `fallback_region`.
@@ -54,9 +62,8 @@ impl Endpoint {
     ///   other region would be refused.
     /// - Any other DNS host name needs `fallback_region`.
     ///
-    /// Errors are [`Error::Config`] naming `CLUSTER_ENDPOINT` (malformed host, or a
-    /// non-region in a DSQL name) or `AWS_REGION` (region needed but missing or malformed).
-    /// Each message says what to set instead, with an example.
+    /// Errors name the [`Part`] at fault: the host (malformed, or a non-region in a DSQL name)
+    /// or the region (needed but missing or malformed), and say what to give instead.
     pub fn parse(value: &str, fallback_region: Option<&str>) -> Result<Endpoint> {
         if value.trim().is_empty() {
             return Err(endpoint_error(format!(
@@ -69,15 +76,15 @@ impl Endpoint {
         if is_cluster_id(&host) {
             let region = fallback(fallback_region, || {
                 format!(
-                    "CLUSTER_ENDPOINT is the bare cluster id {value:?}, so the region must come \
-                     from AWS_REGION (or AWS_DEFAULT_REGION); set AWS_REGION to the cluster's \
-                     Region, e.g. AWS_REGION=us-east-1, or give the full host name, e.g. \
-                     CLUSTER_ENDPOINT={host}.dsql.us-east-1.on.aws"
+                    "the endpoint is the bare cluster id {value:?}, so the Region must be given \
+                     besides it; set the cluster's Region, or use the full host name, e.g. \
+                     {host}.dsql.us-east-1.on.aws"
                 )
             })?;
             return Ok(Endpoint {
                 host: format!("{host}.dsql.{region}.on.aws"),
                 region: region.to_owned(),
+                address: None,
             });
         }
 
@@ -90,19 +97,24 @@ impl Endpoint {
                 )));
             }
             let region = region.to_owned();
-            return Ok(Endpoint { host, region });
+            return Ok(Endpoint {
+                host,
+                region,
+                address: None,
+            });
         }
 
         let region = fallback(fallback_region, || {
             format!(
                 "the host {value:?} does not name its Region (it is not \
-                 <cluster-id>.dsql.<region>.on.aws), so the region must come from AWS_REGION \
-                 (or AWS_DEFAULT_REGION); set it to the cluster's Region, e.g. AWS_REGION=us-east-1"
+                 <cluster-id>.dsql.<region>.on.aws), so the Region must be given besides it; \
+                 set the cluster's Region"
             )
         })?;
         Ok(Endpoint {
             host,
             region: region.to_owned(),
+            address: None,
         })
     }
 
@@ -112,18 +124,22 @@ impl Endpoint {
         &self.host
     }
 
-    /// What to dial and verify the TLS certificate against: the host name, except for
-    /// [`STAND_IN_HOST`], which is dialled at `127.0.0.1` (also in the stand-in's certificate)
-    /// so the app reaches the stand-in without a hosts-file entry. sqlx 0.9 uses one name for
-    /// both the address and the certificate check (`PgConnectOptions::host`; its `hostaddr`
-    /// only sets `host`), so it cannot dial the loopback while verifying the DSQL name; the
-    /// token is still signed for [`Endpoint::host`].
-    pub fn address(&self) -> &str {
-        if self.host == STAND_IN_HOST {
-            STAND_IN_ADDRESS
-        } else {
-            &self.host
+    /// The same endpoint, dialled at `address` (an IP address the server's certificate
+    /// names too) instead of through DNS; tokens are still signed for [`Endpoint::host`]. For a
+    /// local endpoint whose name resolves nowhere but in a hosts file: sqlx 0.9 uses one name
+    /// for both the address and the certificate check (`PgConnectOptions::host`; its
+    /// `hostaddr` only sets `host`), so it cannot dial an address while verifying another name.
+    pub fn dialled_at(self, address: impl Into<String>) -> Self {
+        Self {
+            address: Some(address.into()),
+            ..self
         }
+    }
+
+    /// What to dial and verify the TLS certificate against: the host name, unless
+    /// [`dialled_at`](Self::dialled_at) gave an address.
+    pub fn address(&self) -> &str {
+        self.address.as_deref().unwrap_or(&self.host)
     }
 
     /// The AWS Region, e.g. `us-east-1`: where the cluster is, and what tokens are signed for.
@@ -137,6 +153,7 @@ impl fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("host", &self.host)
             .field("region", &self.region)
+            .field("address", &self.address)
             .finish()
     }
 }
@@ -204,19 +221,19 @@ fn check_host_shape(value: &str, host: &str) -> Result<()> {
     if host.contains("://") || host.contains('@') {
         return Err(endpoint_error(format!(
             "it is a URL, not a host name; set the host name only, without scheme, user, \
-             port or path, e.g. CLUSTER_ENDPOINT={EXAMPLE_HOST} (the port goes in CLUSTER_PORT)"
+             port or path, e.g. {EXAMPLE_HOST} (the port is a setting of its own)"
         )));
     }
     if host.contains(':') {
         return Err(endpoint_error(format!(
             "{value:?} contains a ':'; set the host name only, e.g. \
-             CLUSTER_ENDPOINT={EXAMPLE_HOST}, and put a port other than 5432 in CLUSTER_PORT"
+             {EXAMPLE_HOST}, and give a port other than 5432 as the port setting"
         )));
     }
     if host.contains(['/', '?', '#']) {
         return Err(endpoint_error(format!(
             "{value:?} is not a host name (it contains '/', '?' or '#'); set the host name \
-             only, e.g. CLUSTER_ENDPOINT={EXAMPLE_HOST}"
+             only, e.g. {EXAMPLE_HOST}"
         )));
     }
     if host.len() > MAX_HOST_LEN {
@@ -247,25 +264,25 @@ fn check_host_shape(value: &str, host: &str) -> Result<()> {
 /// The fallback region, checked; `missing` explains why it is needed when there is none.
 fn fallback(region: Option<&str>, missing: impl FnOnce() -> String) -> Result<&str> {
     match region {
-        None | Some("") => Err(Error::Config {
-            variable: REGION_VARIABLE,
+        None | Some("") => Err(EndpointError {
+            part: Part::Region,
             problem: missing(),
         }),
         Some(region) if is_region(region) => Ok(region),
-        Some(region) => Err(Error::Config {
-            variable: REGION_VARIABLE,
+        Some(region) => Err(EndpointError {
+            part: Part::Region,
             problem: format!(
-                "{region:?} is not an AWS Region name; set it to the cluster's Region in \
-                 lowercase, e.g. AWS_REGION=us-east-1 or AWS_REGION=ap-southeast-2"
+                "{region:?} is not an AWS Region name; set the cluster's Region in lowercase, \
+                 e.g. us-east-1 or ap-southeast-2"
             ),
         }),
     }
 }
 
-/// An [`Error::Config`] about `CLUSTER_ENDPOINT`.
-fn endpoint_error(problem: String) -> Error {
-    Error::Config {
-        variable: ENDPOINT_VARIABLE,
+/// An [`EndpointError`] about the host.
+fn endpoint_error(problem: String) -> EndpointError {
+    EndpointError {
+        part: Part::Host,
         problem,
     }
 }

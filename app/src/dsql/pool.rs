@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use rand::Rng;
+use migration::dsql::Backoff;
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -39,9 +39,46 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::config::PoolSettings;
-use crate::dsql::token::{Token, TokenSource};
-use crate::error::{Error, Result};
+use secrecy::ExposeSecret;
+
+use super::error::{Error, Result};
+use super::quote_identifier;
+use super::token::{Token, TokenSource};
+
+/// The default [`PoolSettings::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+/// The most connections a DSQL cluster accepts (its quota; the next is refused with `53300`),
+/// and so the largest useful pool.
+pub const DSQL_MAX_CONNECTIONS: u32 = 10_000;
+/// The default [`PoolSettings::max_lifetime`]: 55 minutes, five below DSQL's one-hour limit.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(3300);
+/// DSQL closes every connection after one hour; a pool must retire them before.
+pub const DSQL_CONNECTION_LIMIT: Duration = Duration::from_secs(3600);
+/// The default [`PoolSettings::idle_timeout`]: 10 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The connection pool's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolSettings {
+    /// Most connections open at once, 1 to [`DSQL_MAX_CONNECTIONS`].
+    pub max_connections: u32,
+    /// Age at which a connection is retired, below one hour because DSQL closes connections
+    /// at 60 minutes.
+    pub max_lifetime: Duration,
+    /// How long a connection may stay idle before it is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    /// 10 connections, retired after 55 minutes, closed after 10 idle minutes.
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
+}
 
 /// How long the pool waits for a connection — a free one, or a new one it opens — before the
 /// operation that asked fails with a timeout; also the limit for the first connection. Set on
@@ -113,12 +150,22 @@ impl Default for RefreshPolicy {
 }
 
 impl RefreshPolicy {
+    /// The waits between retries of a failed refresh: `retry_initial`, doubling up to
+    /// `retry_max`, jittered, so that many processes whose token source failed at once don't
+    /// retry in lockstep.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            first: self.retry_initial,
+            max: self.retry_max,
+        }
+    }
+
     /// Checks the policy, so that a bad value is an error at connect time rather than a panic
     /// or a busy loop inside the refresh task.
     fn validate(&self) -> Result<()> {
         if !(self.at_fraction.is_finite() && self.at_fraction > 0.0 && self.at_fraction <= 1.0) {
-            return Err(Error::Config {
-                variable: "RefreshPolicy::at_fraction",
+            return Err(Error::Setting {
+                setting: "RefreshPolicy::at_fraction",
                 problem: format!(
                     "must be greater than 0 and at most 1, got {}",
                     self.at_fraction
@@ -126,14 +173,14 @@ impl RefreshPolicy {
             });
         }
         if self.retry_initial.is_zero() {
-            return Err(Error::Config {
-                variable: "RefreshPolicy::retry_initial",
+            return Err(Error::Setting {
+                setting: "RefreshPolicy::retry_initial",
                 problem: "must be longer than zero".to_owned(),
             });
         }
         if self.retry_max < self.retry_initial {
-            return Err(Error::Config {
-                variable: "RefreshPolicy::retry_max",
+            return Err(Error::Setting {
+                setting: "RefreshPolicy::retry_max",
                 problem: format!(
                     "must not be shorter than retry_initial ({:?}), got {:?}",
                     self.retry_initial, self.retry_max
@@ -149,33 +196,6 @@ impl RefreshPolicy {
         Duration::try_from_secs_f64(valid_for.as_secs_f64() * self.at_fraction)
             .unwrap_or(valid_for)
             .max(MIN_REFRESH_DELAY)
-    }
-}
-
-/// The waits between retries of a failed refresh: `retry_initial`, doubling up to
-/// `retry_max`, each with "equal jitter" (a random wait between half the step and the whole
-/// step), so that many processes whose token source failed at once don't retry in lockstep.
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// A fresh schedule: the first wait is at most `policy.retry_initial`.
-    fn new(policy: &RefreshPolicy) -> Self {
-        Self {
-            next: policy.retry_initial,
-            max: policy.retry_max,
-        }
-    }
-
-    /// The wait before the next retry.
-    fn next_wait(&mut self) -> Duration {
-        let step = self.next;
-        self.next = self.next.saturating_mul(2).min(self.max);
-        let half = step / 2;
-        half + half.mul_f64(rand::rng().random::<f64>())
     }
 }
 
@@ -413,7 +433,12 @@ impl RefreshingPool {
         policy.validate()?;
         let Token { secret, valid_for } = source.token().await?;
 
-        let pool = open_pool(options.clone().password(secret.expose()), schema, settings).await?;
+        let pool = open_pool(
+            options.clone().password(secret.expose_secret()),
+            schema,
+            settings,
+        )
+        .await?;
         debug!(
             host = options.get_host(),
             port = options.get_port(),
@@ -493,7 +518,7 @@ async fn refresh_task<S: TokenSource>(
     let source = Arc::new(source);
     let supervising = async {
         let mut due = due_after(&*clock, &policy, valid_for);
-        let mut backoff = Backoff::new(&policy);
+        let mut panics_in_row = 0;
         loop {
             let successes = status.successes();
             let run = tokio::spawn(refresh_loop(
@@ -509,9 +534,10 @@ async fn refresh_task<S: TokenSource>(
                 Err(error) if error.is_panic() => {
                     status.record_panic(clock.now());
                     if status.successes() > successes {
-                        backoff = Backoff::new(&policy);
+                        panics_in_row = 0;
                     }
-                    let restart_in = backoff.next_wait();
+                    panics_in_row += 1;
+                    let restart_in = policy.backoff().wait(panics_in_row);
                     warn!(
                         panics = status.panics(),
                         restart_in_ms = u64::try_from(restart_in.as_millis()).unwrap_or(u64::MAX),
@@ -583,14 +609,15 @@ async fn refresh_loop<S: TokenSource>(
             );
             wait_until(&*clock, due).await;
 
-            let mut backoff = Backoff::new(&policy);
+            let mut failures_in_row = 0;
             let token = loop {
                 let attempt = status.record_attempt();
                 match source.token().await {
                     Ok(token) => break token,
                     Err(error) => {
                         status.record_failure();
-                        let retry_in = backoff.next_wait();
+                        failures_in_row += 1;
+                        let retry_in = policy.backoff().wait(failures_in_row);
                         // `Error`'s messages never contain a token, and the token is not in scope.
                         warn!(
                             %error,
@@ -605,7 +632,7 @@ async fn refresh_loop<S: TokenSource>(
                 }
             };
 
-            pool.set_connect_options(options.clone().password(token.secret.expose()));
+            pool.set_connect_options(options.clone().password(token.secret.expose_secret()));
             status.record_success(clock.now());
             info!(
                 attempt = status.attempts(),
@@ -624,11 +651,6 @@ async fn refresh_loop<S: TokenSource>(
     };
     // The pool closed: nothing more to refresh.
     let _ = closed.do_until(refreshing).await;
-}
-
-/// `name` as a PostgreSQL quoted identifier: in double quotes, inner double quotes doubled.
-fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// Acquires `max_connections` connections of `pool` at once (opening those not open yet) and
@@ -656,10 +678,10 @@ mod tests {
 
     #[test]
     fn retry_waits_start_at_retry_initial_double_and_stop_at_retry_max() {
-        let mut backoff = Backoff::new(&policy(1_000, 30_000));
+        let backoff = policy(1_000, 30_000).backoff();
         let steps = [1, 2, 4, 8, 16, 30, 30, 30].map(Duration::from_secs);
-        for step in steps {
-            let wait = backoff.next_wait();
+        for (retry, step) in (1..).zip(steps) {
+            let wait = backoff.wait(retry);
             assert!(
                 wait >= step / 2 && wait <= step,
                 "wait {wait:?} outside [{:?}, {step:?}]",
@@ -674,8 +696,7 @@ mod tests {
         let policy = RefreshPolicy::default();
         let interval = policy.refresh_delay(Duration::from_secs(900));
         assert_eq!(interval, Duration::from_secs(720));
-        let mut backoff = Backoff::new(&policy);
-        let total: Duration = (0..10).map(|_| backoff.next_wait()).sum();
+        let total: Duration = (1..=10).map(|retry| policy.backoff().wait(retry)).sum();
         assert!(total < interval, "ten retries took {total:?}");
     }
 
@@ -734,11 +755,5 @@ mod tests {
         // Due already: no sleep at all.
         wait_until(&clock, clock.at - Duration::from_secs(1)).await;
         assert_eq!(clock.slept.lock().expect("slept").len(), 3);
-    }
-
-    #[test]
-    fn identifiers_are_quoted() {
-        assert_eq!(quote_identifier("myschema"), "\"myschema\"");
-        assert_eq!(quote_identifier("a\"b"), "\"a\"\"b\"");
     }
 }

@@ -6,25 +6,28 @@
 //! have to be fetched). DSQL accepts it as the password until it expires. It is needed only to
 //! open a connection; an open connection stays open when its token expires.
 //!
-//! Tokens are wrapped in [`Secret`] as soon as they exist, so they never reach a log, an error
-//! message or `Debug` output. The one place a token is shown is the `app token` command, which
-//! prints [`token_for`]'s result.
+//! Tokens are wrapped in a [`SecretString`] as soon as they exist, so they never reach a log,
+//! an error message or `Debug` output.
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_dsql::auth_token::{self, AuthTokenGenerator};
 use aws_smithy_http_client::tls;
+use secrecy::SecretString;
 
-use crate::config::{Config, MAX_TOKEN_LIFETIME, Target};
-use crate::dsql::endpoint::Endpoint;
-use crate::error::{Error, Result};
-use crate::secret::Secret;
+use super::ADMIN_USER;
+use super::endpoint::Endpoint;
+use super::error::{Error, Result};
+
+/// How long a token is valid unless asked otherwise: 15 minutes, the AWS CLI's and SDKs'
+/// default.
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(900);
+/// The longest IAM token DSQL accepts: one week.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(604_800);
 
 /// Where the pool's password comes from.
 pub trait TokenSource: Send + Sync + 'static {
@@ -35,19 +38,19 @@ pub trait TokenSource: Send + Sync + 'static {
 /// A password and how long it can be used to open connections.
 #[derive(Debug, Clone)]
 pub struct Token {
-    /// The password; its `Debug` prints `***`.
-    pub secret: Secret,
+    /// The password; its `Debug` prints `[REDACTED]`.
+    pub secret: SecretString,
     /// How long from now the password is accepted for new connections; `None` means until
     /// someone changes it.
     pub valid_for: Option<Duration>,
 }
 
 /// A fixed password that never expires: the password of a `DATABASE_URL`, or of the local
-/// stand-in. Its `Debug` prints `***`.
+/// stand-in. Its `Debug` prints `[REDACTED]`.
 #[derive(Debug, Clone)]
 pub struct StaticPassword(
     /// The password, sent as it is at every login.
-    pub Secret,
+    pub SecretString,
 );
 
 impl TokenSource for StaticPassword {
@@ -60,43 +63,9 @@ impl TokenSource for StaticPassword {
     }
 }
 
-/// A token source that counts the tokens it hands out: every successful call of the inner
-/// source's [`TokenSource::token`], whoever makes it. [`Session`](crate::session::Session)
-/// wraps its source in one, so that "one token at connect time plus one per refresh, never one
-/// per query or connection" can be checked from outside the pool.
-#[derive(Debug)]
-pub struct CountingSource<S> {
-    inner: S,
-    issued: Arc<AtomicU64>,
-}
-
-impl<S: TokenSource> CountingSource<S> {
-    /// Wraps `inner`, with a count of zero.
-    pub fn new(inner: S) -> Self {
-        Self {
-            inner,
-            issued: Arc::new(AtomicU64::new(0)),
-        }
-    }
-
-    /// The count, shared: it keeps counting after the source has moved into a pool.
-    pub fn issued(&self) -> Arc<AtomicU64> {
-        Arc::clone(&self.issued)
-    }
-}
-
-impl<S: TokenSource> TokenSource for CountingSource<S> {
-    /// The inner source's token; counted if it is one.
-    async fn token(&self) -> Result<Token> {
-        let token = self.inner.token().await?;
-        self.issued.fetch_add(1, Ordering::AcqRel);
-        Ok(token)
-    }
-}
-
 /// Which IAM action a token is signed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+enum SigningAction {
     /// `dsql:DbConnectAdmin`, the only action that admits `admin`.
     DbConnectAdmin,
     /// `dsql:DbConnect`, for every other role.
@@ -111,7 +80,7 @@ enum Action {
 pub struct IamTokenSource {
     endpoint: Endpoint,
     user: String,
-    action: Action,
+    action: SigningAction,
     lifetime: Duration,
     sdk_config: SdkConfig,
 }
@@ -124,7 +93,7 @@ impl IamTokenSource {
     /// Loading the configuration makes no network call; credentials are resolved (and, for
     /// SSO, STS or instance metadata, fetched) at the first [`TokenSource::token`] call, so a
     /// missing credential shows up there as an [`Error::Token`]. `lifetime` must be 1 s to
-    /// one week, else [`Error::Config`] naming `DSQL_TOKEN_LIFETIME_SECS`.
+    /// one week, else [`Error::Setting`].
     pub async fn from_environment(
         endpoint: &Endpoint,
         user: &str,
@@ -154,8 +123,8 @@ impl IamTokenSource {
     /// reproducible tokens without AWS.
     ///
     /// Fails with [`Error::Token`] if `sdk_config` has no credentials provider or no time
-    /// source (both are needed to sign), and with [`Error::Config`] naming
-    /// `DSQL_TOKEN_LIFETIME_SECS` if `lifetime` is not 1 s to one week.
+    /// source (both are needed to sign), and with [`Error::Setting`] if `lifetime` is not
+    /// 1 s to one week.
     pub fn with_sdk_config(
         endpoint: &Endpoint,
         user: &str,
@@ -175,10 +144,10 @@ impl IamTokenSource {
                 "the AWS configuration has no time source, which signing needs".to_owned(),
             ));
         }
-        let action = if user == crate::config::ADMIN_USER {
-            Action::DbConnectAdmin
+        let action = if user == ADMIN_USER {
+            SigningAction::DbConnectAdmin
         } else {
-            Action::DbConnect
+            SigningAction::DbConnect
         };
         Ok(Self {
             endpoint: endpoint.clone(),
@@ -269,15 +238,15 @@ impl TokenSource for IamTokenSource {
             .map_err(|error| Error::Token(error_chain(error.as_ref())))?;
         let generator = AuthTokenGenerator::new(generator_config);
         let signed = match self.action {
-            Action::DbConnectAdmin => {
+            SigningAction::DbConnectAdmin => {
                 generator
                     .db_connect_admin_auth_token(&self.sdk_config)
                     .await
             }
-            Action::DbConnect => generator.db_connect_auth_token(&self.sdk_config).await,
+            SigningAction::DbConnect => generator.db_connect_auth_token(&self.sdk_config).await,
         }
         .map_err(|error| Error::Token(error_chain(error.as_ref())))?;
-        let secret = Secret::new(signed.as_str());
+        let secret = SecretString::from(signed.as_str());
         drop(signed);
 
         tracing::debug!(
@@ -294,61 +263,14 @@ impl TokenSource for IamTokenSource {
     }
 }
 
-/// An AWS configuration that signs with fixed credentials in `region` and reads nothing from
-/// the host (no environment variables, profiles or instance metadata): what the local
-/// stand-in, the benchmark and tests sign tokens with. Uses the system clock.
-pub async fn fixed_credentials(
-    region: &str,
-    access_key_id: &str,
-    secret_access_key: &str,
-    session_token: Option<&str>,
-) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .empty_test_environment()
-        .region(Region::new(region.to_owned()))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            access_key_id,
-            secret_access_key,
-            session_token.map(str::to_owned),
-            None,
-            "fixed",
-        ))
-        .load()
-        .await
-}
-
-/// One IAM token for `config`'s DSQL cluster and user, from the default AWS credential chain.
-/// This is what the `app token` command prints; nothing else shows a token.
-///
-/// For a target other than [`Target::Dsql`], an [`Error::Config`] naming `CLUSTER_ENDPOINT`:
-/// only DSQL uses IAM tokens.
-pub async fn token_for(config: &Config) -> Result<Secret> {
-    match &config.target {
-        Target::Dsql(endpoint, _) => {
-            let source =
-                IamTokenSource::from_environment(endpoint, &config.user, config.token_lifetime)
-                    .await?;
-            Ok(source.token().await?.secret)
-        }
-        Target::Url(_) | Target::Local => Err(Error::Config {
-            variable: "CLUSTER_ENDPOINT",
-            problem: "it is not set, and IAM tokens exist only for Aurora DSQL; set it to your \
-                      cluster's host name, e.g. \
-                      CLUSTER_ENDPOINT=abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws (and \
-                      unset DATABASE_URL)"
-                .to_owned(),
-        }),
-    }
-}
-
 /// Refuses a token lifetime DSQL would not honour.
 fn check_lifetime(lifetime: Duration) -> Result<()> {
     if lifetime.as_secs() == 0 || lifetime > MAX_TOKEN_LIFETIME {
-        return Err(Error::Config {
-            variable: "DSQL_TOKEN_LIFETIME_SECS",
+        return Err(Error::Setting {
+            setting: "token lifetime",
             problem: format!(
-                "a token lifetime of {lifetime:?} is out of range; DSQL accepts 1 to 604800 \
-                 seconds (one week), e.g. DSQL_TOKEN_LIFETIME_SECS=900"
+                "{lifetime:?} is out of range; DSQL accepts 1 to 604800 seconds (one week), \
+                 e.g. 900"
             ),
         });
     }

@@ -14,6 +14,7 @@
 //! through the front door without one, or given another) gets it — as a SCRAM verifier, by
 //! the superuser — and the login is tried once more.
 
+use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -85,7 +86,7 @@ impl Backend {
             .host("127.0.0.1")
             .port(self.port)
             .username(SUPERUSER)
-            .password(self.passwords.of(SUPERUSER).expose())
+            .password(self.passwords.of(SUPERUSER).expose_secret())
             .database(database)
             .disable_statement_logging()
     }

@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::local::error::{Error, Result};
 
 /// Where `initdb` and `postgres` are.
 #[derive(Clone, Debug, PartialEq, Eq)]

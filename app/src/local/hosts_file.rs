@@ -10,8 +10,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::stand_in::HOST;
-use crate::error::{Error, Result};
+use super::STAND_IN_HOST as HOST;
+use crate::local::error::{Error, Result};
 
 /// The machine's hosts file.
 pub const SYSTEM_HOSTS: &str = "/etc/hosts";

@@ -37,11 +37,15 @@
 //! `SAVEPOINT`, locking clauses, …) are then not enforced.
 //!
 //! Like DSQL, the server has an `admin` role that owns the `postgres` database and its `public`
-//! schema; [`LocalServer::create_user`] adds a non-admin role whose only schema is `myschema`.
+//! schema; [`LocalServer::grant_login`] lets a role onboarded the DSQL way log in.
+//!
+//! This module is self-contained: it imports nothing from the rest of the app, which uses it.
 
+mod aws_credentials;
 #[cfg(feature = "front-door")]
 pub mod backend;
 mod binaries;
+pub mod error;
 #[cfg(feature = "front-door")]
 pub mod front_door;
 #[cfg(feature = "front-door")]
@@ -61,14 +65,16 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection, PgPool};
 use tracing::{debug, info};
 
+pub use aws_credentials::fixed_credentials;
 #[cfg(feature = "front-door")]
 pub use backend::Backend;
 pub use binaries::ServerBinaries;
 pub use process::{ServerProcess, ServerUser};
 pub use role_passwords::RolePasswords;
 
-use crate::error::{Error, Result};
-use crate::secret::Secret;
+pub use error::{Error, Result};
+use migration::dsql::quote_identifier;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The SQL that makes a database enforce DSQL's transaction rules. Run by the superuser in
 /// `template1` (so every later database inherits it) and in `postgres`.
@@ -88,7 +94,22 @@ pub const DSQL_SERVER_VERSION_NUM: &str = "160015";
 
 /// The database DSQL offers (it has only this one).
 pub const DATABASE: &str = "postgres";
-pub use crate::config::{ADMIN_USER, USER_SCHEMA};
+/// DSQL's administrator role, which the stand-in creates like a cluster has it.
+pub const ADMIN_USER: &str = "admin";
+
+/// The stand-in's endpoint name: shaped like a cluster's (a 26-character cluster id of
+/// lowercase letters and digits, `.dsql.`, a Region, `.on.aws`), so that every DSQL client
+/// takes it as a host and reads its Region from it, as AWS's connectors do (they expand any
+/// other name, e.g. `localhost`, into `localhost.dsql.<region>.on.aws`). Tokens are signed
+/// and checked for it, and the stand-in's certificate names it. It resolves to the loopback
+/// only where a hosts file says so (`app local` prints the line).
+pub const STAND_IN_HOST: &str = "localstandin00000000000000.dsql.us-east-1.on.aws";
+/// The stand-in's AWS Region: the one in [`STAND_IN_HOST`], the Region its tokens must be
+/// signed for.
+pub const STAND_IN_REGION: &str = "us-east-1";
+/// Where the stand-in listens (and what its certificate names besides [`STAND_IN_HOST`]): the
+/// address to dial for it without a hosts-file entry.
+pub const STAND_IN_ADDRESS: &str = "127.0.0.1";
 
 pub(crate) const SUPERUSER: &str = "postgres";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -109,7 +130,7 @@ pub struct Credentials {
     /// Role name.
     pub user: String,
     /// Its password.
-    pub password: Secret,
+    pub password: SecretString,
 }
 
 /// A running local server. Dropping it stops the server and deletes its files.
@@ -297,7 +318,7 @@ impl LocalServer {
     }
 
     /// `role`'s stand-in credentials: the password the front door logs in with, which
-    /// [`create_user`](Self::create_user) gives and the front door sets on a role's first
+    /// [`grant_login`](Self::grant_login) gives and the front door sets on a role's first
     /// login through it.
     pub fn credentials_of(&self, role: &str) -> Credentials {
         Credentials {
@@ -313,7 +334,7 @@ impl LocalServer {
             .port(self.port)
             .database(database)
             .username(&credentials.user)
-            .password(credentials.password.expose())
+            .password(credentials.password.expose_secret())
     }
 
     /// A pool connected to `database` as `credentials`.
@@ -338,16 +359,11 @@ impl LocalServer {
         Ok(())
     }
 
-    /// Creates a non-admin login role in `database` the way DSQL wants it
-    /// ([`crate::users::onboard`]: the role, the schema `myschema`, usage and create rights on
-    /// it, one statement per transaction, as `admin`), then gives it a random password — the
+    /// Lets the existing role `name` log in to `database`: gives it a random password — the
     /// stand-in's substitute for an IAM token — and an IAM identity, as `AWS IAM GRANT` would,
-    /// so that the front door lets it in. The role gets no rights on `public`.
-    pub async fn create_user(&self, database: &str, name: &str) -> Result<Credentials> {
-        let pool = self.pool(database, &self.admin).await?;
-        let admin = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
-        crate::users::onboard(&admin, name, None).await?;
-        admin.close().await?;
+    /// so that the front door lets it in. Creating the role and its schema is the onboarding's
+    /// business, as on DSQL (`app::users::onboard`).
+    pub async fn grant_login(&self, database: &str, name: &str) -> Result<Credentials> {
         let credentials = self.credentials_of(name);
         self.set_password(database, &credentials).await?;
         self.map_iam_identity(database, name).await?;
@@ -369,7 +385,7 @@ impl LocalServer {
 
     /// Sets the password of the role `credentials.user`, as `admin`; the server gets only
     /// its SCRAM verifier. A role that logs in through the front door as well should keep
-    /// the password [`create_user`](Self::create_user) gave it: the front door sets that one
+    /// the password [`grant_login`](Self::grant_login) gave it: the front door sets that one
     /// again when it meets another.
     pub async fn set_password(&self, database: &str, credentials: &Credentials) -> Result<()> {
         let options = self
@@ -395,7 +411,7 @@ impl LocalServer {
             self.host(),
             self.port,
             self.admin.user,
-            self.admin.password.expose()
+            self.admin.password.expose_secret()
         );
         write_private_file(&path, &line)?;
         Ok(path)
@@ -597,7 +613,7 @@ fn write_new_file(path: &Path, contents: &str, mode: u32) -> Result<std::fs::Fil
     Ok(file)
 }
 
-/// `name` as a double-quoted SQL identifier.
-pub fn quote_identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
+/// A fresh random secret of 32 hexadecimal characters (122 random bits, from a v4 UUID).
+pub fn random_secret() -> SecretString {
+    SecretString::from(uuid::Uuid::new_v4().simple().to_string())
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::{Gid, Pid, Uid, User};
 
-use crate::error::{Error, Result};
+use crate::local::error::{Error, Result};
 
 /// The OS user the server programs run as: this process's own user, or `postgres` when this
 /// process is root (initdb and postgres refuse to run as root).

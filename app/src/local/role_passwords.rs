@@ -4,12 +4,12 @@
 //! table, while the server, its files and its OS user only ever see SCRAM verifiers
 //! ([`super::scram::verifier`]), from which no login can be made.
 
-use crate::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The secret every role's password derives from.
 #[derive(Clone)]
 pub struct RolePasswords {
-    secret: Secret,
+    secret: SecretString,
 }
 
 impl std::fmt::Debug for RolePasswords {
@@ -22,14 +22,14 @@ impl RolePasswords {
     /// A fresh secret: passwords no other stand-in shares.
     pub fn random() -> Self {
         Self {
-            secret: Secret::random(),
+            secret: super::random_secret(),
         }
     }
 
     /// The password of `role` on the server (64 hexadecimal characters).
-    pub fn of(&self, role: &str) -> Secret {
-        Secret::new(hex::encode(super::scram::hmac(
-            self.secret.expose().as_bytes(),
+    pub fn of(&self, role: &str) -> SecretString {
+        SecretString::from(hex::encode(super::scram::hmac(
+            self.secret.expose_secret().as_bytes(),
             role.as_bytes(),
         )))
     }
@@ -42,9 +42,18 @@ mod tests {
     #[test]
     fn each_role_has_its_own_password_and_each_stand_in_its_own_set() {
         let (one, other) = (RolePasswords::random(), RolePasswords::random());
-        assert_eq!(one.of("admin").expose(), one.of("admin").expose());
-        assert_ne!(one.of("admin").expose(), one.of("postgres").expose());
-        assert_ne!(one.of("admin").expose(), other.of("admin").expose());
+        assert_eq!(
+            one.of("admin").expose_secret(),
+            one.of("admin").expose_secret()
+        );
+        assert_ne!(
+            one.of("admin").expose_secret(),
+            one.of("postgres").expose_secret()
+        );
+        assert_ne!(
+            one.of("admin").expose_secret(),
+            other.of("admin").expose_secret()
+        );
         assert_eq!(format!("{one:?}"), "RolePasswords(***)");
     }
 }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 
 /// PostgreSQL's iteration count for the verifiers it makes (`scram_iterations`' default).
 const ITERATIONS: u32 = 4096;
@@ -34,7 +34,7 @@ pub enum ScramError {
 /// The verifier PostgreSQL stores for `password` with a fresh random salt,
 /// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`; `ALTER ROLE … PASSWORD` and
 /// initdb's `--pwfile` store a string of this form as it is.
-pub fn verifier(password: &Secret) -> String {
+pub fn verifier(password: &SecretString) -> String {
     let salt: [u8; 16] = rand::random();
     let keys = SaltedKeys::derive(password, &salt, ITERATIONS);
     format!(
@@ -62,13 +62,13 @@ impl std::fmt::Debug for SaltedKeys {
 impl SaltedKeys {
     /// `Hi(password, salt, iterations)` (PBKDF2 with HMAC-SHA256, one block), then the client
     /// and server keys.
-    pub fn derive(password: &Secret, salt: &[u8], iterations: u32) -> Self {
+    pub fn derive(password: &SecretString, salt: &[u8], iterations: u32) -> Self {
         let mut block = salt.to_vec();
         block.extend_from_slice(&1_u32.to_be_bytes());
-        let mut u = hmac(password.expose().as_bytes(), &block);
+        let mut u = hmac(password.expose_secret().as_bytes(), &block);
         let mut salted = u;
         for _ in 1..iterations {
-            u = hmac(password.expose().as_bytes(), &u);
+            u = hmac(password.expose_secret().as_bytes(), &u);
             salted.iter_mut().zip(u).for_each(|(s, u)| *s ^= u);
         }
         Self {
@@ -191,7 +191,7 @@ mod tests {
                             s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
         let client_final = client
             .final_message(server_first, |salt, iterations| {
-                SaltedKeys::derive(&Secret::new("pencil"), salt, iterations)
+                SaltedKeys::derive(&SecretString::from("pencil"), salt, iterations)
             })
             .expect("a proof");
         assert_eq!(
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_verifier_has_postgresqls_form_and_a_fresh_salt() {
-        let password = Secret::new("pencil");
+        let password = SecretString::from("pencil");
         let (a, b) = (verifier(&password), verifier(&password));
         assert!(a.starts_with("SCRAM-SHA-256$4096:"), "{a}");
         assert_eq!(a.matches('$').count(), 2);
@@ -223,7 +223,7 @@ mod tests {
         let mut client = Client::new();
         let refused = client.final_message(
             "r=someone-elses-nonce,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=1",
-            |salt, iterations| SaltedKeys::derive(&Secret::new("pencil"), salt, iterations),
+            |salt, iterations| SaltedKeys::derive(&SecretString::from("pencil"), salt, iterations),
         );
         assert!(matches!(refused, Err(ScramError::Malformed("nonce"))));
     }

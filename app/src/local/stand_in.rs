@@ -8,7 +8,7 @@
 //! stand-in does not touch the machine's resolver: the least invasive way that works for every
 //! client is one hosts-file line ([`super::hosts_file`]), which `app local` prints (and adds only
 //! when asked to). The app itself dials the loopback for it and needs no entry
-//! ([`Endpoint::address`]).
+//! (`app::dsql::endpoint::Endpoint::dialled_at`).
 
 use std::path::{Path, PathBuf};
 
@@ -23,19 +23,14 @@ use super::front_door::policy::DsqlRules;
 use super::front_door::relay::Limits;
 use super::front_door::tls::LocalCa;
 use super::{LocalServer, write_private_file, write_public_file};
-use crate::dsql::endpoint::{Endpoint, STAND_IN_HOST};
-use crate::dsql::token::fixed_credentials;
-use crate::error::{Error, Result};
-use crate::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 
-/// The stand-in's endpoint name ([`STAND_IN_HOST`]): tokens must be signed for it, and the
-/// certificate names it (with `localhost`, `127.0.0.1` and `::1`). Other clients need it to
-/// resolve to the loopback ([`super::hosts_file`]).
-pub const HOST: &str = STAND_IN_HOST;
-/// The stand-in's AWS Region: the one in [`HOST`], the region its tokens must be signed for.
-pub const REGION: &str = "us-east-1";
+use super::error::{Error, Result};
+use super::fixed_credentials;
+use super::{STAND_IN_ADDRESS, STAND_IN_HOST as HOST, STAND_IN_REGION as REGION};
+
 /// The names the server certificate is for.
-const CERTIFICATE_NAMES: [&str; 4] = [HOST, "localhost", "127.0.0.1", "::1"];
+const CERTIFICATE_NAMES: [&str; 4] = [HOST, "localhost", STAND_IN_ADDRESS, "::1"];
 /// The AWS profile of the credentials file the stand-in writes.
 pub const PROFILE: &str = "dsql-local";
 /// Debian's bundle of the system's trusted roots, what OpenSSL reads by default there.
@@ -65,7 +60,7 @@ pub struct StandIn {
     // Field order matters: the front door goes before the server behind it.
     door: FrontDoor,
     access_key_id: String,
-    secret_access_key: Secret,
+    secret_access_key: SecretString,
     ca_path: PathBuf,
     server: LocalServer,
 }
@@ -88,7 +83,7 @@ impl StandIn {
         Self::start_with(&StandInOptions::default()).await
     }
 
-    /// [`StandIn::start`] with `options`: fails with [`crate::error::Error::PortTaken`] when
+    /// [`StandIn::start`] with `options`: fails with [`Error::PortTaken`] when
     /// the port asked for is taken.
     pub async fn start_with(options: &StandInOptions) -> Result<Self> {
         // The port first: a taken one fails before the server starts.
@@ -102,7 +97,7 @@ impl StandIn {
             "AKIDLOCAL{}",
             uuid::Uuid::new_v4().simple().to_string()[..11].to_uppercase()
         );
-        let secret_access_key = Secret::random();
+        let secret_access_key = super::random_secret();
         let verifier = TokenVerifier::new(
             HOST,
             REGION,
@@ -131,11 +126,6 @@ impl StandIn {
         &self.server
     }
 
-    /// The endpoint to connect to: [`HOST`] in [`REGION`].
-    pub fn endpoint(&self) -> Result<Endpoint> {
-        Endpoint::parse(HOST, Some(REGION))
-    }
-
     /// The front door's port.
     pub fn port(&self) -> u16 {
         self.door.port()
@@ -159,7 +149,7 @@ impl StandIn {
         fixed_credentials(
             REGION,
             &self.access_key_id,
-            self.secret_access_key.expose(),
+            self.secret_access_key.expose_secret(),
             None,
         )
         .await
@@ -231,7 +221,7 @@ impl StandIn {
         let contents = format!(
             "[{PROFILE}]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
             self.access_key_id,
-            self.secret_access_key.expose()
+            self.secret_access_key.expose_secret()
         );
         write_private_file(&path, &contents)?;
         Ok(path)

@@ -30,7 +30,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
-use crate::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 
 /// SQLSTATE `invalid_password`: the answer to every token refused. DSQL's own SQLSTATE for a
 /// refused login is not recorded (dsql-facts.md §3.5 has its message only); this is the
@@ -154,14 +154,18 @@ impl std::error::Error for Refusal {}
 pub struct TokenVerifier {
     host: String,
     region: String,
-    keys: HashMap<String, Secret>,
+    keys: HashMap<String, SecretString>,
 }
 
 impl TokenVerifier {
     /// A verifier for tokens signed for `host` (the endpoint name clients sign for, compared
     /// ASCII case-insensitively) in `region`, by one of `keys`: access key id → secret access
     /// key. A key id given twice keeps its last secret.
-    pub fn new(host: &str, region: &str, keys: impl IntoIterator<Item = (String, Secret)>) -> Self {
+    pub fn new(
+        host: &str,
+        region: &str,
+        keys: impl IntoIterator<Item = (String, SecretString)>,
+    ) -> Self {
         Self {
             host: host.to_ascii_lowercase(),
             region: region.to_owned(),
@@ -258,7 +262,7 @@ impl TokenVerifier {
         let signing_key = [scope.date, scope.region, SERVICE, TERMINATOR]
             .into_iter()
             .try_fold(
-                format!("AWS4{}", secret.expose()).into_bytes(),
+                format!("AWS4{}", secret.expose_secret()).into_bytes(),
                 |key, part| {
                     hmac_sha256(&key, part.as_bytes())
                         .map(|mac| mac.finalize().into_bytes().to_vec())
@@ -490,7 +494,7 @@ mod tests {
         TokenVerifier::new(
             SDK_HOST,
             REGION,
-            [("akid".to_owned(), Secret::new("secret"))],
+            [("akid".to_owned(), SecretString::from("secret"))],
         )
     }
 
@@ -499,8 +503,8 @@ mod tests {
             HOST,
             REGION,
             [
-                (AKID.to_owned(), Secret::new(SECRET)),
-                ("AKIDOTHER".to_owned(), Secret::new("another-secret")),
+                (AKID.to_owned(), SecretString::from(SECRET)),
+                ("AKIDOTHER".to_owned(), SecretString::from("another-secret")),
             ],
         )
     }
@@ -534,7 +538,7 @@ mod tests {
     impl Mint {
         /// A real token from aws-sdk-dsql's `AuthTokenGenerator`, signed now (system clock).
         async fn token(self) -> String {
-            let sdk_config = crate::dsql::token::fixed_credentials(
+            let sdk_config = crate::local::fixed_credentials(
                 self.region,
                 self.akid,
                 self.secret,
@@ -695,7 +699,7 @@ mod tests {
         let upper = TokenVerifier::new(
             &HOST.to_ascii_uppercase(),
             REGION,
-            [(AKID.to_owned(), Secret::new(SECRET))],
+            [(AKID.to_owned(), SecretString::from(SECRET))],
         );
         assert!(
             upper

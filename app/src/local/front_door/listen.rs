@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::{TcpListener, TcpStream};
 use tracing::warn;
 
-use crate::error::{Error, Result};
+use crate::local::error::{Error, Result};
 
 /// How often a free port of `127.0.0.1` is tried again when `::1` has it already.
 const FREE_PORT_ATTEMPTS: usize = 16;

@@ -65,7 +65,7 @@ use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use super::backend::{Backend, Session};
-use crate::error::Result;
+use crate::local::error::Result;
 use admission::{Admission, LoginSlot, TOO_MANY_CONNECTIONS, TOO_MANY_CONNECTIONS_CODE};
 use buffers::BufferGauge;
 use conflicts::CommitFailures;

@@ -19,7 +19,7 @@ use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::error::{Error, Result};
+use crate::local::error::{Error, Result};
 
 /// The ALPN protocol name PostgreSQL uses for direct TLS (PostgreSQL 17+ clients ask for it).
 const ALPN_POSTGRESQL: &[u8] = b"postgresql";

@@ -10,8 +10,8 @@ use sea_orm::{
     ColumnTrait, DatabaseConnection, DbErr, EntityTrait, Iterable, PrimaryKeyToColumn, QueryFilter,
 };
 
-use crate::error::Result;
-use crate::retry::{Idempotency, RetryPolicy, transaction};
+use super::error::Result;
+use super::retry::{Idempotency, RetryPolicy, transaction};
 
 /// Deletes all rows of `E` in batches of at most `batch_size` (capped at 3,000) rows per
 /// transaction; returns how many rows were deleted. Safe to rerun: a batch deletes whatever is

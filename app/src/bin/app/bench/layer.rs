@@ -1,5 +1,5 @@
 //! The two data layers the benchmarks compare, behind one interface, so that each workload is
-//! written once: the app's own (SeaORM, [`crate::clinic`], [`crate::retry`]) and hand-written
+//! written once: the app's own (SeaORM, [`app::clinic`], [`app::dsql::retry`]) and hand-written
 //! raw sqlx that sends the same SQL text, with the same parameter types, on the same pool.
 //!
 //! Both sides take the same inputs and return the same entity models, decoded from the rows:
@@ -17,11 +17,11 @@ use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
-use crate::clinic::owners::{self, Found, NewOwner};
-use crate::clinic::pets::{self, NewPet};
-use crate::clinic::vets;
-use crate::error::{Error, Result};
-use crate::retry::{self, ErrorClass, Idempotency, Retried, RetryPolicy};
+use anyhow::{Result, anyhow};
+use app::clinic::owners::{self, Found, NewOwner};
+use app::clinic::pets::{self, NewPet};
+use app::clinic::vets;
+use app::dsql::retry::{self, ErrorClass, Idempotency, Retried, RetryPolicy};
 
 /// Which implementation runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl Layer {
     /// Inserts an owner with a fresh client-generated key; returns the stored row.
     pub(crate) async fn create_owner(&self, new: &NewOwner) -> Result<owner::Model> {
         match self.side {
-            Side::App => owners::create(&self.db, new).await,
+            Side::App => Ok(owners::create(&self.db, new).await?),
             Side::Raw => {
                 let row = bind_owner(sqlx::query(INSERT_OWNER), Uuid::new_v4(), new)
                     .fetch_one(&self.pool)
@@ -162,7 +162,7 @@ impl Layer {
     /// Inserts the owner or overwrites name, city and telephone of the one with its e-mail.
     pub(crate) async fn upsert_owner(&self, new: &NewOwner) -> Result<owner::Model> {
         match self.side {
-            Side::App => owners::upsert_by_email(&self.db, new).await,
+            Side::App => Ok(owners::upsert_by_email(&self.db, new).await?),
             Side::Raw => {
                 let row = bind_owner(sqlx::query(UPSERT_OWNER), Uuid::new_v4(), new)
                     .fetch_one(&self.pool)
@@ -198,7 +198,7 @@ impl Layer {
                             .execute(&mut *tx)
                             .await?;
                         if inserted.rows_affected() != 1 {
-                            return Err(Error::Invalid(format!(
+                            return Err(anyhow!(format!(
                                 "owner {} was created concurrently",
                                 new.email
                             )));
@@ -226,7 +226,7 @@ impl Layer {
                     .fetch_optional(&mut *tx)
                     .await?;
                 if owner.map(|r| owner_at(&r, 0)).transpose()?.is_none() {
-                    return Err(Error::Invalid(format!("owner {owner_id} does not exist")));
+                    return Err(anyhow!(format!("owner {owner_id} does not exist")));
                 }
                 let row = sqlx::query(INSERT_PET)
                     .bind(Uuid::new_v4())
@@ -239,7 +239,7 @@ impl Layer {
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                pet_at(&row, 0)?.ok_or_else(|| Error::Sqlx(sqlx::Error::RowNotFound))
+                pet_at(&row, 0)?.ok_or_else(|| anyhow::Error::from(sqlx::Error::RowNotFound))
             }
         }
     }
@@ -275,7 +275,7 @@ impl Layer {
                         return Ok(found);
                     }
                 }
-                Err(Error::Invalid(format!(
+                Err(anyhow!(format!(
                     "specialty {name} kept being created and removed concurrently"
                 )))
             }
@@ -435,10 +435,11 @@ impl Layer {
                 return Err(err.into());
             }
             if attempts >= max_attempts {
-                return Err(Error::RetriesExhausted {
+                return Err(app::dsql::Error::RetriesExhausted {
                     attempts,
                     last: err,
-                });
+                }
+                .into());
             }
             tokio::time::sleep(self.policy.delay(attempts)).await;
         }

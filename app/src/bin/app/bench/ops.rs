@@ -10,8 +10,8 @@ use uuid::Uuid;
 
 use super::layer::Layer;
 use super::{BATCH_ROWS, BenchOptions, Ctx, Line, Sample, new_pets};
-use crate::clinic::owners::{Found, NewOwner};
-use crate::error::{Error, Result};
+use anyhow::{Result, anyhow};
+use app::clinic::owners::{Found, NewOwner};
 
 /// The app must reach this share of raw sqlx's operations per second on every line.
 const MIN_RATIO: f64 = 0.90;
@@ -117,6 +117,6 @@ fn expect(ok: bool, what: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!("ops: {what}")))
+        Err(anyhow!(format!("ops: {what}")))
     }
 }

@@ -1,16 +1,19 @@
 //! The `app` command: the clinic demo, migrations, user onboarding, IAM tokens, and the local
 //! DSQL stand-in.
 
+mod bench;
+
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use app::bench::{BenchOptions, Sizes, Workload};
 use app::config::Config;
-use app::local::{ADMIN_USER, DATABASE};
-use app::retry::RetryPolicy;
+use app::dsql::retry::RetryPolicy;
+use app::dsql::{ADMIN_USER, DATABASE};
 use app::session::Session;
+use bench::{BenchOptions, Sizes, Workload};
 use clap::{Args, Parser, Subcommand};
 use migration::{Migrator, MigratorTrait};
+use secrecy::ExposeSecret;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -198,16 +201,16 @@ async fn run(command: &Command) -> Result<()> {
     let config = Config::from_env().context("reading the configuration")?;
     match command {
         Command::Token => {
-            let token = app::dsql::token::token_for(&config).await?;
+            let token = app::url::token_for(&config).await?;
             // The one place a token is shown: this command exists to print it.
-            println!("{}", token.expose());
+            println!("{}", token.expose_secret());
             Ok(())
         }
         Command::Url => {
             let root_cert = std::env::var_os("PGSSLROOTCERT").map(std::path::PathBuf::from);
             let url = app::url::connection_url(&config, root_cert.as_deref()).await?;
             // The other deliberate output of a secret: this command exists to print it.
-            println!("{}", url.expose());
+            println!("{}", url.expose_secret());
             Ok(())
         }
         Command::Demo => with_session(&config, true, demo).await,
@@ -277,7 +280,7 @@ async fn demo(session: &Session) -> Result<()> {
 }
 
 async fn bench(session: &Session, args: &BenchArgs) -> Result<()> {
-    let reports = app::bench::run(session, &args.options(session))
+    let reports = bench::run(session, &args.options(session))
         .await
         .context("running the benchmark")?;
     if args.json {
@@ -288,7 +291,7 @@ async fn bench(session: &Session, args: &BenchArgs) -> Result<()> {
         if let Some(report) = reports.first() {
             println!("Machine: {}", report.machine);
         }
-        print!("{}", app::bench::table(&reports));
+        print!("{}", bench::table(&reports));
     }
     Ok(())
 }
@@ -321,8 +324,9 @@ async fn migrate(session: &Session, action: &MigrateAction) -> Result<()> {
 /// `SSL_CERT_FILE` (which replaces OpenSSL's roots, hence a bundle with the system's).
 #[cfg(feature = "front-door")]
 async fn local(args: &LocalArgs) -> Result<()> {
+    use app::local::STAND_IN_HOST as HOST;
     use app::local::hosts_file::{self, SYSTEM_HOSTS};
-    use app::local::stand_in::{HOST, StandIn, StandInOptions};
+    use app::local::stand_in::{StandIn, StandInOptions};
     let hosts_path = std::path::Path::new(SYSTEM_HOSTS);
     if args.add_hosts_entry && hosts_file::add_entry(hosts_path)? {
         println!("Added {HOST} on 127.0.0.1 and ::1 to {SYSTEM_HOSTS}.");

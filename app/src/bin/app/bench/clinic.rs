@@ -14,9 +14,9 @@ use entity::pet_status::PetStatus;
 
 use super::layer::Layer;
 use super::{BenchOptions, Ctx, Line, Sample, born, in_parallel};
-use crate::clinic::owners::NewOwner;
-use crate::clinic::pets::NewPet;
-use crate::error::{Error, Result};
+use anyhow::{Result, anyhow};
+use app::clinic::owners::NewOwner;
+use app::clinic::pets::NewPet;
 
 /// The app must reach this share of raw sqlx's iterations per second.
 const MIN_RATIO: f64 = 0.90;
@@ -89,7 +89,7 @@ async fn iteration(layer: &Layer, i: u64) -> Result<()> {
         };
         layer.create_pet(&pet).await?;
     }
-    let missing = |what: &str| Error::Invalid(format!("iteration {i}: {what} not found"));
+    let missing = |what: &str| anyhow!(format!("iteration {i}: {what} not found"));
     let pet = layer
         .pet_by_name(&format!("Pet {i}a"))
         .await?
@@ -113,7 +113,7 @@ async fn iteration(layer: &Layer, i: u64) -> Result<()> {
         .await?
         .ok_or_else(|| missing("owner with pets"))?;
     if pets.len() != 2 {
-        return Err(Error::Invalid(format!(
+        return Err(anyhow!(format!(
             "iteration {i}: the owner has {} pets, not 2",
             pets.len()
         )));

@@ -9,8 +9,8 @@
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
 
-use crate::error::{Error, Result};
-use crate::retry::{Idempotency, Retried, RetryPolicy, Work, transaction};
+use super::error::{Error, Result};
+use super::retry::{Idempotency, Retried, RetryPolicy, Work, transaction};
 
 /// Whether a find-or-create found the row or wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub enum Found {
 /// The attempts counted are all transactions started. If every try loses the race (rows
 /// being created and removed concurrently), the error is [`Error::RetriesExhausted`] naming
 /// `what`.
-pub(crate) async fn find_or_create<T, F>(
+pub async fn find_or_create<T, F>(
     db: &DatabaseConnection,
     policy: &RetryPolicy,
     what: &str,

@@ -16,8 +16,8 @@ use tracing::warn;
 
 use super::layer::{Layer, count};
 use super::{Check, Ctx, Line, Measure, Retries, Sample, in_parallel};
-use crate::error::{Error, Result};
-use crate::retry::{Idempotency, RetryPolicy, transaction};
+use anyhow::Result;
+use app::dsql::retry::{Idempotency, RetryPolicy, transaction};
 
 /// Concurrent workers.
 const WORKERS: usize = 16;
@@ -172,11 +172,16 @@ async fn pass(ctx: &Ctx<'_>, layer: &Layer, rows: usize, per_worker: u64) -> Res
 }
 
 /// How many attempts a failed increment made.
-fn attempts_of(error: &Error) -> u32 {
-    match error {
-        Error::RetriesExhausted { attempts, .. } | Error::OutcomeUnknown { attempts, .. } => {
-            *attempts
-        }
+fn attempts_of(error: &anyhow::Error) -> u32 {
+    let dsql = match error.downcast_ref::<app::Error>() {
+        Some(app::Error::Dsql(dsql)) => Some(dsql),
+        _ => error.downcast_ref::<app::dsql::Error>(),
+    };
+    match dsql {
+        Some(
+            app::dsql::Error::RetriesExhausted { attempts, .. }
+            | app::dsql::Error::OutcomeUnknown { attempts, .. },
+        ) => *attempts,
         _ => 1,
     }
 }

@@ -4,11 +4,11 @@
 //! Two paths to the same server and database, as the same role, running the same SQL:
 //!
 //! - **front door**: the session's own pool, connected as the app connects
-//!   ([`crate::dsql::connect_options`]: TLS `verify-full` against the stand-in's CA, an IAM
+//!   ([`app::dsql::connect_options`]: TLS `verify-full` against the stand-in's CA, an IAM
 //!   token from the session's token source), relayed to the server over loopback TCP;
 //! - **direct** (the baseline): a pool built from a copy of the session pool's options (same
 //!   size, timeouts and `search_path` hook), connected to the server's TCP port without TLS and
-//!   with a password ([`LocalServer::connect_options`](crate::local::LocalServer)).
+//!   with a password ([`LocalServer::connect_options`](app::local::LocalServer)).
 //!
 //! The table is `bench_front_door (id bigint PRIMARY KEY, n bigint NOT NULL, note text NOT
 //! NULL)`, created (dropped first, each DDL statement on its own) with 100 rows, and dropped
@@ -38,15 +38,16 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use sea_orm::SqlxPostgresConnector;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Executor, PgConnection, PgPool, SqlSafeStr};
 use tracing::{info, warn};
 
 use super::{BenchOptions, Ctx, Line, Sample, Sides, alternate, in_parallel};
-use crate::dsql::pool::hold_all;
-use crate::error::{Error, Result};
-use crate::retry;
-use crate::session::Session;
+use anyhow::{Result, anyhow};
+use app::dsql::pool::hold_all;
+use app::dsql::retry;
+use app::session::Session;
 
 /// The sides of the workload's lines: [`Line::app`] through the front door, [`Line::raw`]
 /// direct.
@@ -181,7 +182,11 @@ pub(super) async fn run(ctx: &Ctx<'_>, options: &BenchOptions) -> Result<Vec<Lin
             .execute(&mut *setup)
             .await?;
         drop(setup);
-        retry::refresh_catalogs(&door, READ_TABLE).await?;
+        retry::refresh_catalogs(
+            &SqlxPostgresConnector::from_sqlx_postgres_pool(door.clone()),
+            READ_TABLE,
+        )
+        .await?;
         measure(&door, &direct, options).await
     }
     .await;
@@ -197,7 +202,7 @@ pub(super) async fn run(ctx: &Ctx<'_>, options: &BenchOptions) -> Result<Vec<Lin
 /// is not on the local stand-in.
 #[cfg(feature = "front-door")]
 async fn direct_options(session: &Session) -> Result<Option<PgConnectOptions>> {
-    use crate::local::DATABASE;
+    use app::local::DATABASE;
 
     let Some(stand_in) = session.stand_in() else {
         return Ok(None);
@@ -330,8 +335,7 @@ async fn pass(pool: &PgPool, operation: Operation, n: u64, clients: usize) -> Re
     in_parallel(clients, |_| {
         let (conn, next) = (held.pop(), Arc::clone(&next));
         async move {
-            let mut conn =
-                conn.ok_or_else(|| Error::Invalid("a client without a connection".into()))?;
+            let mut conn = conn.ok_or_else(|| anyhow!("a client without a connection"))?;
             let mut sample = Sample::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -350,9 +354,7 @@ fn expect(ok: bool, what: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::Invalid(format!(
-            "front-door: {what} came back wrong"
-        )))
+        Err(anyhow!(format!("front-door: {what} came back wrong")))
     }
 }
 

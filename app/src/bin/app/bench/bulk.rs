@@ -1,7 +1,7 @@
 //! The `bulk` workload: many pets written in transactions of at most 3,000 rows (DSQL's limit).
 //!
 //! The app side writes each batch with SeaORM's `insert_many` in its own transaction through
-//! [`crate::retry::transaction`]; the raw side writes the same batch with one multi-row
+//! [`app::dsql::retry::transaction`]; the raw side writes the same batch with one multi-row
 //! `INSERT` built by sqlx's `QueryBuilder::push_values`, in its own transaction. Both send
 //! 7 parameters a row, 21,000 for a full batch: within PostgreSQL's 65,535. The same rows,
 //! generated before the clock starts, are written in every pass; afterwards the table is
@@ -9,7 +9,7 @@
 
 use super::layer::{Layer, count};
 use super::{BATCH_ROWS, BenchOptions, Check, Ctx, Line, Sample, new_pets};
-use crate::error::Result;
+use anyhow::Result;
 use entity::pet;
 
 /// The app must reach this share of raw sqlx's rows per second.

@@ -31,13 +31,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use migration::dsql::MAX_SCHEMA_RETRIES;
-use migration::dsql::{is_schema_conflict, sqlstate};
+use migration::dsql::{Backoff, is_schema_conflict, sqlstate};
 use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr, RuntimeErr, TransactionTrait};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection};
 use tracing::{debug, warn};
 
-use crate::dsql::pool::hold_all;
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
+use super::pool::hold_all;
 
 /// How many attempts, and how long to wait between them.
 #[derive(Clone, Copy, Debug)]
@@ -62,15 +62,14 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait after failed attempt `attempt` (1-based): half of the exponential delay fixed,
-    /// the other half random ("equal jitter").
+    /// The wait after failed attempt `attempt` (1-based): [`Backoff`] from `base_delay` to
+    /// `max_delay`, half of each step fixed, the other half random ("equal jitter").
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exponential = self
-            .base_delay
-            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-            .min(self.max_delay);
-        let half = exponential / 2;
-        half + half.mul_f64(rand::random::<f64>())
+        Backoff {
+            first: self.base_delay,
+            max: self.max_delay,
+        }
+        .wait(attempt)
     }
 }
 
@@ -147,7 +146,7 @@ pub struct Retried<T> {
 impl<T> Retried<Option<T>> {
     /// The value, or the error `missing` gives when the work found nothing (a row to act on
     /// that did not exist, say).
-    pub fn required(self, missing: impl FnOnce() -> Error) -> Result<Retried<T>> {
+    pub fn required<E>(self, missing: impl FnOnce() -> E) -> Result<Retried<T>, E> {
         match self.value {
             Some(value) => Ok(Retried {
                 value,
@@ -223,18 +222,14 @@ fn leaves_outcome_unknown(class: ErrorClass) -> bool {
     matches!(class, ErrorClass::ConnectionLost | ErrorClass::Unavailable)
 }
 
-/// A read that touches every clinic table, for [`refresh_catalogs`] after the migrations.
-pub const CLINIC_TABLES_READ: &str =
-    "SELECT 1 FROM owner, pet, vet, specialty, vet_specialty LIMIT 0";
-
-/// Takes, now, the `OC001` that each of `pool`'s connections owes after DDL on another one:
+/// Takes, now, the `OC001` that each of `db`'s pooled connections owes after DDL on another one:
 /// holds all of its connections at once (opening any not yet open) and has each run `read`, a
 /// statement that touches the changed tables, with [`execute_fresh`]. DSQL fails a stale
 /// session's first statement that touches a changed object, once; a process that has just run
 /// its migrations calls this so that its next work does not meet those conflicts one pooled
 /// connection at a time.
-pub async fn refresh_catalogs(pool: &PgPool, read: &str) -> Result<()> {
-    for mut conn in hold_all(pool).await? {
+pub async fn refresh_catalogs(db: &DatabaseConnection, read: &str) -> Result<()> {
+    for mut conn in hold_all(db.get_postgres_connection_pool()).await? {
         execute_fresh(&mut conn, read).await?;
     }
     Ok(())
@@ -319,22 +314,5 @@ mod tests {
             ErrorClass::Permanent
         );
         assert_eq!(classify(&DbErr::Custom("x".into())), ErrorClass::Permanent);
-    }
-
-    #[test]
-    fn delays_grow_exponentially_within_the_bounds() {
-        let policy = RetryPolicy {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(300),
-        };
-        for (attempt, full) in [(1, 20), (2, 40), (3, 80), (4, 160), (5, 300), (9, 300)] {
-            let delay = policy.delay(attempt);
-            let full = Duration::from_millis(full);
-            assert!(
-                delay >= full / 2 && delay <= full,
-                "attempt {attempt}: {delay:?}"
-            );
-        }
     }
 }

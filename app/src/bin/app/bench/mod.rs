@@ -1,4 +1,4 @@
-//! Benchmarks: the project's own data functions (SeaORM, [`crate::clinic`], [`crate::retry`])
+//! Benchmarks: the project's own data functions (SeaORM, [`app::clinic`], [`app::dsql::retry`])
 //! against hand-written raw sqlx sending the same SQL over the same pool.
 //!
 //! [`run`] migrates, then runs each selected [`Workload`] and returns one [`Report`] per
@@ -48,10 +48,11 @@ use tokio::task::JoinSet;
 use tracing::info;
 use uuid::Uuid;
 
-use crate::clinic::batch::delete_all;
-use crate::error::{Error, Result};
-use crate::retry::{self, RetryPolicy};
-use crate::session::Session;
+use anyhow::{Context, Result, anyhow};
+use app::demo::CLINIC_TABLES_READ;
+use app::dsql::batch::delete_all;
+use app::dsql::retry::{self, RetryPolicy};
+use app::session::Session;
 use layer::{Layer, Side};
 
 /// One benchmark workload.
@@ -395,7 +396,7 @@ pub struct Report {
 impl Report {
     /// The report as one line of JSON (no newline in it).
     pub fn to_json(&self) -> Result<String> {
-        serde_json::to_string(self).map_err(|e| Error::io("write the report as JSON")(e.into()))
+        Ok(serde_json::to_string(self)?)
     }
 }
 
@@ -416,9 +417,9 @@ pub async fn run(session: &Session, options: &BenchOptions) -> Result<Vec<Report
         info!(%workload, "benchmark workload starts");
         let lines = match workload {
             Workload::Clinic => {
-                let before = session.tokens_issued();
+                let before = tokens::tokens_signed(session);
                 let lines = clinic::run(&ctx, options).await?;
-                clinic_tokens = Some(session.tokens_issued() - before);
+                clinic_tokens = Some(tokens::tokens_signed(session) - before);
                 lines
             }
             Workload::Ops => ops::run(&ctx, options).await?,
@@ -447,7 +448,7 @@ const BATCH_ROWS: usize = migration::MAX_ROWS_PER_TRANSACTION as usize;
 
 /// The benchmarks' birth date, 2020-01-01.
 fn born() -> Result<Date> {
-    Date::from_ymd_opt(2020, 1, 1).ok_or_else(|| Error::Invalid("no date 2020-01-01".to_owned()))
+    Date::from_ymd_opt(2020, 1, 1).ok_or_else(|| anyhow!("no date 2020-01-01"))
 }
 
 /// `count` new pets `Pet <k>`, born 2020-01-01, waiting, no metadata, no visits yet; pet `k`
@@ -601,7 +602,10 @@ impl Sample {
     }
 
     /// Runs `operation`, and counts it with its latency if it succeeds.
-    async fn time<T>(&mut self, operation: impl Future<Output = Result<T>>) -> Result<T> {
+    async fn time<T, E>(&mut self, operation: impl Future<Output = Result<T, E>>) -> Result<T>
+    where
+        anyhow::Error: From<E>,
+    {
         let start = Instant::now();
         let value = operation.await?;
         self.record(start.elapsed());
@@ -753,7 +757,7 @@ impl<'s> Ctx<'s> {
     /// ([`retry::refresh_catalogs`] with a read of the clinic tables): a conflict after the
     /// set-up's DDL falls outside the clock.
     async fn warm_pool(&self) -> Result<()> {
-        retry::refresh_catalogs(&self.pool, retry::CLINIC_TABLES_READ).await
+        Ok(retry::refresh_catalogs(&self.db, CLINIC_TABLES_READ).await?)
     }
 
     /// Runs `pass` [`ROUNDS`] times four times, app, raw, raw, app, each on empty tables and a
@@ -790,7 +794,7 @@ async fn alternate<S: Copy + fmt::Debug, T: Combine>(
     }
     match combined {
         [Some(a), Some(b)] => Ok((a, b)),
-        _ => Err(Error::Invalid(format!("{what}: a side ran no pass"))),
+        _ => Err(anyhow!(format!("{what}: a side ran no pass"))),
     }
 }
 
@@ -808,7 +812,7 @@ where
     }
     let mut total = Sample::default();
     while let Some(joined) = tasks.join_next().await {
-        let sample = joined.map_err(|e| Error::io("run a benchmark worker")(e.into()))??;
+        let sample = joined.context("run a benchmark worker")??;
         total.combine(sample);
     }
     total.elapsed = started.elapsed();
