@@ -1,13 +1,14 @@
 //! The pet's status: a Rust enum stored as a short string.
 //!
 //! DSQL has no `CREATE TYPE`, so a database enum is not an option. The string form is checked
-//! three times: by the compiler here, by a `CHECK` constraint the migration writes from
-//! [`PetStatus::DB_VALUES`], and by [`PetStatus::from_str`](std::str::FromStr) on user input.
+//! three times: by the compiler here, by a `CHECK` constraint the migration writes with the
+//! same strings (a test compares them with [`ActiveEnum::values`]), and by
+//! [`PetStatus::from_str`](std::str::FromStr) on user input. The strings are declared once, in
+//! the `string_value`s below; `DeriveActiveEnum` derives the rest from them.
 
 use std::fmt;
 use std::str::FromStr;
 
-use sea_orm::Iterable;
 use sea_orm::entity::prelude::*;
 
 /// Where a pet is in the clinic.
@@ -25,28 +26,13 @@ pub enum PetStatus {
     Discharged,
 }
 
-impl PetStatus {
-    /// Every value as stored in the database, in declaration order. The migration's `CHECK`
-    /// constraint lists exactly these (a test keeps the two in step).
-    pub const DB_VALUES: [&'static str; 3] = ["waiting", "in_treatment", "discharged"];
-
-    /// The stored string of this status.
-    pub fn as_db_str(self) -> &'static str {
-        match self {
-            Self::Waiting => Self::DB_VALUES[0],
-            Self::InTreatment => Self::DB_VALUES[1],
-            Self::Discharged => Self::DB_VALUES[2],
-        }
-    }
-}
-
 impl fmt::Display for PetStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_db_str())
+        f.write_str(&self.to_value())
     }
 }
 
-/// A status string that is not one of [`PetStatus::DB_VALUES`].
+/// A status string that is not one of [`PetStatus`]'s stored values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvalidPetStatus(
     /// The string that was given, as it was given.
@@ -59,7 +45,7 @@ impl fmt::Display for InvalidPetStatus {
             f,
             "invalid pet status {:?}: expected one of {}",
             self.0,
-            PetStatus::DB_VALUES.join(", ")
+            PetStatus::values().join(", ")
         )
     }
 }
@@ -70,8 +56,6 @@ impl FromStr for PetStatus {
     type Err = InvalidPetStatus;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::iter()
-            .find(|status| status.as_db_str() == s)
-            .ok_or_else(|| InvalidPetStatus(s.to_owned()))
+        Self::try_from_value(&s.to_owned()).map_err(|_| InvalidPetStatus(s.to_owned()))
     }
 }

@@ -2,7 +2,7 @@
 
 use entity::prelude::*;
 use sea_orm::sea_query::{ForeignKeyCreateStatement, PostgresQueryBuilder};
-use sea_orm::{DbBackend, EntityTrait, Iterable, RelationTrait, Schema};
+use sea_orm::{ActiveEnum, DbBackend, EntityTrait, Iterable, RelationTrait, Schema};
 
 fn create_table_sql<E: EntityTrait>(entity: E) -> String {
     let schema = Schema::new(DbBackend::Postgres);
@@ -51,7 +51,7 @@ fn the_belongs_to_relations_exist_and_would_be_foreign_keys_without_skip_fk() {
 #[test]
 fn pet_status_strings_round_trip_and_unknown_ones_are_refused() {
     for status in PetStatus::iter() {
-        assert_eq!(status.as_db_str().parse::<PetStatus>(), Ok(status));
+        assert_eq!(status.to_value().parse::<PetStatus>(), Ok(status));
     }
     let err = "sleeping".parse::<PetStatus>().expect_err("not a status");
     assert_eq!(

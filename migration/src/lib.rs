@@ -27,7 +27,7 @@ pub use helpers::{Backfill, MAX_ROWS_PER_TRANSACTION, uuid_primary_key};
 pub const LOG_TARGET: &str = "sea_orm_migration";
 
 /// The values the `CHECK` constraint on `pet.status` allows, as of the migration that created
-/// it. A test keeps them equal to `entity::pet_status::PetStatus::DB_VALUES`.
+/// it. A test keeps them equal to the values of `entity::pet_status::PetStatus`.
 pub const PET_STATUS_VALUES: [&str; 3] = ["waiting", "in_treatment", "discharged"];
 
 mod m20261125_000001_create_owner_table;

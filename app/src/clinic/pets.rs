@@ -29,7 +29,7 @@ pub struct NewPet {
     pub birth_date: Date,
     /// The owner, who must exist.
     pub owner_id: Option<Uuid>,
-    /// One of [`PetStatus::DB_VALUES`].
+    /// One of [`PetStatus`]'s stored values.
     #[validate(custom(function = "valid_status"))]
     pub status: String,
     /// Optional typed details.

@@ -2,7 +2,7 @@
 -- this PostgreSQL (13 or newer; tested with 15), with DSQL's SQLSTATE and wording (taken from
 -- recordings of a live cluster): one DDL per transaction, no DDL and DML in one transaction,
 -- at most 3,000 rows per transaction. Rules one statement's text decides are the front door's
--- (front_door/rules.rs); a build without the front door adds dsql_statement_rules.sql.
+-- (front_door/rules.rs), the one list of them.
 --
 -- Run by the superuser once per database as one plain-SQL string (template1 and postgres;
 -- databases created later inherit everything from template1). Running it again is harmless.
@@ -74,7 +74,7 @@ BEGIN
 END $$;
 
 -- At the end of CREATE TABLE: attach the per-table triggers (exempt from rule 9 and, without
--- the front door, rule 3), and the TRUNCATE refusal where dsql_statement_rules.sql is installed.
+-- the front door, rule 3).
 CREATE OR REPLACE FUNCTION dsql_local.attach_table_triggers() RETURNS event_trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE t regclass;
 BEGIN
@@ -83,11 +83,6 @@ BEGIN
              JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass
             WHERE d.command_tag = 'CREATE TABLE' AND c.relkind IN ('r', 'p') LOOP
     PERFORM set_config('dsql_local.internal', 'on', true);
-    -- rule 8, in a build without the front door (dsql_statement_rules.sql defines the function)
-    IF to_regprocedure('dsql_local.refuse_truncate()') IS NOT NULL THEN
-      EXECUTE format('CREATE TRIGGER dsql_local_truncate BEFORE TRUNCATE ON %s'
-                     ' FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.refuse_truncate()', t);
-    END IF;
     EXECUTE format('CREATE TRIGGER dsql_local_dml BEFORE INSERT OR UPDATE OR DELETE ON %s'
                    ' FOR EACH STATEMENT EXECUTE FUNCTION dsql_local.mark_dml()', t);
     EXECUTE format('CREATE TRIGGER dsql_local_rows_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS dsql_rows'
@@ -100,7 +95,7 @@ BEGIN
   END LOOP;
 END $$;
 
--- Event triggers fire in name order within an event (dsql_statement_rules.sql adds its own).
+-- Event triggers fire in name order within an event.
 DROP EVENT TRIGGER IF EXISTS dsql_b_transaction;
 DROP EVENT TRIGGER IF EXISTS dsql_z_attach;
 

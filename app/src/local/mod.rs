@@ -31,10 +31,8 @@
 //! Inside the server, `dsql_rules.sql` (an event trigger and per-table triggers) enforces the
 //! rules of DSQL that need the transaction's state (one DDL, no DDL with DML, 3,000 rows), with
 //! DSQL's SQLSTATE and wording; repeatable read is the default isolation, as on DSQL. The rules
-//! one statement's text decides are the front door's (`front_door::rules`). Built without the
-//! front door, the server enforces those it can see itself (`dsql_statement_rules.sql`: event
-//! triggers, a TRUNCATE trigger, no DO); rules that need the statement text (`SET` parameters,
-//! `SAVEPOINT`, locking clauses, …) are then not enforced.
+//! one statement's text decides are the front door's (`front_door::rules`), their one list: built
+//! without the front door, the bare server enforces only the transaction rules.
 //!
 //! Like DSQL, the server has an `admin` role that owns the `postgres` database and its `public`
 //! schema; [`LocalServer::grant_login`] lets a role onboarded the DSQL way log in.
@@ -80,11 +78,6 @@ use secrecy::{ExposeSecret, SecretString};
 /// `template1` (so every later database inherits it) and in `postgres`.
 pub const DSQL_RULES_SQL: &str = include_str!("dsql_rules.sql");
 
-/// The SQL that makes a database refuse the statements DSQL refuses, as far as the server can
-/// see them; installed after [`DSQL_RULES_SQL`] only in a build without the front door, which
-/// otherwise refuses them itself.
-#[cfg(not(feature = "front-door"))]
-pub const DSQL_STATEMENT_RULES_SQL: &str = include_str!("dsql_statement_rules.sql");
 
 /// The `server_version` DSQL reports (`environment.json`); the front door answers it in place of
 /// the backend's, read from the server setting `dsql_local.server_version`.
@@ -562,10 +555,6 @@ impl LocalServer {
                 .execute(&mut conn)
                 .await?;
             sqlx::raw_sql(DSQL_RULES_SQL).execute(&mut conn).await?;
-            #[cfg(not(feature = "front-door"))]
-            sqlx::raw_sql(DSQL_STATEMENT_RULES_SQL)
-                .execute(&mut conn)
-                .await?;
             conn.close().await?;
         }
         Ok(())

@@ -11,7 +11,7 @@ use entity::pet_metadata::PetMetadata;
 use entity::pet_status::PetStatus;
 use entity::{owner, pet};
 use sea_orm::sea_query::{Alias, Expr, Query};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
+use sea_orm::{ActiveEnum, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};
@@ -370,7 +370,7 @@ impl Layer {
                         .push_bind(&p.name)
                         .push_bind(p.birth_date)
                         .push_bind(p.owner_id)
-                        .push_bind(p.status.as_db_str())
+                        .push_bind(p.status.to_value())
                         .push_bind(p.metadata.as_ref().map(Json))
                         .push_bind(p.visit_count);
                 });
