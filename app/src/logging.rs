@@ -22,7 +22,7 @@ pub const DEFAULT_DIRECTIVES: &str = "info,sqlx::postgres::notice=warn";
 
 /// The default directives of `app bench`: the contention workload retries by design and counts
 /// its retries itself, so even given-up transactions are not logged one by one.
-pub const BENCH_DIRECTIVES: &str = "info,sqlx::postgres::notice=warn,app::retry=error";
+pub const BENCH_DIRECTIVES: &str = "info,sqlx::postgres::notice=warn,app::dsql::retry=error";
 
 /// Targets (and their modules) that would reveal a secret above the level given.
 const CAPS: [(&str, LevelFilter); 1] = [("aws_sigv4", LevelFilter::DEBUG)];

@@ -304,7 +304,7 @@ pub struct Line {
     pub name: String,
     /// The unit of [`Measure::value`], e.g. `iterations/s`.
     pub unit: String,
-    /// The project's own code: SeaORM and `app::clinic`, `app::retry`, `app::dsql` (for
+    /// The project's own code: SeaORM and `app::clinic`, `app::dsql` (for
     /// `front-door`: the session's pool, through the front door).
     pub app: Option<Measure>,
     /// Hand-written raw sqlx, the same SQL on the same pool (for `front-door`: the same SQL
