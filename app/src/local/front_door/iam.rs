@@ -15,7 +15,7 @@
 //! A refused token gets one answer, whatever check failed: DSQL's `FATAL` [`ACCESS_DENIED`] as
 //! [`INVALID_PASSWORD`], without a hint, so that a stranger learns neither which check failed
 //! (an access key the stand-in knows, a signature that almost matched) nor the server's clock.
-//! Which check failed is the [`Refusal`]'s reason, for the stand-in's own log.
+//! Which check failed is the [`TokenRefusal`]'s reason, for the stand-in's own log.
 //!
 //! What the stand-in cannot check: a session token (`X-Amz-Security-Token`) is covered by the
 //! signature, but not validated with STS, and there are no IAM policies; an access key the
@@ -67,14 +67,14 @@ const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
 
 /// Which IAM action a token was signed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum IamAction {
     /// `dsql:DbConnect`: any database role except `admin`.
     DbConnect,
     /// `dsql:DbConnectAdmin`: the `admin` role, and only it.
     DbConnectAdmin,
 }
 
-impl Action {
+impl IamAction {
     /// The action as it appears in a token's `Action` parameter.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,7 +101,7 @@ impl Action {
     }
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for IamAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -113,7 +113,7 @@ pub struct Verified {
     /// The access key id that signed the token.
     pub access_key_id: String,
     /// The action it was signed for, always the one the user needs.
-    pub action: Action,
+    pub action: IamAction,
     /// When it was signed (`X-Amz-Date`).
     pub signed_at: SystemTime,
     /// When it stops being accepted: `X-Amz-Date` plus `X-Amz-Expires`.
@@ -128,12 +128,12 @@ pub struct Verified {
 /// nor its `Display` or `Debug` ever contains the token, its signature, a session token or a
 /// secret key.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub struct TokenRefusal {
     /// Which check failed, e.g. `Signature expired: … is now earlier than …`.
     pub reason: String,
 }
 
-impl Refusal {
+impl TokenRefusal {
     fn invalid(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
@@ -141,13 +141,13 @@ impl Refusal {
     }
 }
 
-impl fmt::Display for Refusal {
+impl fmt::Display for TokenRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "token refused: {}", self.reason)
     }
 }
 
-impl std::error::Error for Refusal {}
+impl std::error::Error for TokenRefusal {}
 
 /// Checks DSQL IAM authentication tokens for one endpoint and region against a set of access
 /// keys. Its `Debug` shows the host, the region and the access key ids, never a secret key.
@@ -181,12 +181,17 @@ impl TokenVerifier {
     ///
     /// A refusal's reason says which check failed (e.g. `Signature expired: …`). Never panics,
     /// whatever the input.
-    pub fn verify(&self, token: &str, user: &str, now: SystemTime) -> Result<Verified, Refusal> {
-        let (host, query) = token
-            .split_once("/?")
-            .ok_or_else(|| Refusal::invalid("the password is not an IAM authentication token"))?;
+    pub fn verify(
+        &self,
+        token: &str,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Verified, TokenRefusal> {
+        let (host, query) = token.split_once("/?").ok_or_else(|| {
+            TokenRefusal::invalid("the password is not an IAM authentication token")
+        })?;
         if !host.eq_ignore_ascii_case(&self.host) {
-            return Err(Refusal::invalid(format!(
+            return Err(TokenRefusal::invalid(format!(
                 "the token is not signed for this endpoint, {}",
                 self.host
             )));
@@ -194,7 +199,7 @@ impl TokenVerifier {
         let params = Params::parse(query)?;
 
         if params.required("X-Amz-Algorithm")? != ALGORITHM {
-            return Err(Refusal::invalid(format!(
+            return Err(TokenRefusal::invalid(format!(
                 "the signing algorithm must be {ALGORITHM}"
             )));
         }
@@ -203,9 +208,9 @@ impl TokenVerifier {
         let secret = self
             .keys
             .get(scope.access_key_id)
-            .ok_or_else(|| Refusal::invalid("the token's access key id is not known here"))?;
+            .ok_or_else(|| TokenRefusal::invalid("the token's access key id is not known here"))?;
         if scope.region != self.region {
-            return Err(Refusal::invalid(format!(
+            return Err(TokenRefusal::invalid(format!(
                 "the token's credential scope is not for this region, {}",
                 self.region
             )));
@@ -215,10 +220,10 @@ impl TokenVerifier {
         let signed_at = NaiveDateTime::parse_from_str(amz_date, DATE_FORMAT)
             .ok()
             .filter(|_| amz_date.len() == "yyyymmddTHHMMSSZ".len())
-            .ok_or_else(|| Refusal::invalid("X-Amz-Date is not a yyyymmddTHHMMSSZ time"))?
+            .ok_or_else(|| TokenRefusal::invalid("X-Amz-Date is not a yyyymmddTHHMMSSZ time"))?
             .and_utc();
         if amz_date.get(..8) != Some(scope.date) {
-            return Err(Refusal::invalid(
+            return Err(TokenRefusal::invalid(
                 "the credential scope's date is not the date of X-Amz-Date",
             ));
         }
@@ -227,27 +232,28 @@ impl TokenVerifier {
             .ok()
             .and_then(TimeDelta::try_seconds)
             .and_then(|lifetime| signed_at.checked_add_signed(lifetime))
-            .ok_or_else(|| Refusal::invalid("X-Amz-Expires is out of range"))?;
-        let now = utc(now).ok_or_else(|| Refusal::invalid("the server's clock is out of range"))?;
+            .ok_or_else(|| TokenRefusal::invalid("X-Amz-Expires is out of range"))?;
+        let now =
+            utc(now).ok_or_else(|| TokenRefusal::invalid("the server's clock is out of range"))?;
         check_time(signed_at, expires_at, now)?;
 
         if params.required("X-Amz-SignedHeaders")? != "host" {
-            return Err(Refusal::invalid(
+            return Err(TokenRefusal::invalid(
                 "the token must sign exactly one header, host",
             ));
         }
-        let action = Action::parse(params.required("Action")?)
-            .ok_or_else(|| Refusal::invalid("Action must be DbConnect or DbConnectAdmin"))?;
-        let needed = Action::required_for(user);
+        let action = IamAction::parse(params.required("Action")?)
+            .ok_or_else(|| TokenRefusal::invalid("Action must be DbConnect or DbConnectAdmin"))?;
+        let needed = IamAction::required_for(user);
         if action != needed {
-            return Err(Refusal::invalid(format!(
+            return Err(TokenRefusal::invalid(format!(
                 "the token is signed for {action}, but the user {user:?} needs a token signed \
                  for {needed}"
             )));
         }
 
         let signature = hex::decode(params.required("X-Amz-Signature")?)
-            .map_err(|_| Refusal::invalid("X-Amz-Signature is not hexadecimal"))?;
+            .map_err(|_| TokenRefusal::invalid("X-Amz-Signature is not hexadecimal"))?;
         let string_to_sign = format!(
             "{ALGORITHM}\n{amz_date}\n{}\n{}",
             scope.without_key_id(),
@@ -266,7 +272,7 @@ impl TokenVerifier {
             )?;
         hmac_sha256(&signing_key, string_to_sign.as_bytes())?
             .verify_slice(&signature)
-            .map_err(|_| Refusal::invalid("the signature does not match"))?;
+            .map_err(|_| TokenRefusal::invalid("the signature does not match"))?;
 
         Ok(Verified {
             access_key_id: scope.access_key_id.to_owned(),
@@ -307,8 +313,8 @@ impl Params {
     /// Splits `name=value&…` and decodes each name and value. Refuses an empty or nameless
     /// parameter, one without `=`, a name given twice, and an escape that does not decode to
     /// UTF-8.
-    fn parse(query: &str) -> Result<Self, Refusal> {
-        let malformed = || Refusal::invalid("the token's query string is malformed");
+    fn parse(query: &str) -> Result<Self, TokenRefusal> {
+        let malformed = || TokenRefusal::invalid("the token's query string is malformed");
         let mut params: Vec<(String, String)> = Vec::new();
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').ok_or_else(malformed)?;
@@ -336,9 +342,9 @@ impl Params {
     }
 
     /// The value of `name`; its absence refuses the token.
-    fn required(&self, name: &str) -> Result<&str, Refusal> {
+    fn required(&self, name: &str) -> Result<&str, TokenRefusal> {
         self.get(name)
-            .ok_or_else(|| Refusal::invalid(format!("the token has no {name} parameter")))
+            .ok_or_else(|| TokenRefusal::invalid(format!("the token has no {name} parameter")))
     }
 
     /// SigV4's canonical query string: every parameter but the signature, name and value
@@ -370,7 +376,7 @@ struct Scope<'a> {
 impl<'a> Scope<'a> {
     /// Splits `credential`; refuses anything with other than five parts, an empty part, or a
     /// service other than `dsql`.
-    fn parse(credential: &'a str) -> Result<Self, Refusal> {
+    fn parse(credential: &'a str) -> Result<Self, TokenRefusal> {
         let parts: Vec<&str> = credential.split('/').collect();
         match parts.as_slice() {
             [access_key_id, date, region, SERVICE, TERMINATOR]
@@ -382,7 +388,7 @@ impl<'a> Scope<'a> {
                     region,
                 })
             }
-            _ => Err(Refusal::invalid(
+            _ => Err(TokenRefusal::invalid(
                 "X-Amz-Credential is not <key id>/<date>/<region>/dsql/aws4_request",
             )),
         }
@@ -395,14 +401,14 @@ impl<'a> Scope<'a> {
 }
 
 /// `X-Amz-Expires`: decimal digits only, 1 to 604800.
-fn parse_expires(text: &str) -> Result<u64, Refusal> {
+fn parse_expires(text: &str) -> Result<u64, TokenRefusal> {
     text.bytes()
         .all(|byte| byte.is_ascii_digit())
         .then(|| text.parse::<u64>().ok())
         .flatten()
         .filter(|secs| (1..=MAX_EXPIRES_SECS).contains(secs))
         .ok_or_else(|| {
-            Refusal::invalid(format!(
+            TokenRefusal::invalid(format!(
                 "X-Amz-Expires must be 1 to {MAX_EXPIRES_SECS} seconds"
             ))
         })
@@ -414,13 +420,13 @@ fn check_time(
     signed_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<(), Refusal> {
+) -> Result<(), TokenRefusal> {
     let show = |time: DateTime<Utc>| time.to_rfc3339_opts(SecondsFormat::Secs, true);
     let latest = now
         .checked_add_signed(MAX_CLOCK_SKEW)
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
     if latest < signed_at {
-        return Err(Refusal::invalid(format!(
+        return Err(TokenRefusal::invalid(format!(
             "Signature not yet current: {} is still later than {} ({} + 5 min.)",
             show(signed_at),
             show(latest),
@@ -428,7 +434,7 @@ fn check_time(
         )));
     }
     if now >= expires_at {
-        return Err(Refusal::invalid(format!(
+        return Err(TokenRefusal::invalid(format!(
             "Signature expired: {} is now earlier than {}",
             show(expires_at),
             show(now)
@@ -449,10 +455,10 @@ fn utc(time: SystemTime) -> Option<DateTime<Utc>> {
 }
 
 /// An HMAC-SHA256 of `data` under `key`, not yet finalized.
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Hmac<Sha256>, Refusal> {
+fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Hmac<Sha256>, TokenRefusal> {
     // HMAC takes keys of any length; the error cannot happen.
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .map_err(|_| Refusal::invalid("internal error: HMAC key"))?;
+        .map_err(|_| TokenRefusal::invalid("internal error: HMAC key"))?;
     mac.update(data);
     Ok(mac)
 }
@@ -561,7 +567,11 @@ mod tests {
     /// Asserts `result` is a refusal whose reason contains `reason` and whose `Display` and
     /// `Debug` show none of `token`'s signature and none of the secrets.
     #[track_caller]
-    fn assert_refused(result: Result<Verified, Refusal>, reason: &str, token: &str) -> Refusal {
+    fn assert_refused(
+        result: Result<Verified, TokenRefusal>,
+        reason: &str,
+        token: &str,
+    ) -> TokenRefusal {
         let refusal = result.expect_err("the token must be refused");
         assert!(
             refusal.reason.contains(reason),
@@ -591,7 +601,7 @@ mod tests {
             verified,
             Verified {
                 access_key_id: "akid".to_owned(),
-                action: Action::DbConnect,
+                action: IamAction::DbConnect,
                 signed_at: at(SDK_SIGNED_AT),
                 expires_at: at(SDK_SIGNED_AT + 450),
                 session_token: false,
@@ -600,7 +610,7 @@ mod tests {
         let admin = verifier
             .verify(SDK_VECTOR_ADMIN, "admin", now)
             .expect("the SDK's DbConnectAdmin vector");
-        assert_eq!(admin.action, Action::DbConnectAdmin);
+        assert_eq!(admin.action, IamAction::DbConnectAdmin);
     }
 
     #[test]
@@ -643,7 +653,7 @@ mod tests {
             .verify(&token, "admin", SystemTime::now())
             .expect("admin with DbConnectAdmin");
         assert_eq!(verified.access_key_id, AKID);
-        assert_eq!(verified.action, Action::DbConnectAdmin);
+        assert_eq!(verified.action, IamAction::DbConnectAdmin);
         assert!(!verified.session_token);
         assert_eq!(
             verified.expires_at.duration_since(verified.signed_at).ok(),
@@ -661,7 +671,7 @@ mod tests {
         let verified = verifier()
             .verify(&token, "clinic_app", SystemTime::now())
             .expect("clinic_app with DbConnect");
-        assert_eq!(verified.action, Action::DbConnect);
+        assert_eq!(verified.action, IamAction::DbConnect);
     }
 
     #[tokio::test]
