@@ -4,8 +4,10 @@
 //! A token is a SigV4-presigned `GET https://<host>/?Action=DbConnect[Admin]` for the service
 //! `dsql`, without its scheme:
 //! `<host>/?Action=…&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<key id>%2F<yyyymmdd>%2F<region>%2Fdsql%2Faws4_request&X-Amz-Date=<yyyymmddTHHMMSSZ>&X-Amz-Expires=<secs>[&X-Amz-Security-Token=…]&X-Amz-SignedHeaders=host&X-Amz-Signature=<64 hex>`.
-//! [`TokenVerifier::verify`] checks every part of it, then recomputes the signature with the
-//! secret access key of the token's key id and compares in constant time.
+//! [`TokenVerifier::verify`] checks every part of it, then has `aws-sigv4` presign the same
+//! request, as aws-sdk-dsql's `AuthTokenGenerator` does, with the secret access key of the
+//! token's key id, and compares the two signatures in constant time. The signing is AWS's own
+//! code, so the verifier agrees with the SDK by construction.
 //!
 //! The host in the signed request is the verifier's host in lower case, as DSQL signs for its
 //! endpoint name. (aws-sdk-dsql, given a host name with capitals, writes it in lower case in
@@ -23,12 +25,17 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_credential_types::Credentials;
+use aws_sigv4::SigningOutput;
+use aws_sigv4::http_request::{
+    self, SignableBody, SignableRequest, SignatureLocation, SigningInstructions, SigningSettings,
+};
+use aws_sigv4::sign::v4;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use sha2::{Digest, Sha256};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use subtle::ConstantTimeEq;
 
 use crate::secret::Secret;
 
@@ -56,14 +63,19 @@ const MAX_EXPIRES_SECS: u64 = 604_800;
 const MAX_CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
 /// The database user that needs `DbConnectAdmin`.
 const ADMIN_USER: &str = "admin";
-
-/// What SigV4's URI encoding leaves alone: the unreserved characters `A-Z a-z 0-9 - _ . ~`.
-/// Everything else becomes `%XX` with upper-case hex digits.
-const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+/// The session token's parameter, which the signer writes from the credentials.
+const SECURITY_TOKEN: &str = "X-Amz-Security-Token";
+/// The parameters `aws-sigv4` writes itself when it presigns a request (and the signature):
+/// every other parameter of a token is part of the request it signs.
+const SIGNER_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    SECURITY_TOKEN,
+    "X-Amz-Signature",
+];
 
 /// Which IAM action a token was signed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +139,8 @@ pub struct Verified {
 /// from fixed text, the verifier's own host and region, the user name and times, so neither it
 /// nor its `Display` or `Debug` ever contains the token, its signature, a session token or a
 /// secret key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("token refused: {reason}")]
 pub struct TokenRefusal {
     /// Which check failed, e.g. `Signature expired: … is now earlier than …`.
     pub reason: String,
@@ -140,14 +153,6 @@ impl TokenRefusal {
         }
     }
 }
-
-impl fmt::Display for TokenRefusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "token refused: {}", self.reason)
-    }
-}
-
-impl std::error::Error for TokenRefusal {}
 
 /// Checks DSQL IAM authentication tokens for one endpoint and region against a set of access
 /// keys. Its `Debug` shows the host, the region and the access key ids, never a secret key.
@@ -190,31 +195,26 @@ impl TokenVerifier {
         let (host, query) = token.split_once("/?").ok_or_else(|| {
             TokenRefusal::invalid("the password is not an IAM authentication token")
         })?;
-        if !host.eq_ignore_ascii_case(&self.host) {
-            return Err(TokenRefusal::invalid(format!(
-                "the token is not signed for this endpoint, {}",
-                self.host
-            )));
-        }
+        ensure(host.eq_ignore_ascii_case(&self.host), || {
+            format!("the token is not signed for this endpoint, {}", self.host)
+        })?;
         let params = Params::parse(query)?;
 
-        if params.required("X-Amz-Algorithm")? != ALGORITHM {
-            return Err(TokenRefusal::invalid(format!(
-                "the signing algorithm must be {ALGORITHM}"
-            )));
-        }
+        ensure(params.required("X-Amz-Algorithm")? == ALGORITHM, || {
+            format!("the signing algorithm must be {ALGORITHM}")
+        })?;
         let credential = params.required("X-Amz-Credential")?;
         let scope = Scope::parse(credential)?;
         let secret = self
             .keys
             .get(scope.access_key_id)
             .ok_or_else(|| TokenRefusal::invalid("the token's access key id is not known here"))?;
-        if scope.region != self.region {
-            return Err(TokenRefusal::invalid(format!(
+        ensure(scope.region == self.region, || {
+            format!(
                 "the token's credential scope is not for this region, {}",
                 self.region
-            )));
-        }
+            )
+        })?;
 
         let amz_date = params.required("X-Amz-Date")?;
         let signed_at = NaiveDateTime::parse_from_str(amz_date, DATE_FORMAT)
@@ -222,11 +222,10 @@ impl TokenVerifier {
             .filter(|_| amz_date.len() == "yyyymmddTHHMMSSZ".len())
             .ok_or_else(|| TokenRefusal::invalid("X-Amz-Date is not a yyyymmddTHHMMSSZ time"))?
             .and_utc();
-        if amz_date.get(..8) != Some(scope.date) {
-            return Err(TokenRefusal::invalid(
-                "the credential scope's date is not the date of X-Amz-Date",
-            ));
-        }
+        ensure(
+            amz_date.get(..8) == Some(scope.date),
+            || "the credential scope's date is not the date of X-Amz-Date",
+        )?;
         let expires_secs = parse_expires(params.required("X-Amz-Expires")?)?;
         let expires_at = i64::try_from(expires_secs)
             .ok()
@@ -237,60 +236,50 @@ impl TokenVerifier {
             utc(now).ok_or_else(|| TokenRefusal::invalid("the server's clock is out of range"))?;
         check_time(signed_at, expires_at, now)?;
 
-        if params.required("X-Amz-SignedHeaders")? != "host" {
-            return Err(TokenRefusal::invalid(
-                "the token must sign exactly one header, host",
-            ));
-        }
+        ensure(
+            params.required("X-Amz-SignedHeaders")? == "host",
+            || "the token must sign exactly one header, host",
+        )?;
         let action = IamAction::parse(params.required("Action")?)
             .ok_or_else(|| TokenRefusal::invalid("Action must be DbConnect or DbConnectAdmin"))?;
         let needed = IamAction::required_for(user);
-        if action != needed {
-            return Err(TokenRefusal::invalid(format!(
+        ensure(action == needed, || {
+            format!(
                 "the token is signed for {action}, but the user {user:?} needs a token signed \
                  for {needed}"
-            )));
-        }
+            )
+        })?;
 
-        let signature = hex::decode(params.required("X-Amz-Signature")?)
+        let claimed = hex::decode(params.required("X-Amz-Signature")?)
             .map_err(|_| TokenRefusal::invalid("X-Amz-Signature is not hexadecimal"))?;
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{amz_date}\n{}\n{}",
-            scope.without_key_id(),
-            hex::encode(Sha256::digest(
-                self.canonical_request(&params.canonical_query())
-            )),
+        let credentials = Credentials::new(
+            scope.access_key_id,
+            secret.expose(),
+            params.get(SECURITY_TOKEN).map(str::to_owned),
+            None,
+            "the stand-in's access keys",
         );
-        let signing_key = [scope.date, scope.region, SERVICE, TERMINATOR]
-            .into_iter()
-            .try_fold(
-                format!("AWS4{}", secret.expose()).into_bytes(),
-                |key, part| {
-                    hmac_sha256(&key, part.as_bytes())
-                        .map(|mac| mac.finalize().into_bytes().to_vec())
-                },
-            )?;
-        hmac_sha256(&signing_key, string_to_sign.as_bytes())?
-            .verify_slice(&signature)
-            .map_err(|_| TokenRefusal::invalid("the signature does not match"))?;
+        let presigned = presign(
+            &self.host,
+            &self.region,
+            &params.request_query(),
+            credentials,
+            signed_at.into(),
+            Duration::from_secs(expires_secs),
+        )?;
+        let expected = hex::decode(presigned.signature()).map_err(unsignable)?;
+        ensure(
+            claimed.ct_eq(&expected).into(),
+            || "the signature does not match",
+        )?;
 
         Ok(Verified {
             access_key_id: scope.access_key_id.to_owned(),
             action,
             signed_at: signed_at.into(),
             expires_at: expires_at.into(),
-            session_token: params.get("X-Amz-Security-Token").is_some(),
+            session_token: params.get(SECURITY_TOKEN).is_some(),
         })
-    }
-
-    /// The SigV4 canonical request of a presigned `GET /` with `query` (already canonical),
-    /// the one signed header `host`, and an empty payload.
-    fn canonical_request(&self, query: &str) -> String {
-        format!(
-            "GET\n/\n{query}\nhost:{}\n\nhost\n{}",
-            self.host,
-            hex::encode(Sha256::digest(b""))
-        )
     }
 }
 
@@ -304,6 +293,52 @@ impl fmt::Debug for TokenVerifier {
             .field("access_key_ids", &key_ids)
             .finish_non_exhaustive()
     }
+}
+
+/// `GET https://<host>/?<query>` presigned by `aws-sigv4` as aws-sdk-dsql's
+/// `AuthTokenGenerator` presigns a token: in the query, for `dsql` in `region`, by
+/// `credentials` at `time`, valid for `expires_in`. The signer adds the `X-Amz-*` parameters
+/// (and the session token, if any) itself.
+fn presign(
+    host: &str,
+    region: &str,
+    query: &str,
+    credentials: Credentials,
+    time: SystemTime,
+    expires_in: Duration,
+) -> Result<SigningOutput<SigningInstructions>, TokenRefusal> {
+    let mut settings = SigningSettings::default();
+    settings.expires_in = Some(expires_in);
+    settings.signature_location = SignatureLocation::QueryParams;
+    let identity = credentials.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(SERVICE)
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(unsignable)?
+        .into();
+    let url = format!("https://{host}/?{query}");
+    let request = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(&[]))
+        .map_err(unsignable)?;
+    http_request::sign(request, &params).map_err(unsignable)
+}
+
+/// Refuses the token, for `reason()`, unless `check` holds.
+fn ensure<R: Into<String>>(check: bool, reason: impl FnOnce() -> R) -> Result<(), TokenRefusal> {
+    if check {
+        Ok(())
+    } else {
+        Err(TokenRefusal::invalid(reason()))
+    }
+}
+
+/// The refusal of a token whose request `aws-sigv4` will not sign (none that passes the
+/// checks before it; this is for the unforeseen).
+fn unsignable(_: impl std::error::Error) -> TokenRefusal {
+    TokenRefusal::invalid("the token's request cannot be signed")
 }
 
 /// A token's query parameters, percent-decoded.
@@ -347,20 +382,15 @@ impl Params {
             .ok_or_else(|| TokenRefusal::invalid(format!("the token has no {name} parameter")))
     }
 
-    /// SigV4's canonical query string: every parameter but the signature, name and value
-    /// URI-encoded, sorted by encoded name, joined with `&`.
-    fn canonical_query(&self) -> String {
-        let encode = |text: &str| utf8_percent_encode(text, SIGV4_ENCODE).to_string();
-        let mut pairs: Vec<(String, String)> = self
-            .0
+    /// The query of the request the token signs: every parameter but those the signer writes
+    /// itself, each name and value escaped so that the signer decodes exactly the values
+    /// checked here.
+    fn request_query(&self) -> String {
+        let encode = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+        self.0
             .iter()
-            .filter(|(name, _)| name != "X-Amz-Signature")
-            .map(|(name, value)| (encode(name), encode(value)))
-            .collect();
-        pairs.sort_unstable();
-        pairs
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
+            .filter(|(name, _)| !SIGNER_PARAMS.contains(&name.as_str()))
+            .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
             .collect::<Vec<_>>()
             .join("&")
     }
@@ -392,11 +422,6 @@ impl<'a> Scope<'a> {
                 "X-Amz-Credential is not <key id>/<date>/<region>/dsql/aws4_request",
             )),
         }
-    }
-
-    /// The scope as the string to sign has it: `<yyyymmdd>/<region>/dsql/aws4_request`.
-    fn without_key_id(&self) -> String {
-        format!("{}/{}/{SERVICE}/{TERMINATOR}", self.date, self.region)
     }
 }
 
@@ -454,20 +479,9 @@ fn utc(time: SystemTime) -> Option<DateTime<Utc>> {
     }
 }
 
-/// An HMAC-SHA256 of `data` under `key`, not yet finalized.
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Hmac<Sha256>, TokenRefusal> {
-    // HMAC takes keys of any length; the error cannot happen.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .map_err(|_| TokenRefusal::invalid("internal error: HMAC key"))?;
-    mac.update(data);
-    Ok(mac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use std::time::Duration;
 
     use aws_config::Region;
     use aws_sdk_dsql::auth_token::{AuthTokenGenerator, Config};
@@ -901,10 +915,44 @@ mod tests {
         );
     }
 
+    /// `GET https://HOST/?{query}` presigned by AKID/SECRET now for 900 s, as the SDK
+    /// presigns a token, written as a token: the request's query, then the signer's parameters.
+    fn presigned_token(query: &str) -> String {
+        let credentials = Credentials::new(AKID, SECRET, None, None, "test");
+        let presigned = presign(
+            HOST,
+            REGION,
+            query,
+            credentials,
+            SystemTime::now(),
+            Duration::from_secs(900),
+        )
+        .expect("signed");
+        let (instructions, _) = presigned.into_parts();
+        let signed: Vec<String> = instructions
+            .params()
+            .iter()
+            .map(|(name, value)| format!("{name}={}", utf8_percent_encode(value, NON_ALPHANUMERIC)))
+            .collect();
+        format!("{HOST}/?{query}&{}", signed.join("&"))
+    }
+
     #[test]
-    fn canonical_encoding_is_sigv4s() {
-        let params = Params::parse("b=a%2Fb%20c~&a=%2b-_.&X-Amz-Signature=00").expect("parses");
-        assert_eq!(params.canonical_query(), "a=%2B-_.&b=a%2Fb%20c~");
+    fn other_parameters_are_signed_as_the_client_signed_them() {
+        let query = "Action=DbConnect&b=a%2Fb%20c~%26d%3De&a=%2B-_.%C3%A9";
+        let token = presigned_token(query);
+        assert!(
+            verifier()
+                .verify(&token, "clinic_app", SystemTime::now())
+                .is_ok(),
+            "{token}"
+        );
+        let tampered = token.replacen("%C3%A9", "%C3%A8", 1);
+        assert_refused(
+            verifier().verify(&tampered, "clinic_app", SystemTime::now()),
+            "signature does not match",
+            &tampered,
+        );
     }
 
     proptest! {
@@ -912,6 +960,21 @@ mod tests {
         fn garbage_is_refused_without_panicking(garbage in any::<Vec<u8>>(), user in "[a-z]{0,8}") {
             let token = String::from_utf8_lossy(&garbage);
             prop_assert!(sdk_verifier().verify(&token, &user, at(SDK_SIGNED_AT)).is_err());
+        }
+
+        #[test]
+        fn any_other_parameter_or_session_token_is_refused_without_panicking(
+            name in any::<String>(),
+            value in any::<String>(),
+            session_token in any::<String>(),
+        ) {
+            let encode = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+            for token in [
+                format!("{SDK_VECTOR}&{}={}", encode(&name), encode(&value)),
+                format!("{SDK_VECTOR}&X-Amz-Security-Token={}", encode(&session_token)),
+            ] {
+                prop_assert!(sdk_verifier().verify(&token, "clinic_app", at(SDK_SIGNED_AT)).is_err());
+            }
         }
 
         #[test]
