@@ -4,8 +4,10 @@
 //! A token is a SigV4-presigned `GET https://<host>/?Action=DbConnect[Admin]` for the service
 //! `dsql`, without its scheme:
 //! `<host>/?Action=…&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=<key id>%2F<yyyymmdd>%2F<region>%2Fdsql%2Faws4_request&X-Amz-Date=<yyyymmddTHHMMSSZ>&X-Amz-Expires=<secs>[&X-Amz-Security-Token=…]&X-Amz-SignedHeaders=host&X-Amz-Signature=<64 hex>`.
-//! [`TokenVerifier::verify`] checks every part of it, then recomputes the signature with the
-//! secret access key of the token's key id and compares in constant time.
+//! [`TokenVerifier::verify`] checks every part of it, then has `aws-sigv4` presign the same
+//! request, as aws-sdk-dsql's `AuthTokenGenerator` does, with the secret access key of the
+//! token's key id, and compares the two signatures in constant time. The signing is AWS's own
+//! code, so the verifier agrees with the SDK by construction.
 //!
 //! The host in the signed request is the verifier's host in lower case, as DSQL signs for its
 //! endpoint name. (aws-sdk-dsql, given a host name with capitals, writes it in lower case in
@@ -15,7 +17,7 @@
 //! A refused token gets one answer, whatever check failed: DSQL's `FATAL` [`ACCESS_DENIED`] as
 //! [`INVALID_PASSWORD`], without a hint, so that a stranger learns neither which check failed
 //! (an access key the stand-in knows, a signature that almost matched) nor the server's clock.
-//! Which check failed is the [`Refusal`]'s reason, for the stand-in's own log.
+//! Which check failed is the [`TokenRefusal`]'s reason, for the stand-in's own log.
 //!
 //! What the stand-in cannot check: a session token (`X-Amz-Security-Token`) is covered by the
 //! signature, but not validated with STS, and there are no IAM policies; an access key the
@@ -23,12 +25,17 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_credential_types::Credentials;
+use aws_sigv4::SigningOutput;
+use aws_sigv4::http_request::{
+    self, SignableBody, SignableRequest, SignatureLocation, SigningInstructions, SigningSettings,
+};
+use aws_sigv4::sign::v4;
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, TimeDelta, Utc};
-use hmac::{Hmac, KeyInit, Mac};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
-use sha2::{Digest, Sha256};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use subtle::ConstantTimeEq;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -56,25 +63,30 @@ const MAX_EXPIRES_SECS: u64 = 604_800;
 const MAX_CLOCK_SKEW: TimeDelta = TimeDelta::minutes(5);
 /// The database user that needs `DbConnectAdmin`.
 const ADMIN_USER: &str = "admin";
-
-/// What SigV4's URI encoding leaves alone: the unreserved characters `A-Z a-z 0-9 - _ . ~`.
-/// Everything else becomes `%XX` with upper-case hex digits.
-const SIGV4_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+/// The session token's parameter, which the signer writes from the credentials.
+const SECURITY_TOKEN: &str = "X-Amz-Security-Token";
+/// The parameters `aws-sigv4` writes itself when it presigns a request (and the signature):
+/// every other parameter of a token is part of the request it signs.
+const SIGNER_PARAMS: [&str; 7] = [
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    SECURITY_TOKEN,
+    "X-Amz-Signature",
+];
 
 /// Which IAM action a token was signed for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub enum IamAction {
     /// `dsql:DbConnect`: any database role except `admin`.
     DbConnect,
     /// `dsql:DbConnectAdmin`: the `admin` role, and only it.
     DbConnectAdmin,
 }
 
-impl Action {
+impl IamAction {
     /// The action as it appears in a token's `Action` parameter.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,7 +113,7 @@ impl Action {
     }
 }
 
-impl fmt::Display for Action {
+impl fmt::Display for IamAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -113,7 +125,7 @@ pub struct Verified {
     /// The access key id that signed the token.
     pub access_key_id: String,
     /// The action it was signed for, always the one the user needs.
-    pub action: Action,
+    pub action: IamAction,
     /// When it was signed (`X-Amz-Date`).
     pub signed_at: SystemTime,
     /// When it stops being accepted: `X-Amz-Date` plus `X-Amz-Expires`.
@@ -127,27 +139,20 @@ pub struct Verified {
 /// from fixed text, the verifier's own host and region, the user name and times, so neither it
 /// nor its `Display` or `Debug` ever contains the token, its signature, a session token or a
 /// secret key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("token refused: {reason}")]
+pub struct TokenRefusal {
     /// Which check failed, e.g. `Signature expired: … is now earlier than …`.
     pub reason: String,
 }
 
-impl Refusal {
+impl TokenRefusal {
     fn invalid(reason: impl Into<String>) -> Self {
         Self {
             reason: reason.into(),
         }
     }
 }
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "token refused: {}", self.reason)
-    }
-}
-
-impl std::error::Error for Refusal {}
 
 /// Checks DSQL IAM authentication tokens for one endpoint and region against a set of access
 /// keys. Its `Debug` shows the host, the region and the access key ids, never a secret key.
@@ -161,11 +166,7 @@ impl TokenVerifier {
     /// A verifier for tokens signed for `host` (the endpoint name clients sign for, compared
     /// ASCII case-insensitively) in `region`, by one of `keys`: access key id → secret access
     /// key. A key id given twice keeps its last secret.
-    pub fn new(
-        host: &str,
-        region: &str,
-        keys: impl IntoIterator<Item = (String, SecretString)>,
-    ) -> Self {
+    pub fn new(host: &str, region: &str, keys: impl IntoIterator<Item = (String, SecretString)>) -> Self {
         Self {
             host: host.to_ascii_lowercase(),
             region: region.to_owned(),
@@ -185,110 +186,100 @@ impl TokenVerifier {
     ///
     /// A refusal's reason says which check failed (e.g. `Signature expired: …`). Never panics,
     /// whatever the input.
-    pub fn verify(&self, token: &str, user: &str, now: SystemTime) -> Result<Verified, Refusal> {
-        let (host, query) = token
-            .split_once("/?")
-            .ok_or_else(|| Refusal::invalid("the password is not an IAM authentication token"))?;
-        if !host.eq_ignore_ascii_case(&self.host) {
-            return Err(Refusal::invalid(format!(
-                "the token is not signed for this endpoint, {}",
-                self.host
-            )));
-        }
+    pub fn verify(
+        &self,
+        token: &str,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Verified, TokenRefusal> {
+        let (host, query) = token.split_once("/?").ok_or_else(|| {
+            TokenRefusal::invalid("the password is not an IAM authentication token")
+        })?;
+        ensure(host.eq_ignore_ascii_case(&self.host), || {
+            format!("the token is not signed for this endpoint, {}", self.host)
+        })?;
         let params = Params::parse(query)?;
 
-        if params.required("X-Amz-Algorithm")? != ALGORITHM {
-            return Err(Refusal::invalid(format!(
-                "the signing algorithm must be {ALGORITHM}"
-            )));
-        }
+        ensure(params.required("X-Amz-Algorithm")? == ALGORITHM, || {
+            format!("the signing algorithm must be {ALGORITHM}")
+        })?;
         let credential = params.required("X-Amz-Credential")?;
         let scope = Scope::parse(credential)?;
         let secret = self
             .keys
             .get(scope.access_key_id)
-            .ok_or_else(|| Refusal::invalid("the token's access key id is not known here"))?;
-        if scope.region != self.region {
-            return Err(Refusal::invalid(format!(
+            .ok_or_else(|| TokenRefusal::invalid("the token's access key id is not known here"))?;
+        ensure(scope.region == self.region, || {
+            format!(
                 "the token's credential scope is not for this region, {}",
                 self.region
-            )));
-        }
+            )
+        })?;
 
         let amz_date = params.required("X-Amz-Date")?;
         let signed_at = NaiveDateTime::parse_from_str(amz_date, DATE_FORMAT)
             .ok()
             .filter(|_| amz_date.len() == "yyyymmddTHHMMSSZ".len())
-            .ok_or_else(|| Refusal::invalid("X-Amz-Date is not a yyyymmddTHHMMSSZ time"))?
+            .ok_or_else(|| TokenRefusal::invalid("X-Amz-Date is not a yyyymmddTHHMMSSZ time"))?
             .and_utc();
-        if amz_date.get(..8) != Some(scope.date) {
-            return Err(Refusal::invalid(
-                "the credential scope's date is not the date of X-Amz-Date",
-            ));
-        }
+        ensure(
+            amz_date.get(..8) == Some(scope.date),
+            || "the credential scope's date is not the date of X-Amz-Date",
+        )?;
         let expires_secs = parse_expires(params.required("X-Amz-Expires")?)?;
         let expires_at = i64::try_from(expires_secs)
             .ok()
             .and_then(TimeDelta::try_seconds)
             .and_then(|lifetime| signed_at.checked_add_signed(lifetime))
-            .ok_or_else(|| Refusal::invalid("X-Amz-Expires is out of range"))?;
-        let now = utc(now).ok_or_else(|| Refusal::invalid("the server's clock is out of range"))?;
+            .ok_or_else(|| TokenRefusal::invalid("X-Amz-Expires is out of range"))?;
+        let now =
+            utc(now).ok_or_else(|| TokenRefusal::invalid("the server's clock is out of range"))?;
         check_time(signed_at, expires_at, now)?;
 
-        if params.required("X-Amz-SignedHeaders")? != "host" {
-            return Err(Refusal::invalid(
-                "the token must sign exactly one header, host",
-            ));
-        }
-        let action = Action::parse(params.required("Action")?)
-            .ok_or_else(|| Refusal::invalid("Action must be DbConnect or DbConnectAdmin"))?;
-        let needed = Action::required_for(user);
-        if action != needed {
-            return Err(Refusal::invalid(format!(
+        ensure(
+            params.required("X-Amz-SignedHeaders")? == "host",
+            || "the token must sign exactly one header, host",
+        )?;
+        let action = IamAction::parse(params.required("Action")?)
+            .ok_or_else(|| TokenRefusal::invalid("Action must be DbConnect or DbConnectAdmin"))?;
+        let needed = IamAction::required_for(user);
+        ensure(action == needed, || {
+            format!(
                 "the token is signed for {action}, but the user {user:?} needs a token signed \
                  for {needed}"
-            )));
-        }
+            )
+        })?;
 
-        let signature = hex::decode(params.required("X-Amz-Signature")?)
-            .map_err(|_| Refusal::invalid("X-Amz-Signature is not hexadecimal"))?;
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{amz_date}\n{}\n{}",
-            scope.without_key_id(),
-            hex::encode(Sha256::digest(
-                self.canonical_request(&params.canonical_query())
-            )),
+        let claimed = hex::decode(params.required("X-Amz-Signature")?)
+            .map_err(|_| TokenRefusal::invalid("X-Amz-Signature is not hexadecimal"))?;
+        let credentials = Credentials::new(
+            scope.access_key_id,
+            secret.expose_secret(),
+            params.get(SECURITY_TOKEN).map(str::to_owned),
+            None,
+            "the stand-in's access keys",
         );
-        let signing_key = [scope.date, scope.region, SERVICE, TERMINATOR]
-            .into_iter()
-            .try_fold(
-                format!("AWS4{}", secret.expose_secret()).into_bytes(),
-                |key, part| {
-                    hmac_sha256(&key, part.as_bytes())
-                        .map(|mac| mac.finalize().into_bytes().to_vec())
-                },
-            )?;
-        hmac_sha256(&signing_key, string_to_sign.as_bytes())?
-            .verify_slice(&signature)
-            .map_err(|_| Refusal::invalid("the signature does not match"))?;
+        let presigned = presign(
+            &self.host,
+            &self.region,
+            &params.request_query(),
+            credentials,
+            signed_at.into(),
+            Duration::from_secs(expires_secs),
+        )?;
+        let expected = hex::decode(presigned.signature()).map_err(unsignable)?;
+        ensure(
+            claimed.ct_eq(&expected).into(),
+            || "the signature does not match",
+        )?;
 
         Ok(Verified {
             access_key_id: scope.access_key_id.to_owned(),
             action,
             signed_at: signed_at.into(),
             expires_at: expires_at.into(),
-            session_token: params.get("X-Amz-Security-Token").is_some(),
+            session_token: params.get(SECURITY_TOKEN).is_some(),
         })
-    }
-
-    /// The SigV4 canonical request of a presigned `GET /` with `query` (already canonical),
-    /// the one signed header `host`, and an empty payload.
-    fn canonical_request(&self, query: &str) -> String {
-        format!(
-            "GET\n/\n{query}\nhost:{}\n\nhost\n{}",
-            self.host,
-            hex::encode(Sha256::digest(b""))
-        )
     }
 }
 
@@ -304,6 +295,52 @@ impl fmt::Debug for TokenVerifier {
     }
 }
 
+/// `GET https://<host>/?<query>` presigned by `aws-sigv4` as aws-sdk-dsql's
+/// `AuthTokenGenerator` presigns a token: in the query, for `dsql` in `region`, by
+/// `credentials` at `time`, valid for `expires_in`. The signer adds the `X-Amz-*` parameters
+/// (and the session token, if any) itself.
+fn presign(
+    host: &str,
+    region: &str,
+    query: &str,
+    credentials: Credentials,
+    time: SystemTime,
+    expires_in: Duration,
+) -> Result<SigningOutput<SigningInstructions>, TokenRefusal> {
+    let mut settings = SigningSettings::default();
+    settings.expires_in = Some(expires_in);
+    settings.signature_location = SignatureLocation::QueryParams;
+    let identity = credentials.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(SERVICE)
+        .time(time)
+        .settings(settings)
+        .build()
+        .map_err(unsignable)?
+        .into();
+    let url = format!("https://{host}/?{query}");
+    let request = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::Bytes(&[]))
+        .map_err(unsignable)?;
+    http_request::sign(request, &params).map_err(unsignable)
+}
+
+/// Refuses the token, for `reason()`, unless `check` holds.
+fn ensure<R: Into<String>>(check: bool, reason: impl FnOnce() -> R) -> Result<(), TokenRefusal> {
+    if check {
+        Ok(())
+    } else {
+        Err(TokenRefusal::invalid(reason()))
+    }
+}
+
+/// The refusal of a token whose request `aws-sigv4` will not sign (none that passes the
+/// checks before it; this is for the unforeseen).
+fn unsignable(_: impl std::error::Error) -> TokenRefusal {
+    TokenRefusal::invalid("the token's request cannot be signed")
+}
+
 /// A token's query parameters, percent-decoded.
 struct Params(Vec<(String, String)>);
 
@@ -311,8 +348,8 @@ impl Params {
     /// Splits `name=value&…` and decodes each name and value. Refuses an empty or nameless
     /// parameter, one without `=`, a name given twice, and an escape that does not decode to
     /// UTF-8.
-    fn parse(query: &str) -> Result<Self, Refusal> {
-        let malformed = || Refusal::invalid("the token's query string is malformed");
+    fn parse(query: &str) -> Result<Self, TokenRefusal> {
+        let malformed = || TokenRefusal::invalid("the token's query string is malformed");
         let mut params: Vec<(String, String)> = Vec::new();
         for pair in query.split('&') {
             let (name, value) = pair.split_once('=').ok_or_else(malformed)?;
@@ -340,25 +377,20 @@ impl Params {
     }
 
     /// The value of `name`; its absence refuses the token.
-    fn required(&self, name: &str) -> Result<&str, Refusal> {
+    fn required(&self, name: &str) -> Result<&str, TokenRefusal> {
         self.get(name)
-            .ok_or_else(|| Refusal::invalid(format!("the token has no {name} parameter")))
+            .ok_or_else(|| TokenRefusal::invalid(format!("the token has no {name} parameter")))
     }
 
-    /// SigV4's canonical query string: every parameter but the signature, name and value
-    /// URI-encoded, sorted by encoded name, joined with `&`.
-    fn canonical_query(&self) -> String {
-        let encode = |text: &str| utf8_percent_encode(text, SIGV4_ENCODE).to_string();
-        let mut pairs: Vec<(String, String)> = self
-            .0
+    /// The query of the request the token signs: every parameter but those the signer writes
+    /// itself, each name and value escaped so that the signer decodes exactly the values
+    /// checked here.
+    fn request_query(&self) -> String {
+        let encode = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+        self.0
             .iter()
-            .filter(|(name, _)| name != "X-Amz-Signature")
-            .map(|(name, value)| (encode(name), encode(value)))
-            .collect();
-        pairs.sort_unstable();
-        pairs
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
+            .filter(|(name, _)| !SIGNER_PARAMS.contains(&name.as_str()))
+            .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
             .collect::<Vec<_>>()
             .join("&")
     }
@@ -374,7 +406,7 @@ struct Scope<'a> {
 impl<'a> Scope<'a> {
     /// Splits `credential`; refuses anything with other than five parts, an empty part, or a
     /// service other than `dsql`.
-    fn parse(credential: &'a str) -> Result<Self, Refusal> {
+    fn parse(credential: &'a str) -> Result<Self, TokenRefusal> {
         let parts: Vec<&str> = credential.split('/').collect();
         match parts.as_slice() {
             [access_key_id, date, region, SERVICE, TERMINATOR]
@@ -386,27 +418,22 @@ impl<'a> Scope<'a> {
                     region,
                 })
             }
-            _ => Err(Refusal::invalid(
+            _ => Err(TokenRefusal::invalid(
                 "X-Amz-Credential is not <key id>/<date>/<region>/dsql/aws4_request",
             )),
         }
     }
-
-    /// The scope as the string to sign has it: `<yyyymmdd>/<region>/dsql/aws4_request`.
-    fn without_key_id(&self) -> String {
-        format!("{}/{}/{SERVICE}/{TERMINATOR}", self.date, self.region)
-    }
 }
 
 /// `X-Amz-Expires`: decimal digits only, 1 to 604800.
-fn parse_expires(text: &str) -> Result<u64, Refusal> {
+fn parse_expires(text: &str) -> Result<u64, TokenRefusal> {
     text.bytes()
         .all(|byte| byte.is_ascii_digit())
         .then(|| text.parse::<u64>().ok())
         .flatten()
         .filter(|secs| (1..=MAX_EXPIRES_SECS).contains(secs))
         .ok_or_else(|| {
-            Refusal::invalid(format!(
+            TokenRefusal::invalid(format!(
                 "X-Amz-Expires must be 1 to {MAX_EXPIRES_SECS} seconds"
             ))
         })
@@ -418,13 +445,13 @@ fn check_time(
     signed_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> Result<(), Refusal> {
+) -> Result<(), TokenRefusal> {
     let show = |time: DateTime<Utc>| time.to_rfc3339_opts(SecondsFormat::Secs, true);
     let latest = now
         .checked_add_signed(MAX_CLOCK_SKEW)
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
     if latest < signed_at {
-        return Err(Refusal::invalid(format!(
+        return Err(TokenRefusal::invalid(format!(
             "Signature not yet current: {} is still later than {} ({} + 5 min.)",
             show(signed_at),
             show(latest),
@@ -432,7 +459,7 @@ fn check_time(
         )));
     }
     if now >= expires_at {
-        return Err(Refusal::invalid(format!(
+        return Err(TokenRefusal::invalid(format!(
             "Signature expired: {} is now earlier than {}",
             show(expires_at),
             show(now)
@@ -452,20 +479,9 @@ fn utc(time: SystemTime) -> Option<DateTime<Utc>> {
     }
 }
 
-/// An HMAC-SHA256 of `data` under `key`, not yet finalized.
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Result<Hmac<Sha256>, Refusal> {
-    // HMAC takes keys of any length; the error cannot happen.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-        .map_err(|_| Refusal::invalid("internal error: HMAC key"))?;
-    mac.update(data);
-    Ok(mac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    use std::time::Duration;
 
     use aws_config::Region;
     use aws_sdk_dsql::auth_token::{AuthTokenGenerator, Config};
@@ -565,7 +581,11 @@ mod tests {
     /// Asserts `result` is a refusal whose reason contains `reason` and whose `Display` and
     /// `Debug` show none of `token`'s signature and none of the secrets.
     #[track_caller]
-    fn assert_refused(result: Result<Verified, Refusal>, reason: &str, token: &str) -> Refusal {
+    fn assert_refused(
+        result: Result<Verified, TokenRefusal>,
+        reason: &str,
+        token: &str,
+    ) -> TokenRefusal {
         let refusal = result.expect_err("the token must be refused");
         assert!(
             refusal.reason.contains(reason),
@@ -595,7 +615,7 @@ mod tests {
             verified,
             Verified {
                 access_key_id: "akid".to_owned(),
-                action: Action::DbConnect,
+                action: IamAction::DbConnect,
                 signed_at: at(SDK_SIGNED_AT),
                 expires_at: at(SDK_SIGNED_AT + 450),
                 session_token: false,
@@ -604,7 +624,7 @@ mod tests {
         let admin = verifier
             .verify(SDK_VECTOR_ADMIN, "admin", now)
             .expect("the SDK's DbConnectAdmin vector");
-        assert_eq!(admin.action, Action::DbConnectAdmin);
+        assert_eq!(admin.action, IamAction::DbConnectAdmin);
     }
 
     #[test]
@@ -647,7 +667,7 @@ mod tests {
             .verify(&token, "admin", SystemTime::now())
             .expect("admin with DbConnectAdmin");
         assert_eq!(verified.access_key_id, AKID);
-        assert_eq!(verified.action, Action::DbConnectAdmin);
+        assert_eq!(verified.action, IamAction::DbConnectAdmin);
         assert!(!verified.session_token);
         assert_eq!(
             verified.expires_at.duration_since(verified.signed_at).ok(),
@@ -665,7 +685,7 @@ mod tests {
         let verified = verifier()
             .verify(&token, "clinic_app", SystemTime::now())
             .expect("clinic_app with DbConnect");
-        assert_eq!(verified.action, Action::DbConnect);
+        assert_eq!(verified.action, IamAction::DbConnect);
     }
 
     #[tokio::test]
@@ -895,10 +915,44 @@ mod tests {
         );
     }
 
+    /// `GET https://HOST/?{query}` presigned by AKID/SECRET now for 900 s, as the SDK
+    /// presigns a token, written as a token: the request's query, then the signer's parameters.
+    fn presigned_token(query: &str) -> String {
+        let credentials = Credentials::new(AKID, SECRET, None, None, "test");
+        let presigned = presign(
+            HOST,
+            REGION,
+            query,
+            credentials,
+            SystemTime::now(),
+            Duration::from_secs(900),
+        )
+        .expect("signed");
+        let (instructions, _) = presigned.into_parts();
+        let signed: Vec<String> = instructions
+            .params()
+            .iter()
+            .map(|(name, value)| format!("{name}={}", utf8_percent_encode(value, NON_ALPHANUMERIC)))
+            .collect();
+        format!("{HOST}/?{query}&{}", signed.join("&"))
+    }
+
     #[test]
-    fn canonical_encoding_is_sigv4s() {
-        let params = Params::parse("b=a%2Fb%20c~&a=%2b-_.&X-Amz-Signature=00").expect("parses");
-        assert_eq!(params.canonical_query(), "a=%2B-_.&b=a%2Fb%20c~");
+    fn other_parameters_are_signed_as_the_client_signed_them() {
+        let query = "Action=DbConnect&b=a%2Fb%20c~%26d%3De&a=%2B-_.%C3%A9";
+        let token = presigned_token(query);
+        assert!(
+            verifier()
+                .verify(&token, "clinic_app", SystemTime::now())
+                .is_ok(),
+            "{token}"
+        );
+        let tampered = token.replacen("%C3%A9", "%C3%A8", 1);
+        assert_refused(
+            verifier().verify(&tampered, "clinic_app", SystemTime::now()),
+            "signature does not match",
+            &tampered,
+        );
     }
 
     proptest! {
@@ -906,6 +960,21 @@ mod tests {
         fn garbage_is_refused_without_panicking(garbage in any::<Vec<u8>>(), user in "[a-z]{0,8}") {
             let token = String::from_utf8_lossy(&garbage);
             prop_assert!(sdk_verifier().verify(&token, &user, at(SDK_SIGNED_AT)).is_err());
+        }
+
+        #[test]
+        fn any_other_parameter_or_session_token_is_refused_without_panicking(
+            name in any::<String>(),
+            value in any::<String>(),
+            session_token in any::<String>(),
+        ) {
+            let encode = |text: &str| utf8_percent_encode(text, NON_ALPHANUMERIC).to_string();
+            for token in [
+                format!("{SDK_VECTOR}&{}={}", encode(&name), encode(&value)),
+                format!("{SDK_VECTOR}&X-Amz-Security-Token={}", encode(&session_token)),
+            ] {
+                prop_assert!(sdk_verifier().verify(&token, "clinic_app", at(SDK_SIGNED_AT)).is_err());
+            }
         }
 
         #[test]
