@@ -8,6 +8,9 @@
 //! ([`super::traffic`]'s write commits), before it hands it to the client. The wait is that
 //! session's alone: other connections, and the session's own messages to the server, go on.
 //! Off by default. Each delay is added to [`super::traffic::Traffic::modelled_delay`].
+//! A client that pipelines several `Sync`s has their answers held one after the other, where
+//! DSQL's latencies would overlap: harsher than DSQL for such clients (sqlx and SeaORM wait
+//! for each answer).
 //!
 //! Why only commits that wrote: in DSQL, reads and writes are executed in the Region, often
 //! in the Availability Zone, and only a commit crosses AZs (Regions, for multi-Region

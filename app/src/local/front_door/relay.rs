@@ -25,6 +25,9 @@
 //! which in the extended protocol may come after a `Sync` (a statement described, then
 //! executed); an error in between cancels it.
 //!
+//! Every message handed to the client is counted ([`super::traffic`]), and the end of each
+//! answer held as long as the latency model says ([`super::latency`], off by default).
+//!
 //! Messages are read whole into one buffer per direction ([`Frame`]: it grows as a message's
 //! bytes arrive and gives back what a large one took), reused for every message, and written as
 //! they came (a replaced one is built anew) to a buffered writer that is flushed whenever no
@@ -426,19 +429,15 @@ where
                 };
             }
             let replacement = to_client(tag, body, judge, &pending, &mut state);
-            // Counted as the client gets it; an answer's end waits as the model says.
-            let (sent_tag, sent_body) = match replacement.as_deref() {
-                None => (Some(tag), body),
-                Some(frame) => (frame.first().copied(), frame.get(5..).unwrap_or_default()),
+            let sent = match replacement.as_deref() {
+                None => Some((tag, body)),
+                Some(frame) => frame
+                    .split_first()
+                    .map(|(&t, rest)| (t, rest.get(4..).unwrap_or_default())),
             };
-            let delay = sent_tag
-                .and_then(|sent| tally.observe(sent, sent_body, &judge.context.traffic))
-                .map_or(Duration::ZERO, |answered| {
-                    judge
-                        .context
-                        .latency
-                        .delay(answered, &judge.context.traffic)
-                });
+            let delay = sent.map_or(Duration::ZERO, |(tag, body)| {
+                hold(&mut tally, judge.context, tag, body)
+            });
             // Idle, and past its lifetime: closed after this ReadyForQuery.
             let last = tag == b'Z'
                 && body == b"I"
@@ -526,6 +525,17 @@ fn stale_bind(body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -> Option
         format!("\0SELECT {marker}\0\0\0").as_bytes(),
     );
     Some(frame)
+}
+
+/// Counts a message handed to the client (`tag` and `body`) in `tally`, and says how long the
+/// latency model holds it: the end of an answer, a `ReadyForQuery`, as the model says; any
+/// other message not at all.
+fn hold(tally: &mut Tally, context: &Context, tag: u8, body: &[u8]) -> Duration {
+    tally
+        .observe(tag, body, &context.traffic)
+        .map_or(Duration::ZERO, |answered| {
+            context.latency.delay(answered, &context.traffic)
+        })
 }
 
 /// What [`pump`] does with one message.
