@@ -163,6 +163,7 @@ impl Stand {
         let guard = SEQUELIZE_PORT_IN_USE.lock().await;
         let options = StandInOptions {
             port: SEQUELIZE_PORT,
+            ..StandInOptions::default()
         };
         let deadline = tokio::time::Instant::now() + PORT_DEADLINE;
         loop {

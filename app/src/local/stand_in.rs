@@ -18,10 +18,12 @@ use tracing::{debug, info};
 use super::front_door::FrontDoor;
 use super::front_door::conflicts::CommitFailures;
 use super::front_door::iam::TokenVerifier;
+use super::front_door::latency::Latency;
 use super::front_door::listen::Listeners;
 use super::front_door::policy::DsqlRules;
 use super::front_door::relay::Limits;
 use super::front_door::tls::LocalCa;
+use super::front_door::traffic::Traffic;
 use super::{LocalServer, write_private_file, write_public_file};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -42,6 +44,9 @@ pub struct StandInOptions {
     /// The port the front door listens on, on `127.0.0.1` and `::1`; 0 (the default) for any
     /// free one.
     pub port: u16,
+    /// The front door's model of DSQL's latency, `None` (the default) for none
+    /// ([`crate::local::front_door::latency`]; [`Latency::DSQL`] has AWS's figures).
+    pub latency: Option<Latency>,
 }
 
 /// The CA bundle for `SSL_CERT_FILE`, which replaces a program's trusted roots: the system's
@@ -111,6 +116,7 @@ impl StandIn {
             DsqlRules,
             Limits::default(),
         )?;
+        door.set_latency(options.latency);
         info!(port = door.port(), "local DSQL stand-in ready");
         Ok(Self {
             door,
@@ -135,6 +141,23 @@ impl StandIn {
     /// clients' retry code ([`FrontDoor::commit_failures`]).
     pub fn commit_failures(&self) -> CommitFailures {
         self.door.commit_failures()
+    }
+
+    /// What the front door's clients were answered since it started, after their logins
+    /// ([`FrontDoor::traffic`]): take one before and one after some work ([`Traffic::since`]).
+    pub fn traffic(&self) -> Traffic {
+        self.door.traffic()
+    }
+
+    /// Switches the front door's model of DSQL's latency on or off
+    /// ([`FrontDoor::set_latency`]), e.g. between two passes of a benchmark.
+    pub fn set_latency(&self, latency: Option<Latency>) {
+        self.door.set_latency(latency);
+    }
+
+    /// The latency model's delays in force; `None` when it is off.
+    pub fn latency(&self) -> Option<Latency> {
+        self.door.latency()
     }
 
     /// The CA certificate to trust (`PGSSLROOTCERT`, `NODE_EXTRA_CA_CERTS`).

@@ -76,6 +76,45 @@ struct LocalArgs {
     /// there already; needs the right to write it. Without this, only the line is printed.
     #[arg(long)]
     add_hosts_entry: bool,
+    /// Model Aurora DSQL's latency at the front door: each answer held 1ms, and 5ms more when
+    /// a transaction that wrote commits (AWS's figures and what is assumed: the front door's
+    /// `latency` module). Off by default.
+    #[arg(long)]
+    latency: bool,
+    /// The latency model's delay per round trip instead of 1ms (e.g. 500us, 2ms); implies
+    /// --latency.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    latency_round_trip: Option<std::time::Duration>,
+    /// The latency model's extra delay per commit that wrote instead of 5ms; implies
+    /// --latency.
+    #[arg(long, value_name = "DURATION", value_parser = parse_delay)]
+    latency_commit: Option<std::time::Duration>,
+}
+
+impl LocalArgs {
+    /// Whether any latency flag was given.
+    fn wants_latency(&self) -> bool {
+        self.latency || self.latency_round_trip.is_some() || self.latency_commit.is_some()
+    }
+}
+
+/// A delay written as a number and a unit, `us`, `ms` or `s`: `500us`, `1.5ms`, `0s`.
+fn parse_delay(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit {
+        "us" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        _ => return Err(format!("{text:?}: a number with us, ms or s, e.g. 2ms")),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .and_then(|n| std::time::Duration::try_from_secs_f64(n * scale).ok())
+        .ok_or_else(|| format!("{text:?}: a number with us, ms or s, e.g. 2ms"))
 }
 
 /// What `app bench` runs, and how it reports.
@@ -331,7 +370,17 @@ async fn local(args: &LocalArgs) -> Result<()> {
     if args.add_hosts_entry && hosts_file::add_entry(hosts_path)? {
         println!("Added {HOST} on 127.0.0.1 and ::1 to {SYSTEM_HOSTS}.");
     }
-    let options = StandInOptions { port: args.port };
+    use app::local::front_door::latency::Latency;
+    let latency = args.wants_latency().then(|| Latency {
+        per_round_trip: args
+            .latency_round_trip
+            .unwrap_or(Latency::DSQL.per_round_trip),
+        per_commit: args.latency_commit.unwrap_or(Latency::DSQL.per_commit),
+    });
+    let options = StandInOptions {
+        port: args.port,
+        latency,
+    };
     let stand_in = StandIn::start_with(&options)
         .await
         .context("starting the local DSQL stand-in")?;
@@ -365,9 +414,16 @@ async fn local(args: &LocalArgs) -> Result<()> {
             hosts_file::entry().replace('\n', "\\n")
         )
     };
+    let latency_note = match latency {
+        Some(l) => format!(
+            "Latency model on: {:?} per round trip, {:?} more per commit that wrote.\n",
+            l.per_round_trip, l.per_commit
+        ),
+        None => String::new(),
+    };
     let banner = format!(
         "Local DSQL stand-in running: front door on {HOST}:{port} (127.0.0.1 and ::1; TLS, IAM \
-         tokens), PostgreSQL behind it (files in {dir}).\n\
+         tokens), PostgreSQL behind it (files in {dir}).\n{latency_note}\
          Reach it like Aurora DSQL from another shell. The AWS secret key is in {credentials}; \
          it is never printed.\n\n\
          {exports}\n\
@@ -393,9 +449,9 @@ async fn local(args: &LocalArgs) -> Result<()> {
 #[cfg(not(feature = "front-door"))]
 async fn local(args: &LocalArgs) -> Result<()> {
     anyhow::ensure!(
-        args.port == 0 && !args.add_hosts_entry,
-        "--port and --add-hosts-entry are the front door's; this build has none (feature \
-         front-door)"
+        args.port == 0 && !args.add_hosts_entry && !args.wants_latency(),
+        "--port, --add-hosts-entry and --latency* are the front door's; this build has none \
+         (feature front-door)"
     );
     let server = app::local::LocalServer::start()
         .await

@@ -34,18 +34,24 @@
 //! The first login to each database installs DSQL's `sys` schema there ([`DSQL_SYS_SQL`]:
 //! `sys.jobs`, `sys.wait_for_job`, and the function the `ASYNC` rewrites call), as the
 //! server's superuser, before the session is opened.
+//!
+//! What the clients cost is counted at the relay ([`traffic`]: round trips, statements,
+//! transactions, after each login), and an optional model of DSQL's latency holds each answer
+//! as long as DSQL would take ([`latency`], off by default).
 
 pub mod admission;
 pub mod buffers;
 pub mod conflicts;
 pub mod guards;
 pub mod iam;
+pub mod latency;
 pub mod listen;
 pub mod policy;
 pub mod relay;
 pub mod rules;
 mod syntax;
 pub mod tls;
+pub mod traffic;
 pub mod wire;
 
 use std::collections::HashSet;
@@ -70,9 +76,11 @@ use admission::{Admission, LoginSlot, TOO_MANY_CONNECTIONS, TOO_MANY_CONNECTIONS
 use buffers::BufferGauge;
 use conflicts::CommitFailures;
 use iam::{ACCESS_DENIED, INVALID_AUTHORIZATION, INVALID_PASSWORD, TokenVerifier};
+use latency::{Latency, LatencyModel};
 use listen::Listeners;
 use relay::Policy;
 use relay::{Context, Limits};
+use traffic::{Traffic, TrafficCounters};
 use wire::Opening;
 
 /// The longest password message accepted: an IAM token with a long session token is a few
@@ -147,6 +155,8 @@ pub struct FrontDoor {
     port: u16,
     failures: CommitFailures,
     buffers: BufferGauge,
+    traffic: TrafficCounters,
+    latency: LatencyModel,
     accept: JoinHandle<()>,
 }
 
@@ -191,12 +201,16 @@ impl FrontDoor {
         });
         let failures = shared.context.failures.clone();
         let buffers = shared.context.buffers.clone();
+        let traffic = shared.context.traffic.clone();
+        let latency = shared.context.latency.clone();
         info!(port, "front door listening");
         let accept = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
             port,
             failures,
             buffers,
+            traffic,
+            latency,
             accept,
         })
     }
@@ -215,6 +229,24 @@ impl FrontDoor {
     /// plus a message being relayed, at most twice what of it has arrived.
     pub fn buffered_bytes(&self) -> usize {
         self.buffers.bytes()
+    }
+
+    /// What its clients were answered since it started, after their logins ([`traffic`]: round
+    /// trips, statements, transactions, commits, rollbacks, write commits, modelled delay). A
+    /// snapshot taken before and after some work ([`Traffic::since`]) is what the work cost.
+    pub fn traffic(&self) -> Traffic {
+        self.traffic.snapshot()
+    }
+
+    /// Switches the model of DSQL's latency on with `latency` (e.g. [`Latency::DSQL`]), or off
+    /// with `None` ([`latency`]); from the next answer of every session on.
+    pub fn set_latency(&self, latency: Option<Latency>) {
+        self.latency.set(latency);
+    }
+
+    /// The latency model's delays in force; `None` when it is off (the default).
+    pub fn latency(&self) -> Option<Latency> {
+        self.latency.get()
     }
 }
 

@@ -25,6 +25,9 @@
 //! which in the extended protocol may come after a `Sync` (a statement described, then
 //! executed); an error in between cancels it.
 //!
+//! Every message handed to the client is counted ([`super::traffic`]), and the end of each
+//! answer held as long as the latency model says ([`super::latency`], off by default).
+//!
 //! Messages are read whole into one buffer per direction ([`Frame`]: it grows as a message's
 //! bytes arrive and gives back what a large one took), reused for every message, and written as
 //! they came (a replaced one is built anew) to a buffered writer that is flushed whenever no
@@ -44,7 +47,9 @@ use super::conflicts::{
     CatalogVersions, CommitFailures, CommitFate, Conflict, SERIALIZATION_FAILURE, SeenCatalog,
     Touched, answers_commit, is_ddl_tag, union,
 };
+use super::latency::LatencyModel;
 use super::rules::{Refusal, Relations, TxnKind, is_lone};
+use super::traffic::{Tally, TrafficCounters};
 use super::wire;
 
 /// The largest server message relayed: PostgreSQL's own limit for most messages is 1 GiB; the
@@ -261,7 +266,8 @@ impl Default for Limits {
 }
 
 /// What the relays of one front door share: the limits, the commits chosen to fail, the
-/// catalog versions, and the count of the bytes their buffers hold.
+/// catalog versions, the count of the bytes their buffers hold, the traffic counts and the
+/// latency model.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
     /// The bytes the sessions' buffers hold.
@@ -272,6 +278,10 @@ pub struct Context {
     pub failures: CommitFailures,
     /// Committed DDL per database.
     pub catalog: CatalogVersions,
+    /// What the sessions' clients were answered ([`super::traffic`]).
+    pub traffic: TrafficCounters,
+    /// The delays before answers, off by default ([`super::latency`]).
+    pub latency: LatencyModel,
 }
 
 /// What decides the fate of a query text: the policy, the front door's context, and the
@@ -401,9 +411,10 @@ where
         BufWriter::with_capacity(IO_BUFFER, server_out),
         Frame::new(buffers.clone()),
         max_client_body,
-        |tag, body| (to_server(tag, body, judge, &pending), false),
+        |tag, body| Forward::now(to_server(tag, body, judge, &pending)),
     );
     let mut state = Downstream::default();
+    let mut tally = Tally::default();
     let downstream = pump(
         BufReader::with_capacity(IO_BUFFER, server_in),
         BufWriter::with_capacity(IO_BUFFER, client_out),
@@ -412,14 +423,30 @@ where
         |tag, body| {
             // The server committed; the client's connection ends before it can hear so.
             if tag == b'C' && answers_commit(body) && lock(&pending).losing_commit_reply {
-                return (Some(Vec::new()), true);
+                return Forward {
+                    last: true,
+                    ..Forward::now(Some(Vec::new()))
+                };
             }
             let replacement = to_client(tag, body, judge, &pending, &mut state);
+            let sent = match replacement.as_deref() {
+                None => Some((tag, body)),
+                Some(frame) => frame
+                    .split_first()
+                    .map(|(&t, rest)| (t, rest.get(4..).unwrap_or_default())),
+            };
+            let delay = sent.map_or(Duration::ZERO, |(tag, body)| {
+                hold(&mut tally, judge.context, tag, body)
+            });
             // Idle, and past its lifetime: closed after this ReadyForQuery.
-            let expired = tag == b'Z'
+            let last = tag == b'Z'
                 && body == b"I"
                 && opened.elapsed() > judge.context.limits.connection_lifetime;
-            (replacement, expired)
+            Forward {
+                replacement,
+                last,
+                delay,
+            }
         },
     );
     tokio::pin!(upstream, downstream);
@@ -500,18 +527,51 @@ fn stale_bind(body: &[u8], judge: Judge<'_>, pending: &Mutex<Pending>) -> Option
     Some(frame)
 }
 
+/// Counts a message handed to the client (`tag` and `body`) in `tally`, and says how long the
+/// latency model holds it: the end of an answer, a `ReadyForQuery`, as the model says; any
+/// other message not at all.
+fn hold(tally: &mut Tally, context: &Context, tag: u8, body: &[u8]) -> Duration {
+    tally
+        .observe(tag, body, &context.traffic)
+        .map_or(Duration::ZERO, |answered| {
+            context.latency.delay(answered, &context.traffic)
+        })
+}
+
+/// What [`pump`] does with one message.
+struct Forward {
+    /// What to send instead of the message (nothing, if empty); `None` sends it as it came.
+    replacement: Option<Vec<u8>>,
+    /// The message is the last: the pump stops after it.
+    last: bool,
+    /// How long to wait before sending it.
+    delay: Duration,
+}
+
+impl Forward {
+    /// `replacement` (or the message), sent at once, and more to come.
+    fn now(replacement: Option<Vec<u8>>) -> Self {
+        Self {
+            replacement,
+            last: false,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
 /// Copies messages of at most `max_body` bytes from `from` to `to` until `from` ends, or until
-/// `replace` says a message is the last: each as it came, or what `replace` answers instead
-/// for its tag and body. One frame serves every message (and gives back what a large one
-/// took); output is flushed whenever no further input is already buffered (and after the last
-/// message), and `to` is shut down at the end. A longer message is an
+/// `forward` says a message is the last: each as it came, or what `forward` answers instead
+/// for its tag and body, after the wait it asks for (which holds this direction only; what is
+/// in the output buffer waits with it). One frame serves every message (and gives back what a
+/// large one took); output is flushed whenever no further input is already buffered (and
+/// after the last message), and `to` is shut down at the end. A longer message is an
 /// [`io::ErrorKind::InvalidData`] error: the session ends there.
 async fn pump<R, W>(
     mut from: BufReader<R>,
     mut to: W,
     mut frame: Frame,
     max_body: usize,
-    mut replace: impl FnMut(u8, &[u8]) -> (Option<Vec<u8>>, bool),
+    mut forward: impl FnMut(u8, &[u8]) -> Forward,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -519,7 +579,14 @@ where
 {
     while frame.read(&mut from, max_body).await? {
         let message = frame.message();
-        let (replacement, last) = replace(message[0], &message[5..]);
+        let Forward {
+            replacement,
+            last,
+            delay,
+        } = forward(message[0], &message[5..]);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         match replacement {
             Some(replacement) => to.write_all(&replacement).await?,
             None => to.write_all(message).await?,
