@@ -73,6 +73,7 @@ pub async fn run(
     // Owners and pets.
     let john = owners::create(
         db,
+        policy,
         &NewOwner {
             name: "John Doe".into(),
             city: "Anytown".into(),
@@ -80,9 +81,11 @@ pub async fn run(
             email: JOHN.into(),
         },
     )
-    .await?;
+    .await?
+    .value;
     let mary = owners::create(
         db,
+        policy,
         &NewOwner {
             name: "Mary Major".into(),
             city: "Anycity".into(),
@@ -90,7 +93,8 @@ pub async fn run(
             email: MARY.into(),
         },
     )
-    .await?;
+    .await?
+    .value;
     say(format!(
         "Created owners {} (telephone {}) and {} (no telephone)",
         john.name,
@@ -110,7 +114,7 @@ pub async fn run(
         };
         pets::create(db, policy, &new).await?;
     }
-    say("Created pets Pet1 and Pet2, each after reading its owner FOR KEY SHARE in the same transaction (no foreign key)".into());
+    say("Created pets Pet1 and Pet2, each in one statement that checks its owner exists, FOR KEY SHARE (no foreign key)".into());
 
     let pet1 = pets::find_by_name(db, "Pet1")
         .await?
@@ -200,6 +204,7 @@ pub async fn run(
     // Upsert and find-or-create instead of findOrCreate.
     let upserted = owners::upsert_by_email(
         db,
+        policy,
         &NewOwner {
             name: "John Doe".into(),
             city: "Othertown".into(),
@@ -207,7 +212,8 @@ pub async fn run(
             email: JOHN.into(),
         },
     )
-    .await?;
+    .await?
+    .value;
     say(format!(
         "Upsert by e-mail {JOHN} (INSERT … ON CONFLICT DO UPDATE … RETURNING): city {} -> {}, same id: {}",
         john.city,

@@ -12,7 +12,8 @@ use validator::Validate;
 use super::validated;
 pub use crate::dsql::find_or_create::Found;
 use crate::dsql::find_or_create::find_or_create;
-use crate::dsql::retry::{Retried, RetryPolicy};
+use crate::dsql::idempotent::insert_once;
+use crate::dsql::retry::{Idempotency, Retried, RetryPolicy, autocommit};
 use crate::error::Result;
 
 /// An owner as the user gives it, checked against the schema's limits before any SQL is sent.
@@ -46,12 +47,20 @@ impl NewOwner {
     }
 }
 
-/// Inserts a new owner (validated first).
-pub async fn create(db: &impl ConnectionTrait, new: &NewOwner) -> Result<owner::Model> {
+/// Inserts a new owner (validated first) in one autocommit statement, retried on conflicts.
+/// The key is generated once per call and the insert skips a taken key ([`insert_once`]), so
+/// a retry after a lost `COMMIT` answer returns the row the first attempt wrote.
+pub async fn create(
+    db: &DatabaseConnection,
+    policy: &RetryPolicy,
+    new: &NewOwner,
+) -> Result<Retried<owner::Model>> {
     validated(new)?;
-    Ok(owner::Entity::insert(new.active_model())
-        .exec_with_returning(db)
-        .await?)
+    let row = new.active_model();
+    Ok(autocommit(db, policy, Idempotency::Idempotent, |db| {
+        Box::pin(insert_once(db, row.clone()))
+    })
+    .await?)
 }
 
 /// The owner with this e-mail address, if any.
@@ -66,10 +75,15 @@ pub async fn find_by_email(
 }
 
 /// Inserts the owner, or, when one with the same e-mail exists, overwrites its name, city and
-/// telephone — in one statement (`INSERT … ON CONFLICT (email) DO UPDATE … RETURNING`), so there
-/// is no window between a read and a write. Returns the row as stored (the existing id is
+/// telephone — in one autocommit statement (`INSERT … ON CONFLICT (email) DO UPDATE …
+/// RETURNING`), so there is no window between a read and a write, retried on conflicts (an
+/// upsert of absolute values can run twice). Returns the row as stored (the existing id is
 /// kept).
-pub async fn upsert_by_email(db: &impl ConnectionTrait, new: &NewOwner) -> Result<owner::Model> {
+pub async fn upsert_by_email(
+    db: &DatabaseConnection,
+    policy: &RetryPolicy,
+    new: &NewOwner,
+) -> Result<Retried<owner::Model>> {
     validated(new)?;
     let on_conflict = OnConflict::column(owner::Column::Email)
         .update_columns([
@@ -78,16 +92,19 @@ pub async fn upsert_by_email(db: &impl ConnectionTrait, new: &NewOwner) -> Resul
             owner::Column::Telephone,
         ])
         .to_owned();
-    Ok(owner::Entity::insert(new.active_model())
-        .on_conflict(on_conflict)
-        .exec_with_returning(db)
-        .await?)
+    let row = new.active_model();
+    Ok(autocommit(db, policy, Idempotency::Idempotent, |db| {
+        let upsert = owner::Entity::insert(row.clone()).on_conflict(on_conflict.clone());
+        Box::pin(upsert.exec_with_returning(db))
+    })
+    .await?)
 }
 
 /// Returns the owner with `new.email`, creating it from `new` if there is none; an existing row
 /// is kept as it is. Safe under concurrency: all callers end up with the same single row (see
-/// [`crate::dsql::find_or_create`]). The key is generated once per call, so a row found with it is
-/// this call's own (an earlier attempt that committed and whose answer was lost): `Created`.
+/// [`crate::dsql::find_or_create`]); one round trip when the owner exists. The key is
+/// generated once per call, so a row found with it is this call's own (an insert whose answer
+/// was lost): `Created`.
 pub async fn find_or_create_by_email(
     db: &DatabaseConnection,
     policy: &RetryPolicy,
@@ -95,29 +112,40 @@ pub async fn find_or_create_by_email(
 ) -> Result<Retried<(owner::Model, Found)>> {
     validated(new)?;
     let ours = new.active_model();
-    Ok(
-        find_or_create(db, policy, &format!("owner {}", new.email), |txn| {
-            let (new, row) = (new.clone(), ours.clone());
+    let id = ours.id.as_ref().to_owned();
+    let what = format!("owner {}", new.email);
+    let found = find_or_create(
+        db,
+        policy,
+        &what,
+        |db| {
+            let email = new.email.clone();
             Box::pin(async move {
-                if let Some(existing) = find_by_email(txn, &new.email).await? {
-                    let found = if row.id.as_ref() == &existing.id {
+                Ok(find_by_email(db, &email).await?.map(|existing| {
+                    let found = if existing.id == id {
                         Found::Created
                     } else {
                         Found::Existing
                     };
-                    return Ok(Some((existing, found)));
-                }
+                    (existing, found)
+                }))
+            })
+        },
+        |db| {
+            let row = ours.clone();
+            Box::pin(async move {
                 // Without RETURNING: SeaORM 2.0.4 reports an empty RETURNING as an error.
                 let inserted = owner::Entity::insert(row.clone())
                     .on_conflict_do_nothing_on([owner::Column::Email])
-                    .exec_without_returning(txn)
+                    .exec_without_returning(db)
                     .await?;
                 Ok(match inserted {
-                    TryInsertResult::Inserted(1) => Some((row.try_into()?, Found::Created)),
+                    TryInsertResult::Inserted(1) => Some(owner::Model::try_from(row)?),
                     _ => None,
                 })
             })
-        })
-        .await?,
+        },
     )
+    .await?;
+    Ok(found)
 }

@@ -29,34 +29,41 @@ pub async fn ensure_specialty(db: &impl ConnectionTrait, name: &str) -> Result<(
 }
 
 /// Returns the specialty `name`, creating it if there is none; race-free (see
-/// [`crate::dsql::find_or_create`]), so concurrent callers end up with the one row. The name is the
-/// whole row, so a row written by an earlier attempt whose answer was lost cannot be told from
-/// a concurrent caller's: it is reported as `Existing`.
+/// [`crate::dsql::find_or_create`]), so concurrent callers end up with the one row, in one
+/// round trip when it exists. The name is the whole row, so a row written by an earlier
+/// attempt whose answer was lost cannot be told from a concurrent caller's: it is reported as
+/// `Existing`.
 pub async fn find_or_create_specialty(
     db: &DatabaseConnection,
     policy: &RetryPolicy,
     name: &str,
 ) -> Result<Retried<(specialty::Model, Found)>> {
-    Ok(
-        find_or_create(db, policy, &format!("specialty {name}"), |txn| {
+    let what = format!("specialty {name}");
+    let found = find_or_create(
+        db,
+        policy,
+        &what,
+        |db| {
             let name = name.to_owned();
             Box::pin(async move {
-                if let Some(existing) = specialty::Entity::find_by_id(name.clone()).one(txn).await?
-                {
-                    return Ok(Some((existing, Found::Existing)));
-                }
+                let existing = specialty::Entity::find_by_id(name).one(db).await?;
+                Ok(existing.map(|row| (row, Found::Existing)))
+            })
+        },
+        |db| {
+            let name = name.to_owned();
+            Box::pin(async move {
                 Ok(
-                    match specialty_if_new(&name).exec_without_returning(txn).await? {
-                        TryInsertResult::Inserted(1) => {
-                            Some((specialty::Model { name }, Found::Created))
-                        }
+                    match specialty_if_new(&name).exec_without_returning(db).await? {
+                        TryInsertResult::Inserted(1) => Some(specialty::Model { name }),
                         _ => None,
                     },
                 )
             })
-        })
-        .await?,
+        },
     )
+    .await?;
+    Ok(found)
 }
 
 /// `INSERT INTO specialty (name) VALUES (name) ON CONFLICT DO NOTHING`.

@@ -1,16 +1,20 @@
 //! Race-free find-or-create, the replacement for Sequelize's `findOrCreate` (which needs
-//! PL/pgSQL, absent on DSQL).
+//! PL/pgSQL, absent on DSQL), in autocommit statements: no transaction, so no `BEGIN` or
+//! `COMMIT` round trip.
 //!
-//! Each try is one retried transaction that looks for the row and, if it is missing, inserts it
-//! with `INSERT … ON CONFLICT DO NOTHING`. If that inserted nothing, a concurrent caller won the
-//! race, and its row is invisible to this transaction's snapshot (repeatable read, DSQL's only
-//! level), so the next try — a fresh transaction with a fresh snapshot — finds it. All callers
-//! therefore end up with the same single row.
+//! A try is a find, then, if nothing was found, an `INSERT … ON CONFLICT DO NOTHING` on the
+//! unique key. Each runs alone in autocommit ([`autocommit`]), so each reads the latest
+//! committed state: if the insert wrote nothing, a concurrent caller's row won the race and the
+//! next try's find sees it. The unique key allows one row, so all callers end up with the same
+//! one. Both statements are idempotent (a lost `COMMIT` answer of the insert is followed by a
+//! find that sees the row), so every error the retry knows is retried.
+//!
+//! Round trips: one when the row exists, two when this call creates it.
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbErr};
+use sea_orm::{DatabaseConnection, DbErr};
 
 use super::error::{Error, Result};
-use super::retry::{Idempotency, Retried, RetryPolicy, Work, transaction};
+use super::retry::{Idempotency, Retried, RetryPolicy, Work, autocommit};
 
 /// Whether a find-or-create found the row or wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,31 +25,40 @@ pub enum Found {
     Created,
 }
 
-/// Runs `attempt` — find, else insert without overwriting — in a fresh transaction until it
-/// returns a row, at most `policy.max_attempts` times; each of those runs is itself retried on
-/// conflicts by [`transaction`]. `attempt` returns `None` when its insert wrote nothing because
-/// a concurrent caller's row won. The work is idempotent (an insert that may have committed is
-/// found by the next try), so a lost `COMMIT` is retried too.
+/// Tries `find`, then `insert`, each one autocommit statement retried by [`autocommit`], until
+/// one returns the row: at most `policy.max_attempts` tries. `find` says whether the row it
+/// found is this call's own (an insert whose answer was lost): `Created`, else `Existing`.
+/// `insert` returns `None` when its `ON CONFLICT DO NOTHING` skipped the row because another
+/// caller's won.
 ///
-/// The attempts counted are all transactions started. If every try loses the race (rows
-/// being created and removed concurrently), the error is [`Error::RetriesExhausted`] naming
-/// `what`.
-pub async fn find_or_create<T, F>(
+/// The attempts counted are all statements sent. If every try loses the race (rows being
+/// created and removed concurrently), the error is [`Error::RetriesExhausted`] naming `what`.
+pub async fn find_or_create<T, Find, Insert>(
     db: &DatabaseConnection,
     policy: &RetryPolicy,
     what: &str,
-    mut attempt: F,
+    mut find: Find,
+    mut insert: Insert,
 ) -> Result<Retried<(T, Found)>>
 where
     T: Send,
-    F: for<'c> FnMut(&'c DatabaseTransaction) -> Work<'c, Option<(T, Found)>>,
+    Find: for<'c> FnMut(&'c DatabaseConnection) -> Work<'c, Option<(T, Found)>>,
+    Insert: for<'c> FnMut(&'c DatabaseConnection) -> Work<'c, Option<T>>,
 {
     let mut attempts = 0;
     for _ in 0..policy.max_attempts.max(1) {
-        let retried = transaction(db, policy, Idempotency::Idempotent, &mut attempt).await?;
-        attempts += retried.attempts;
-        if let Some(value) = retried.value {
+        let found = autocommit(db, policy, Idempotency::Idempotent, &mut find).await?;
+        attempts += found.attempts;
+        if let Some(value) = found.value {
             return Ok(Retried { value, attempts });
+        }
+        let inserted = autocommit(db, policy, Idempotency::Idempotent, &mut insert).await?;
+        attempts += inserted.attempts;
+        if let Some(row) = inserted.value {
+            return Ok(Retried {
+                value: (row, Found::Created),
+                attempts,
+            });
         }
     }
     Err(Error::RetriesExhausted {

@@ -9,8 +9,8 @@
 //! - [`pool`]: a sqlx pool whose token is refreshed in the background, as a SeaORM connection.
 //! - [`retry`]: running a transaction again after an optimistic-concurrency conflict, with
 //!   what a lost `COMMIT` means.
-//! - [`batch`], [`locking`], [`find_or_create`]: the DSQL-safe ways to delete everything, lock
-//!   a row and find-or-create, generic over SeaORM entities.
+//! - [`batch`], [`locking`], [`find_or_create`], [`idempotent`]: the DSQL-safe ways to delete
+//!   everything, lock a row, find-or-create and insert once, generic over SeaORM entities.
 //! - [`error`]: what all of it can fail with.
 //!
 //! DSQL forces two choices here: the `admin` role works in `public` and every other role in a
@@ -21,6 +21,7 @@ pub mod batch;
 pub mod endpoint;
 pub mod error;
 pub mod find_or_create;
+pub mod idempotent;
 pub mod locking;
 pub mod pool;
 pub mod retry;

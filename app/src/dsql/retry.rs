@@ -4,7 +4,9 @@
 //! usually at `COMMIT` — with SQLSTATE `40001`. The cure is to run the whole transaction again
 //! on a fresh snapshot. [`transaction`] does that: each attempt gets a new transaction on a
 //! connection from the pool, attempts are bounded, and the wait between them grows
-//! exponentially with jitter so that colliding clients spread out.
+//! exponentially with jitter so that colliding clients spread out. [`autocommit`] does the
+//! same for one statement that is its own transaction: one round trip instead of a `BEGIN`,
+//! the work and a `COMMIT`, which on DSQL is the biggest saving there is.
 //!
 //! What is retried is decided from SQLSTATEs and driver error kinds, and for DSQL's schema
 //! conflict from the `(OC001)` token its connectors match; never from the rest of a message:
@@ -174,27 +176,89 @@ where
     T: Send,
     F: for<'c> FnMut(&'c DatabaseTransaction) -> Work<'c, T>,
 {
-    let max_attempts = policy.max_attempts.max(1);
-    let (mut attempts, mut counted, mut schema_retries) = (0, 0, 0);
+    let mut retries = Retries::new(policy, idempotency);
     loop {
-        attempts += 1;
-        let (err, during_commit) = match attempt(db, &mut work).await {
-            Ok(value) => return Ok(Retried { value, attempts }),
-            Err(failure) => failure,
-        };
+        match attempt(db, &mut work).await {
+            Ok(value) => return Ok(retries.succeeded(value)),
+            Err((err, during_commit)) => retries.failed(err, during_commit).await?,
+        }
+    }
+}
+
+/// Runs `work` — one statement on `db` in autocommit, its own transaction, which the server
+/// commits without a `BEGIN` or `COMMIT` round trip — again while the error is retryable, as
+/// [`transaction`] does. The statement's answer is its `COMMIT`'s: a lost connection or `XX000`
+/// leaves the outcome unknown, so it is retried only for work declared
+/// [`Idempotency::Idempotent`]. The cheapest safe write on DSQL: one round trip, where a
+/// transaction takes at least three.
+pub async fn autocommit<T, F>(
+    db: &DatabaseConnection,
+    policy: &RetryPolicy,
+    idempotency: Idempotency,
+    mut work: F,
+) -> Result<Retried<T>>
+where
+    T: Send,
+    F: for<'c> FnMut(&'c DatabaseConnection) -> Work<'c, T>,
+{
+    let mut retries = Retries::new(policy, idempotency);
+    loop {
+        match work(db).await {
+            Ok(value) => return Ok(retries.succeeded(value)),
+            Err(err) => retries.failed(err, true).await?,
+        }
+    }
+}
+
+/// The retry loop's state, shared by [`transaction`] and [`autocommit`]: attempts made, those
+/// that count against `max_attempts`, and schema conflicts in a row.
+struct Retries<'p> {
+    policy: &'p RetryPolicy,
+    idempotency: Idempotency,
+    attempts: u32,
+    counted: u32,
+    schema_retries: u32,
+}
+
+impl<'p> Retries<'p> {
+    /// No attempt made yet.
+    fn new(policy: &'p RetryPolicy, idempotency: Idempotency) -> Self {
+        Self {
+            policy,
+            idempotency,
+            attempts: 0,
+            counted: 0,
+            schema_retries: 0,
+        }
+    }
+
+    /// The attempt succeeded with `value`.
+    fn succeeded<T>(&self, value: T) -> Retried<T> {
+        Retried {
+            value,
+            attempts: self.attempts + 1,
+        }
+    }
+
+    /// The attempt failed with `err` (`during_commit`: as the answer to its commit). Returns
+    /// once the next attempt may start, having waited as the policy says; or the error to
+    /// give up with.
+    async fn failed(&mut self, err: DbErr, during_commit: bool) -> Result<()> {
+        self.attempts += 1;
+        let attempts = self.attempts;
         let class = classify(&err);
         if class == ErrorClass::Permanent {
             return Err(err.into());
         }
-        if class == ErrorClass::SchemaChanged && schema_retries < MAX_SCHEMA_RETRIES {
-            schema_retries += 1;
+        if class == ErrorClass::SchemaChanged && self.schema_retries < MAX_SCHEMA_RETRIES {
+            self.schema_retries += 1;
             debug!(attempt = attempts, %err, "stale catalog; retrying at once");
-            continue;
+            return Ok(());
         }
-        (counted, schema_retries) = (counted + 1, 0);
+        (self.counted, self.schema_retries) = (self.counted + 1, 0);
         if during_commit
             && leaves_outcome_unknown(class)
-            && idempotency == Idempotency::NotIdempotent
+            && self.idempotency == Idempotency::NotIdempotent
         {
             warn!(attempts, %err, "the connection failed during COMMIT: outcome unknown");
             return Err(Error::OutcomeUnknown {
@@ -202,16 +266,17 @@ where
                 cause: err,
             });
         }
-        if counted >= max_attempts {
+        if self.counted >= self.policy.max_attempts.max(1) {
             warn!(attempts, ?class, %err, "transaction failed on every attempt; giving up");
             return Err(Error::RetriesExhausted {
                 attempts,
                 last: err,
             });
         }
-        let wait = policy.delay(counted);
+        let wait = self.policy.delay(self.counted);
         debug!(attempt = attempts, ?class, %err, ?wait, "transaction failed; retrying");
         tokio::time::sleep(wait).await;
+        Ok(())
     }
 }
 

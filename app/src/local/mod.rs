@@ -78,7 +78,6 @@ use secrecy::{ExposeSecret, SecretString};
 /// `template1` (so every later database inherits it) and in `postgres`.
 pub const DSQL_RULES_SQL: &str = include_str!("dsql_rules.sql");
 
-
 /// The `server_version` DSQL reports (`environment.json`); the front door answers it in place of
 /// the backend's, read from the server setting `dsql_local.server_version`.
 pub const DSQL_SERVER_VERSION: &str = "16.15";

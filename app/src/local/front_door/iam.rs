@@ -166,7 +166,11 @@ impl TokenVerifier {
     /// A verifier for tokens signed for `host` (the endpoint name clients sign for, compared
     /// ASCII case-insensitively) in `region`, by one of `keys`: access key id → secret access
     /// key. A key id given twice keeps its last secret.
-    pub fn new(host: &str, region: &str, keys: impl IntoIterator<Item = (String, SecretString)>) -> Self {
+    pub fn new(
+        host: &str,
+        region: &str,
+        keys: impl IntoIterator<Item = (String, SecretString)>,
+    ) -> Self {
         Self {
             host: host.to_ascii_lowercase(),
             region: region.to_owned(),

@@ -134,7 +134,7 @@ impl Layer {
     /// Inserts an owner with a fresh client-generated key; returns the stored row.
     pub(crate) async fn create_owner(&self, new: &NewOwner) -> Result<owner::Model> {
         match self.side {
-            Side::App => Ok(owners::create(&self.db, new).await?),
+            Side::App => Ok(owners::create(&self.db, &self.policy, new).await?.value),
             Side::Raw => {
                 let row = bind_owner(sqlx::query(INSERT_OWNER), Uuid::new_v4(), new)
                     .fetch_one(&self.pool)
@@ -162,7 +162,9 @@ impl Layer {
     /// Inserts the owner or overwrites name, city and telephone of the one with its e-mail.
     pub(crate) async fn upsert_owner(&self, new: &NewOwner) -> Result<owner::Model> {
         match self.side {
-            Side::App => Ok(owners::upsert_by_email(&self.db, new).await?),
+            Side::App => Ok(owners::upsert_by_email(&self.db, &self.policy, new)
+                .await?
+                .value),
             Side::Raw => {
                 let row = bind_owner(sqlx::query(UPSERT_OWNER), Uuid::new_v4(), new)
                     .fetch_one(&self.pool)
