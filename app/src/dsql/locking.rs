@@ -4,6 +4,9 @@
 //! transaction changes makes one of the two fail at commit with `40001`. The Sequelize sample
 //! documents that locking works only with an equality predicate on the primary key, so this
 //! API offers nothing else, and only inside a transaction (a lock outside one is meaningless).
+//! `FOR KEY SHARE`, which makes a concurrent delete of a parent row conflict, is best taken in
+//! the statement that writes the child (`INSERT … SELECT … WHERE EXISTS (SELECT 1 FROM parent
+//! WHERE id = $1 FOR KEY SHARE)`): one round trip, no transaction.
 
 use sea_orm::sea_query::LockType;
 use sea_orm::{DatabaseTransaction, DbErr, EntityTrait, PrimaryKeyTrait, QuerySelect};
@@ -19,17 +22,4 @@ where
     E: EntityTrait,
 {
     E::find_by_id(id).lock(LockType::Update).one(txn).await
-}
-
-/// Reads the row with primary key `id` with `FOR KEY SHARE`: a concurrent delete of that row
-/// (or change of its key) conflicts with this transaction. Used to check a parent exists
-/// without a foreign key.
-pub async fn find_for_key_share<E>(
-    txn: &DatabaseTransaction,
-    id: <E::PrimaryKey as PrimaryKeyTrait>::ValueType,
-) -> Result<Option<E::Model>, DbErr>
-where
-    E: EntityTrait,
-{
-    E::find_by_id(id).lock(LockType::KeyShare).one(txn).await
 }
