@@ -20,11 +20,15 @@
 //! [`super::relay::Limits::schema_conflicts_cluster_wide`].
 //!
 //! So that retry code can be tested deterministically, [`CommitFailures`] decides the fate of
-//! the next `COMMIT` of a chosen session ([`CommitFate`]): it fails (the relay sends the server
+//! the next commit of a chosen session ([`CommitFate`]): it fails (the relay sends the server
 //! `ROLLBACK` instead and answers the client as DSQL answers a failed commit: the error, then
-//! an idle session), or it commits and its answer is lost (the relay closes the client's
+//! an idle session); or it commits and its answer is lost (the relay closes the client's
 //! connection once the server has committed, without passing the answer on: a reply lost in
-//! transit, after which the client cannot know whether its transaction committed).
+//! transit, after which the client cannot know whether its transaction committed); or it
+//! commits and the client is answered DSQL's `XX000`, which leaves the outcome as unknown.
+//! The last two also take an implicit commit that wrote: a round trip of statements outside a
+//! transaction block (an autocommit statement), which commits at its end with no `COMMIT` text
+//! the relay could see (the relay holds such a round trip's answer until it ends).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,13 +65,36 @@ impl Conflict {
     }
 }
 
-/// What happens to a chosen session's next `COMMIT`.
+/// What happens to a chosen session's next commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommitFate {
-    /// The transaction is rolled back and the client gets this conflict.
+    /// The transaction is rolled back and the client gets this conflict. Explicit `COMMIT`s
+    /// only: an implicit commit happens inside the server at the end of its round trip, before
+    /// the relay could know that it wrote, and holding it back would take statements of the
+    /// relay's own in the client's protocol stream.
     Fail(Conflict),
     /// The server commits, and the client's connection is closed before the answer reaches it.
     LoseReply,
+    /// The server commits, and the client gets DSQL's `XX000` ([`unavailable`]) in place of
+    /// the answer, then an idle session: a failure whose outcome the client cannot know.
+    Unavailable,
+}
+
+impl CommitFate {
+    /// Whether the fate may also be an implicit commit's: one that lets the server commit.
+    fn takes_implicit(self) -> bool {
+        matches!(self, CommitFate::LoseReply | CommitFate::Unavailable)
+    }
+}
+
+/// DSQL's "server unavailable, retry the whole transaction" error, `XX000`. DSQL's exact
+/// message is not recorded: this wording, from its documentation's description, is an
+/// assumption.
+pub fn unavailable() -> Refusal {
+    Refusal {
+        code: "XX000",
+        message: "server unavailable".to_owned(),
+    }
 }
 
 /// Commits to fail or whose reply to lose, by the backend process id of their session
@@ -82,16 +109,28 @@ pub struct CommitFailures {
 impl CommitFailures {
     /// Makes the next `COMMIT` (or `END`) of the session whose backend process id is `pid` fail
     /// with `conflict`; the transaction is rolled back. Once only: the commit after it is
-    /// judged normally again.
+    /// judged normally again. Explicit commits only ([`CommitFate::Fail`]): the session's
+    /// autocommit statements commit as usual meanwhile.
     pub fn fail_next_commit(&self, pid: u32, conflict: Conflict) {
         self.choose(pid, CommitFate::Fail(conflict));
     }
 
-    /// Lets the next `COMMIT` (or `END`) of the session whose backend process id is `pid` reach
-    /// the server and commit, then closes that client's connection instead of passing the
-    /// answer on. Once only.
+    /// Lets the next commit of the session whose backend process id is `pid` happen, then
+    /// closes that client's connection instead of passing the answer on. Once only. The next
+    /// commit is a `COMMIT` (or `END`), whatever its transaction did, or a round trip that
+    /// commits a write outside a transaction block (an autocommit `INSERT`, `UPDATE`, `DELETE`
+    /// with a row count above 0, or DDL), whichever comes first; a round trip that wrote
+    /// nothing, or failed, leaves the choice for the next.
     pub fn lose_next_commit_reply(&self, pid: u32) {
         self.choose(pid, CommitFate::LoseReply);
+    }
+
+    /// Lets the next commit of the session whose backend process id is `pid` (as for
+    /// [`CommitFailures::lose_next_commit_reply`]) happen, then answers the client with DSQL's
+    /// `XX000` ([`unavailable`]) and an idle session instead: whatever the round trip had
+    /// answered (rows, command tags) is dropped. Once only.
+    pub fn answer_next_commit_unavailable(&self, pid: u32) {
+        self.choose(pid, CommitFate::Unavailable);
     }
 
     fn choose(&self, pid: u32, fate: CommitFate) {
@@ -114,6 +153,27 @@ impl CommitFailures {
         let conflict = sessions.remove(&pid);
         self.armed.store(!sessions.is_empty(), Ordering::Release);
         conflict
+    }
+
+    /// Whether session `pid` has a fate chosen that an implicit commit may take
+    /// ([`CommitFate::LoseReply`], [`CommitFate::Unavailable`]). One atomic load while no
+    /// session has one.
+    pub(crate) fn awaits_implicit(&self, pid: Option<u32>) -> bool {
+        self.armed.load(Ordering::Acquire)
+            && pid.is_some_and(|pid| self.lock().get(&pid).is_some_and(|f| f.takes_implicit()))
+    }
+
+    /// The fate of an implicit commit that wrote in session `pid`, if one that may take it was
+    /// chosen (which it then no longer is).
+    pub(crate) fn take_implicit(&self, pid: Option<u32>) -> Option<CommitFate> {
+        let pid = pid?;
+        let mut sessions = self.lock();
+        if !sessions.get(&pid).is_some_and(|fate| fate.takes_implicit()) {
+            return None;
+        }
+        let fate = sessions.remove(&pid);
+        self.armed.store(!sessions.is_empty(), Ordering::Release);
+        fate
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, CommitFate>> {
@@ -364,6 +424,29 @@ mod tests {
         assert_eq!(failures.take_if_commit(Some(9), "COMMIT"), None);
         assert!(answers_commit(b"COMMIT\0") && answers_commit(b"ROLLBACK\0"));
         assert!(!answers_commit(b"INSERT 0 1\0") && !answers_commit(b"COMMIT"));
+    }
+
+    #[test]
+    fn an_implicit_commit_takes_only_a_fate_that_lets_the_server_commit() {
+        let failures = CommitFailures::default();
+        assert!(!failures.awaits_implicit(Some(5)));
+        failures.fail_next_commit(5, Conflict::Data);
+        assert!(!failures.awaits_implicit(Some(5)));
+        assert_eq!(failures.take_implicit(Some(5)), None, "left for the COMMIT");
+        failures.answer_next_commit_unavailable(5);
+        assert!(failures.awaits_implicit(Some(5)) && !failures.awaits_implicit(None));
+        assert_eq!(
+            failures.take_implicit(Some(5)),
+            Some(CommitFate::Unavailable)
+        );
+        assert_eq!(failures.take_implicit(Some(5)), None, "once");
+        failures.answer_next_commit_unavailable(6);
+        assert_eq!(
+            failures.take_if_commit(Some(6), "COMMIT"),
+            Some(CommitFate::Unavailable),
+            "an explicit COMMIT takes it too"
+        );
+        assert!(!failures.awaits_implicit(Some(6)));
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub mod admission;
 pub mod buffers;
 pub mod conflicts;
 pub mod guards;
+mod held;
 pub mod iam;
 pub mod latency;
 pub mod listen;

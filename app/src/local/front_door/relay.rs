@@ -13,7 +13,10 @@
 //!
 //! A lone `COMMIT` of a session chosen to fail ([`CommitFailures`]) is sent as `ROLLBACK`, and
 //! its `ROLLBACK` tag comes back to the client as DSQL's conflict error; one chosen to lose its
-//! reply commits, and the client's connection is closed in place of the answer.
+//! reply commits, and the client's connection is closed in place of the answer; one chosen to
+//! be unavailable commits, and its tag comes back as DSQL's `XX000`. The last two also take a
+//! round trip that commits a write outside a transaction block, whose answer is held back
+//! until it ends ([`super::held`]).
 //!
 //! Server to client, only `ErrorResponse` (`E`), `RowDescription` (`T`), `CommandComplete`
 //! (`C`) and `BackendKeyData` (`K`, for the session's process id) are looked at. The error
@@ -45,8 +48,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use super::buffers::{BufferGauge, Frame, IO_BUFFER};
 use super::conflicts::{
     CatalogVersions, CommitFailures, CommitFate, Conflict, SERIALIZATION_FAILURE, SeenCatalog,
-    Touched, answers_commit, is_ddl_tag, union,
+    Touched, answers_commit, is_ddl_tag, unavailable, union,
 };
+use super::held::{self, Held, Session, Step};
 use super::latency::LatencyModel;
 use super::rules::{Refusal, Relations, TxnKind, is_lone};
 use super::traffic::{Tally, TrafficCounters};
@@ -170,8 +174,9 @@ struct Pending {
     refusals: HashMap<String, (u64, Refusal)>,
     pid: Option<u32>,
     failing_commit: Option<Conflict>,
-    /// Whether the answer to the `COMMIT` under way is to be lost ([`CommitFate::LoseReply`]).
-    losing_commit_reply: bool,
+    /// What becomes of the answer to the `COMMIT` under way, once the server committed
+    /// ([`CommitFate::LoseReply`], [`CommitFate::Unavailable`]).
+    commit_fate: Option<CommitFate>,
     /// The transaction status of the last `ReadyForQuery`: `I`, `T`, or `E` (failed).
     status: Option<u8>,
     /// When the current transaction began (the first `ReadyForQuery` in it).
@@ -311,7 +316,7 @@ impl Judge<'_> {
                 lock(pending).failing_commit = Some(conflict);
                 return (Verdict::Rewrite("ROLLBACK".to_owned()), None);
             }
-            Some(CommitFate::LoseReply) => lock(pending).losing_commit_reply = true,
+            Some(fate) => lock(pending).commit_fate = Some(fate),
             None => {}
         }
         let limit = self.context.limits.transaction_age;
@@ -415,29 +420,63 @@ where
     );
     let mut state = Downstream::default();
     let mut tally = Tally::default();
+    let mut held = Held::default();
     let downstream = pump(
         BufReader::with_capacity(IO_BUFFER, server_in),
         BufWriter::with_capacity(IO_BUFFER, client_out),
         Frame::new(buffers.clone()),
         MAX_SERVER_MESSAGE,
         |tag, body| {
-            // The server committed; the client's connection ends before it can hear so.
-            if tag == b'C' && answers_commit(body) && lock(&pending).losing_commit_reply {
-                return Forward {
-                    last: true,
-                    ..Forward::now(Some(Vec::new()))
-                };
-            }
-            let replacement = to_client(tag, body, judge, &pending, &mut state);
-            let sent = match replacement.as_deref() {
-                None => Some((tag, body)),
-                Some(frame) => frame
-                    .split_first()
-                    .map(|(&t, rest)| (t, rest.get(4..).unwrap_or_default())),
+            let (session, fate) = {
+                let mut pending = lock(&pending);
+                let fate = (tag == b'C' && answers_commit(body))
+                    .then(|| pending.commit_fate.take())
+                    .flatten();
+                let idle = pending.status == Some(b'I');
+                (
+                    Session {
+                        pid: pending.pid,
+                        idle,
+                    },
+                    fate,
+                )
             };
-            let delay = sent.map_or(Duration::ZERO, |(tag, body)| {
-                hold(&mut tally, judge.context, tag, body)
-            });
+            let replacement = to_client(tag, body, judge, &pending, &mut state);
+            let replacement = match fate {
+                Some(CommitFate::Unavailable) => Some(refusal_response(&unavailable())),
+                _ => replacement,
+            };
+            let failures = &judge.context.failures;
+            let step = match fate {
+                // The server committed; the client's connection ends before it can hear so.
+                Some(CommitFate::LoseReply) => Step::Close,
+                _ => held.step(tag, body, replacement.as_deref(), session, &tally, failures),
+            };
+            let (replacement, delay) = match step {
+                Step::Close => {
+                    return Forward {
+                        last: true,
+                        ..Forward::now(Some(Vec::new()))
+                    };
+                }
+                Step::Hold => return Forward::now(Some(Vec::new())),
+                Step::Hand(frames) => {
+                    let delay = held::messages(&frames)
+                        .map(|(tag, body)| hold(&mut tally, judge.context, tag, body))
+                        .sum();
+                    (Some(frames), delay)
+                }
+                Step::Pass => {
+                    let sent = match replacement.as_deref() {
+                        None => Some((tag, body)),
+                        Some(frame) => held::messages(frame).next(),
+                    };
+                    let delay = sent.map_or(Duration::ZERO, |(tag, body)| {
+                        hold(&mut tally, judge.context, tag, body)
+                    });
+                    (replacement, delay)
+                }
+            };
             // Idle, and past its lifetime: closed after this ReadyForQuery.
             let last = tag == b'Z'
                 && body == b"I"
@@ -798,7 +837,7 @@ fn answer_description(body: &[u8]) -> Option<(Answer, &[u8])> {
 }
 
 /// An `ErrorResponse` with `refusal`'s SQLSTATE and message.
-fn refusal_response(refusal: &Refusal) -> Vec<u8> {
+pub(super) fn refusal_response(refusal: &Refusal) -> Vec<u8> {
     wire::error_response("ERROR", refusal.code, &refusal.message, None)
 }
 

@@ -130,7 +130,7 @@ pub(super) struct Answered {
 }
 
 /// One session's view of its transactions, fed the messages handed to its client in order.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Tally {
     /// The login's `ReadyForQuery` has passed.
     logged_in: bool,
