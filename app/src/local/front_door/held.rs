@@ -42,36 +42,45 @@ pub(super) enum Step {
 pub(super) struct Held {
     /// The round trip's messages so far, as they would have been handed on, while held.
     frames: Option<Vec<u8>>,
+    /// The backend process id of the session whose round trip is held.
+    pid: Option<u32>,
     /// The next message begins a round trip: the last was a `ReadyForQuery`.
     fresh: bool,
 }
 
-/// The session a message belongs to, as the relay knows it before the message.
+/// The session a message belongs to, as the relay knows it.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Session {
     /// Its backend process id, once known.
     pub pid: Option<u32>,
-    /// Whether it was idle (outside a transaction block) at its last `ReadyForQuery`.
+    /// Whether it is idle (outside a transaction block) as of its last `ReadyForQuery`.
     pub idle: bool,
 }
 
 impl Held {
     /// The step for the server message `tag`, `body`, which the relay would hand on as
-    /// `replacement` (`None`: as it came; empty: dropped). `tally` is the session's count of
+    /// `replacement` (`None`: as it came; empty: dropped). `session` is asked once a round
+    /// trip, at its first message (when only a `ReadyForQuery` could have changed it, and a
+    /// round trip of one `ReadyForQuery` commits nothing). `tally` is the session's count of
     /// what its client was handed so far, which tells whether a round trip committed a write.
     pub(super) fn step(
         &mut self,
         tag: u8,
         body: &[u8],
         replacement: Option<&[u8]>,
-        session: Session,
+        session: impl FnOnce() -> Session,
         tally: &Tally,
         failures: &CommitFailures,
     ) -> Step {
         let fresh = std::mem::replace(&mut self.fresh, tag == b'Z');
         let frames = match &mut self.frames {
             Some(frames) => frames,
-            None if fresh && session.idle && failures.awaits_implicit(session.pid) => {
+            None if fresh => {
+                let session = session();
+                if !session.idle || !failures.awaits_implicit(session.pid) {
+                    return Step::Pass;
+                }
+                self.pid = session.pid;
                 self.frames.insert(Vec::new())
             }
             None => return Step::Pass,
@@ -86,7 +95,7 @@ impl Held {
                 if body != b"I" || !commits_write(tally, &frames) {
                     return Step::Hand(frames);
                 }
-                match failures.take_implicit(session.pid) {
+                match failures.take_implicit(self.pid) {
                     Some(CommitFate::LoseReply) => Step::Close,
                     Some(CommitFate::Unavailable) => {
                         let mut answer = refusal_response(&unavailable());
@@ -158,7 +167,7 @@ mod tests {
             };
             let step = self
                 .held
-                .step(tag, body, None, session, &self.tally, &self.failures);
+                .step(tag, body, None, || session, &self.tally, &self.failures);
             let counters = TrafficCounters::default();
             match &step {
                 Step::Pass => {

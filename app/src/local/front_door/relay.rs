@@ -427,19 +427,10 @@ where
         Frame::new(buffers.clone()),
         MAX_SERVER_MESSAGE,
         |tag, body| {
-            let (session, fate) = {
-                let mut pending = lock(&pending);
-                let fate = (tag == b'C' && answers_commit(body))
-                    .then(|| pending.commit_fate.take())
-                    .flatten();
-                let idle = pending.status == Some(b'I');
-                (
-                    Session {
-                        pid: pending.pid,
-                        idle,
-                    },
-                    fate,
-                )
+            let fate = if tag == b'C' && answers_commit(body) {
+                lock(&pending).commit_fate.take()
+            } else {
+                None
             };
             let replacement = to_client(tag, body, judge, &pending, &mut state);
             let replacement = match fate {
@@ -447,6 +438,13 @@ where
                 _ => replacement,
             };
             let failures = &judge.context.failures;
+            let session = || {
+                let pending = lock(&pending);
+                Session {
+                    pid: pending.pid,
+                    idle: pending.status == Some(b'I'),
+                }
+            };
             let step = match fate {
                 // The server committed; the client's connection ends before it can hear so.
                 Some(CommitFate::LoseReply) => Step::Close,
