@@ -16,7 +16,7 @@
 //! reply commits, and the client's connection is closed in place of the answer; one chosen to
 //! be unavailable commits, and its tag comes back as DSQL's `XX000`. The last two also take a
 //! round trip that commits a write outside a transaction block, whose answer is held back
-//! until it ends ([`super::held`]).
+//! until it ends (the `held` module).
 //!
 //! Server to client, only `ErrorResponse` (`E`), `RowDescription` (`T`), `CommandComplete`
 //! (`C`) and `BackendKeyData` (`K`, for the session's process id) are looked at. The error
