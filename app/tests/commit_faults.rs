@@ -96,6 +96,13 @@ async fn an_autocommit_insert_answered_with_xx000_is_applied_and_the_session_goe
         .await;
     assert_eq!(database_error(returned).0, "XX000");
     assert!(stored(door, &database, 3).await);
+    // A simple Query commits at the end of its text: the same.
+    door.failures.answer_next_commit_unavailable(pid);
+    let simple = sqlx::raw_sql("INSERT INTO t (id) VALUES (4)")
+        .execute(&mut conn)
+        .await;
+    assert_eq!(database_error(simple).0, "XX000");
+    assert!(stored(door, &database, 4).await);
 }
 
 #[tokio::test]
