@@ -3,7 +3,7 @@
 //! DSQL refuses an expired token.
 #![allow(missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::future::Future;

@@ -1,6 +1,6 @@
 //! The clinic's data operations and the demo, on the local DSQL-strict server.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,5 +1,6 @@
-//! Shared by the integration tests: one local server per test binary (it is stopped by its
-//! dead man's switch when the binary exits), and a fresh database per test.
+//! Shared by the integration tests: one local server for the test binary (it is stopped by its
+//! dead man's switch when the binary exits), a fresh database per test, and [`eventually`] for
+//! every wait.
 #![allow(dead_code, missing_docs)]
 
 #[cfg(feature = "front-door")]
@@ -13,13 +14,39 @@ pub mod recordings;
 #[cfg(feature = "front-door")]
 pub mod tags;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use app::local::{Credentials, LocalServer};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
+
+/// How often [`eventually`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Polls `check` until it answers `Some`, and returns that; panics naming `what` was awaited if
+/// `within` passes first. The one way the tests wait for something to happen: `within` is a
+/// guard against a hang, never the thing tested, so it can be generous.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
 
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);

@@ -6,7 +6,7 @@
 //! still works.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

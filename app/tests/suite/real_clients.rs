@@ -9,7 +9,7 @@
 //! `app local` prints.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

@@ -3,7 +3,7 @@
 //! no stranger or logged-in client makes it hold connections or memory without bound.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

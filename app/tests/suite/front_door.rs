@@ -3,7 +3,7 @@
 //! pool on top. Refused logins get DSQL's SQLSTATEs before any backend session exists.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

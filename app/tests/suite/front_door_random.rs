@@ -4,7 +4,7 @@
 //! front door runs a query.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

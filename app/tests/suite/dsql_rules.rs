@@ -4,7 +4,7 @@
 //! server's transaction rules answer together; built without the front door, directly to the
 //! server, whose in-server rules then answer alone — the same cases must agree either way.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -4,7 +4,7 @@
 //! The classification is also checked on real errors from a real server.
 #![allow(missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! The demo and the token refresh against a real Aurora DSQL cluster, which CI cannot reach:
 //! ignored by default, run with
-//! `CLUSTER_ENDPOINT=… cargo test -p app --test real_cluster -- --ignored` (AWS credentials in
+//! `CLUSTER_ENDPOINT=… cargo test -p app --test suite real_cluster -- --ignored` (AWS credentials in
 //! the default chain). As `admin`, and also as `CLUSTER_USER` when that is another user
 //! (onboard it first with `app user create NAME --iam-role ARN`). Run without a cluster
 //! configured, they fail and say what to set.

@@ -1,7 +1,7 @@
 //! The DSQL-safe migration runner on the local DSQL-strict server: every command works, is
 //! idempotent where it should be, and the schema it builds is the one `entity/` describes.
 
-mod common;
+use crate::common;
 
 use app::catalog;
 use clap::Parser;

@@ -6,7 +6,7 @@
 //! tests change only their own role's password, on the binary's shared server.
 #![allow(missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
