@@ -8,7 +8,7 @@ use crate::common;
 use std::time::Duration;
 
 use app::config::PoolSettings;
-use app::dsql::token::TokenSource;
+use app::dsql::token::{IamTokenSource, Token, TokenSource};
 use app::local::front_door::conflicts::Conflict;
 use app::local::front_door::relay::Limits;
 use app::local::front_door::tls::LocalCa;
@@ -16,6 +16,7 @@ use app::secret::Secret;
 use sqlx::postgres::PgSslMode;
 use sqlx::{Connection, PgConnection};
 
+use common::clock::{ManualClock, new_connection, refreshes};
 use common::door::{HOST, door};
 use common::{database_error, database_with_user, server};
 use migration::{Migrator, MigratorTrait};
@@ -35,44 +36,96 @@ async fn sessions_established(conn: &mut PgConnection, database: &str) -> i64 {
         .expect("count sessions")
 }
 
+/// The app's IAM tokens for one user: first `first` (signed to expire soon, but said to last 15
+/// minutes, so that only the test's clock brings the refresh), then tokens from `later`.
+struct ExpiredFirst {
+    first: std::sync::Mutex<Option<Secret>>,
+    later: IamTokenSource,
+}
+
+impl TokenSource for ExpiredFirst {
+    async fn token(&self) -> app::Result<Token> {
+        let first = self.first.lock().expect("first").take();
+        match first {
+            Some(secret) => Ok(Token {
+                secret,
+                valid_for: Some(Duration::from_secs(900)),
+            }),
+            None => self.later.token().await,
+        }
+    }
+}
+
+/// The backend of `conn`, after checking that it sees the relay's loopback connection logged
+/// in as `user`.
+async fn relayed_backend(conn: &mut PgConnection, user: &str) -> i32 {
+    let (user_name, pid, via_loopback): (String, i32, bool) = sqlx::query_as(
+        "SELECT current_user::text, pg_backend_pid(), inet_client_addr() = '127.0.0.1'",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("a query through the relay");
+    assert_eq!(user_name, user);
+    assert!(via_loopback);
+    pid
+}
+
+/// The pool logs in with a token that then expires (the front door refuses it from then on);
+/// each refresh, brought by the test's clock, installs a new token that the next new
+/// connection logs in with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_pool").await;
-    // Tokens signed for 5 s, trusted for 4 s (X-Amz-Date has whole seconds), refreshed at
-    // 3.2 s: the test sees two refreshes within seconds, the 0.8 s left of each token covers a
-    // refresh delayed by a loaded machine, and a connection opened after the first token
-    // expired (new ones open every 0.5 s) proves the new one is used.
-    let source = door
+    // Signed for 5 s, trusted for at least 4 (X-Amz-Date has whole seconds): the pool's first
+    // login, at once, gets in; the test then waits for the front door to refuse it.
+    let short = door
         .tokens(&user.user, &door.secret, Duration::from_secs(5))
         .await;
+    let first = short.token().await.expect("a token").secret;
+    let source = ExpiredFirst {
+        first: std::sync::Mutex::new(Some(first.clone())),
+        later: door
+            .tokens(&user.user, &door.secret, Duration::from_secs(900))
+            .await,
+    };
     let settings = PoolSettings {
         max_connections: 2,
-        max_lifetime: Duration::from_millis(500),
-        idle_timeout: Duration::from_secs(60),
+        ..PoolSettings::default()
     };
-    let pool = door.pool(&database, &user.user, &settings, source).await;
+    let clock = ManualClock::new();
+    let pool = door
+        .pool_on(&database, &user.user, &settings, source, clock.shared())
+        .await;
     let status = pool.status();
     let mut seen = std::collections::HashSet::new();
-    // A guard against a hang only: failing refreshes end the test instead of looping.
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while status.successes() < 2 {
-            // The backend sees the relay's loopback connection, logged in as the client's role.
-            let (user_name, pid, via_loopback): (String, i32, bool) = sqlx::query_as(
-                "SELECT current_user::text, pg_backend_pid(), inet_client_addr() = '127.0.0.1'",
-            )
-            .fetch_one(pool.pool())
-            .await
-            .expect("a query through the relay");
-            assert_eq!(user_name, user.user);
-            assert!(via_loopback);
-            seen.insert(pid);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("two refreshes within 60 s");
-    assert!(seen.len() > 2, "new connections kept opening: {seen:?}");
+    seen.insert(relayed_backend(&mut *new_connection(pool.pool()).await, &user.user).await);
+    let (code, _) = common::eventually(
+        Duration::from_secs(15),
+        "the front door to refuse the first token as expired",
+        || async {
+            let login = door.options(&database, &user.user).password(first.expose());
+            match PgConnection::connect_with(&login).await {
+                Ok(conn) => {
+                    conn.close().await.expect("close");
+                    None
+                }
+                Err(error) => Some(database_error::<()>(Err(error))),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        code, "28P01",
+        "the expired token is refused as DSQL refuses it"
+    );
+    for refresh in 1..=2 {
+        clock.advance_once_asleep(Duration::from_secs(900)).await;
+        refreshes(&status, refresh).await;
+        let mut conn = new_connection(pool.pool()).await;
+        let pid = relayed_backend(&mut conn, &user.user).await;
+        assert!(seen.insert(pid), "refresh {refresh}: a new connection");
+    }
     assert_eq!(status.failures(), 0);
     pool.close().await;
 }

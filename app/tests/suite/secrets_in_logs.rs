@@ -14,6 +14,8 @@ use app::dsql::token::{IamTokenSource, Token, TokenSource};
 #[cfg(feature = "front-door")]
 use app::secret::Secret;
 #[cfg(feature = "front-door")]
+use common::clock::{ManualClock, new_connection, refreshes};
+#[cfg(feature = "front-door")]
 use common::database_with_user;
 use common::logs::capturing;
 use common::{admin_db, fresh_database, server};
@@ -73,9 +75,10 @@ impl TokenSource for Recorded {
     }
 }
 
-/// Real DSQL IAM tokens (valid 2 s, signed with a session token), checked by the front door
-/// as DSQL checks them: every token the pool logs in with or refreshes to is looked for in the
-/// log, with the secret key and the session token that signed it.
+/// Real DSQL IAM tokens (signed with a session token), checked by the front door as DSQL checks
+/// them, refreshed twice (the test's clock brings each refresh) with a new connection logging
+/// in after each: every token the pool logs in with or refreshes to is looked for in the log,
+/// with the secret key and the session token that signed it.
 #[cfg(feature = "front-door")]
 #[test]
 fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes() {
@@ -86,7 +89,7 @@ fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes()
             &user.user,
             &door.secret,
             Some(SESSION_TOKEN),
-            Duration::from_secs(2),
+            Duration::from_secs(900),
         )
         .await;
         let issued = Arc::new(Mutex::new(Vec::new()));
@@ -96,22 +99,28 @@ fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes()
         };
         let settings = PoolSettings {
             max_connections: 2,
-            // New connections all the time, each logging in with the current token.
-            max_lifetime: Duration::from_millis(300),
-            idle_timeout: Duration::from_secs(60),
+            ..PoolSettings::default()
         };
-        let pool = door.pool(&database, &user.user, &settings, source).await;
+        let clock = ManualClock::new();
+        let pool = door
+            .pool_on(&database, &user.user, &settings, source, clock.shared())
+            .await;
         let status = pool.status();
         let db = pool.database();
         app::demo::migrate(&db).await.expect("migrate as the user");
         let policy = app::retry::RetryPolicy::default();
-        common::eventually(Duration::from_secs(60), "two token refreshes", || async {
+        for refresh in 1..=2 {
             app::demo::run(&db, &policy, |line| tracing::info!("{line}"))
                 .await
                 .expect("demo");
-            (status.successes() >= 2).then_some(())
-        })
-        .await;
+            clock.advance_once_asleep(Duration::from_secs(900)).await;
+            refreshes(&status, refresh).await;
+            // A connection that logs in with the new token.
+            drop(new_connection(pool.pool()).await);
+        }
+        app::demo::run(&db, &policy, |line| tracing::info!("{line}"))
+            .await
+            .expect("demo");
         assert_eq!(status.failures(), 0, "every refresh succeeded");
         pool.close().await;
 

@@ -2,11 +2,12 @@
 //! one of a test's own ([`door`]), or the binary's shared one ([`shared`]) that the common
 //! connection helpers go through.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::config::PoolSettings;
 use app::dsql::endpoint::Endpoint;
-use app::dsql::pool::{RefreshPolicy, RefreshingPool};
+use app::dsql::pool::{Clock, RefreshPolicy, RefreshingPool, SystemClock};
 use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
 use app::local::front_door::FrontDoor;
 use app::local::front_door::conflicts::CommitFailures;
@@ -187,13 +188,27 @@ impl Door {
         settings: &PoolSettings,
         source: impl TokenSource,
     ) -> RefreshingPool {
+        self.pool_on(database, user, settings, source, Arc::new(SystemClock))
+            .await
+    }
+
+    /// [`Door::pool`] with its token refreshes timed by `clock`.
+    pub async fn pool_on(
+        &self,
+        database: &str,
+        user: &str,
+        settings: &PoolSettings,
+        source: impl TokenSource,
+        clock: Arc<dyn Clock>,
+    ) -> RefreshingPool {
         let schema = (user != app::local::ADMIN_USER).then_some(app::local::USER_SCHEMA);
-        RefreshingPool::connect(
+        RefreshingPool::connect_with_clock(
             self.options(database, user),
             schema,
             settings,
             source,
             RefreshPolicy::default(),
+            clock,
         )
         .await
         .unwrap_or_else(|e| panic!("{user}'s pool through the front door: {e}"))

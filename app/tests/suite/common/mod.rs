@@ -3,6 +3,7 @@
 //! every wait.
 #![allow(dead_code, missing_docs)]
 
+pub mod clock;
 #[cfg(feature = "front-door")]
 pub mod door;
 #[cfg(feature = "front-door")]
