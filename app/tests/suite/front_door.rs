@@ -22,16 +22,32 @@ use common::{database_error, database_with_user, server};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::ConnectionTrait;
 
-/// Sessions ever established to `database`, from the server's statistics, read on `conn`
-/// (whose own session is counted once, at its start).
-async fn sessions_established(conn: &mut PgConnection, database: &str) -> i64 {
+/// Sessions ever established to `database`, from the server's statistics, read on `observer`
+/// (a pool of one connection, whose session is counted once, at its start) once every other
+/// session of the database has ended, and so has reported its statistics.
+async fn sessions_established(observer: &sqlx::PgPool, database: &str) -> i64 {
+    common::eventually(
+        Duration::from_secs(10),
+        "the database's other sessions to end",
+        || async {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(database)
+            .fetch_one(observer)
+            .await
+            .expect("count sessions");
+            (others == 0).then_some(())
+        },
+    )
+    .await;
     sqlx::query("SELECT pg_stat_clear_snapshot()")
-        .execute(&mut *conn)
+        .execute(observer)
         .await
         .expect("a fresh statistics snapshot");
     sqlx::query_scalar("SELECT sessions FROM pg_stat_database WHERE datname = $1")
         .bind(database)
-        .fetch_one(conn)
+        .fetch_one(observer)
         .await
         .expect("count sessions")
 }
@@ -164,13 +180,20 @@ async fn an_admin_token_logs_admin_in_and_statements_relay_both_ways() {
 async fn bad_tokens_are_refused_before_any_backend_session_opens() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_refusals").await;
-    let mut observer = PgConnection::connect_with(
-        &server()
-            .await
-            .connect_options(&database, server().await.admin()),
-    )
-    .await
-    .expect("an observer");
+    // A token that expires a second after it is signed, signed first so that it has expired
+    // by the time it is sent (waited for below if not).
+    let expired = door
+        .tokens(&user.user, &door.secret, Duration::from_secs(1))
+        .await
+        .token()
+        .await
+        .expect("a token");
+    let server = server().await;
+    let observer = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(server.connect_options(&database, server.admin()))
+        .await
+        .expect("an observer");
     // A first good login, so that the front door's one-time install of `sys` in the database
     // (a session of its own) is done before counting.
     let good = door
@@ -181,46 +204,48 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
         .await
         .expect("a good login");
     conn.close().await.expect("close");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = sessions_established(&mut observer, &database).await;
+    let before = sessions_established(&observer, &database).await;
+    let signed = |source: IamTokenSource| async move { source.token().await.expect("a token") };
     let cases = [
         // A token signed with a secret the stand-in does not know.
         (
             "wrong secret",
-            door.tokens(&user.user, &Secret::random(), Duration::from_secs(900))
-                .await,
+            signed(
+                door.tokens(&user.user, &Secret::random(), Duration::from_secs(900))
+                    .await,
+            )
+            .await,
             user.user.as_str(),
             "28P01",
         ),
         // A DbConnect token for admin, who needs DbConnectAdmin.
         (
             "wrong action",
-            door.tokens(&user.user, &door.secret, Duration::from_secs(900))
-                .await,
+            signed(
+                door.tokens(&user.user, &door.secret, Duration::from_secs(900))
+                    .await,
+            )
+            .await,
             "admin",
             "28P01",
         ),
         // A valid token for the server's superuser, not a role DSQL has.
         (
             "superuser",
-            door.tokens("postgres", &door.secret, Duration::from_secs(900))
-                .await,
+            signed(
+                door.tokens("postgres", &door.secret, Duration::from_secs(900))
+                    .await,
+            )
+            .await,
             "postgres",
             "28P01",
         ),
         // A token that expired a second after it was signed.
-        (
-            "expired",
-            door.tokens(&user.user, &door.secret, Duration::from_secs(1))
-                .await,
-            user.user.as_str(),
-            "28P01",
-        ),
+        ("expired", expired, user.user.as_str(), "28P01"),
     ];
-    for (what, source, login_as, expected) in cases {
-        let token = source.token().await.expect("a token");
+    for (what, token, login_as, expected) in cases {
         if what == "expired" {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            wait_until_expired(token.secret.expose()).await;
         }
         let result = PgConnection::connect_with(
             &door
@@ -236,18 +261,34 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
         );
         assert!(!message.contains(token.secret.expose()), "{what}");
     }
-    // Statistics reach the shared counters within a second of a session's end.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(sessions_established(&mut observer, &database).await, before);
+    assert_eq!(sessions_established(&observer, &database).await, before);
     // The count does see a session through the front door: one good login adds one (as admin:
     // a non-admin login also adds the front door's own check of its IAM mapping).
     let conn = door.session(&database, "admin").await;
     conn.close().await.expect("close");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        sessions_established(&mut observer, &database).await,
-        before + 1
-    );
+    assert_eq!(sessions_established(&observer, &database).await, before + 1);
+}
+
+/// Waits until the wall clock is past the expiry of the IAM token `token` (its `X-Amz-Date`
+/// plus `X-Amz-Expires`, and a second for the date's whole seconds).
+async fn wait_until_expired(token: &str) {
+    let field = |name: &str| {
+        let start = token.find(&format!("{name}=")).expect("the field") + name.len() + 1;
+        token[start..]
+            .split('&')
+            .next()
+            .expect("a value")
+            .to_owned()
+    };
+    let signed = chrono::NaiveDateTime::parse_from_str(&field("X-Amz-Date"), "%Y%m%dT%H%M%SZ")
+        .expect("X-Amz-Date")
+        .and_utc();
+    let expires: i64 = field("X-Amz-Expires").parse().expect("X-Amz-Expires");
+    let expired = signed + chrono::Duration::seconds(expires + 1);
+    common::eventually(Duration::from_secs(10), "the token to expire", || async {
+        (chrono::Utc::now() > expired).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -868,8 +909,22 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
         .execute(&mut first)
         .await
         .expect("begin");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (code, message) = database_error(sqlx::raw_sql("SELECT 1").execute(&mut first).await);
+    let first = tokio::sync::Mutex::new(first);
+    let (code, message) = common::eventually(
+        Duration::from_secs(10),
+        "the transaction to pass its age limit",
+        || async {
+            match sqlx::raw_sql("SELECT 1")
+                .execute(&mut *first.lock().await)
+                .await
+            {
+                Ok(_) => None,
+                Err(error) => Some(database_error::<()>(Err(error))),
+            }
+        },
+    )
+    .await;
+    let mut first = first.into_inner();
     assert_eq!(
         (code.as_str(), message.as_str()),
         ("54000", "transaction age limit of 1s exceeded")
@@ -905,22 +960,33 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
         .await
         .expect("the session that changed the schema is not hit");
 
-    // A connection past its lifetime is closed once idle: the statement under way completes.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    sqlx::raw_sql("SELECT 1")
-        .execute(&mut first)
-        .await
-        .expect("the statement that finds it expired still runs");
-    let closed = sqlx::raw_sql("SELECT 1").execute(&mut first).await;
-    assert!(closed.is_err(), "closed after its lifetime: {closed:?}");
+    // A connection past its lifetime is closed once idle: every statement until then
+    // completes, and the first one after finds the connection closed, not an error.
+    let first = tokio::sync::Mutex::new(first);
+    let closed = common::eventually(
+        Duration::from_secs(10),
+        "the front door to close the session after its lifetime",
+        || async {
+            sqlx::raw_sql("SELECT 1")
+                .execute(&mut *first.lock().await)
+                .await
+                .err()
+        },
+    )
+    .await;
+    assert!(
+        closed.as_database_error().is_none(),
+        "closed, not refused: {closed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pool_outlives_short_connection_lifetimes_and_expiring_tokens() {
-    // Connections closed by the front door after 3 s (DSQL: 1 h), tokens valid 3 s, and the
-    // pool retiring connections after 1 s: as the app keeps its pool's lifetime below DSQL's
-    // (55 min), so a connection is never closed under a statement. (A pool that outlives the
-    // front door's limit loses statements sent on a connection just closed, as on DSQL.)
+async fn the_pool_outlives_short_connection_lifetimes_and_token_refreshes() {
+    // Connections closed by the front door after 3 s (DSQL: 1 h) and the pool retiring
+    // connections after 1 s: as the app keeps its pool's lifetime below DSQL's (55 min), so a
+    // connection is never closed under a statement. (A pool that outlives the front door's
+    // limit loses statements sent on a connection just closed, as on DSQL.) A token refresh,
+    // brought by the test's clock, after every run of the demo.
     let door = common::door::door_with(Limits {
         connection_lifetime: Duration::from_secs(3),
         ..Limits::default()
@@ -928,37 +994,45 @@ async fn the_pool_outlives_short_connection_lifetimes_and_expiring_tokens() {
     .await;
     let (database, user) = database_with_user("front_door_lifetime").await;
     let source = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(3))
+        .tokens(&user.user, &door.secret, Duration::from_secs(900))
         .await;
     let settings = PoolSettings {
         max_connections: 2,
         max_lifetime: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
     };
-    let pool = door.pool(&database, &user.user, &settings, source).await;
+    let clock = ManualClock::new();
+    let pool = door
+        .pool_on(&database, &user.user, &settings, source, clock.shared())
+        .await;
+    let status = pool.status();
     let db = pool.database();
     app::demo::migrate(&db).await.expect("migrate");
     let policy = app::retry::RetryPolicy::default();
-    let mut pids = std::collections::HashSet::new();
-    let until = std::time::Instant::now() + Duration::from_secs(5);
-    let mut runs = 0;
-    while std::time::Instant::now() < until {
-        app::demo::run(&db, &policy, |_| {})
-            .await
-            .expect("no operation fails");
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(pool.pool())
-            .await
-            .expect("a query");
-        pids.insert(pid);
-        runs += 1;
-    }
-    assert!(runs > 1, "the demo ran more than once");
+    let pids = std::sync::Mutex::new(std::collections::HashSet::new());
+    let runs = common::eventually(
+        Duration::from_secs(60),
+        "the front door to retire connections under the pool",
+        || async {
+            app::demo::run(&db, &policy, |_| {})
+                .await
+                .expect("no operation fails");
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(pool.pool())
+                .await
+                .expect("a query");
+            clock.advance_once_asleep(Duration::from_secs(900)).await;
+            let mut pids = pids.lock().expect("pids");
+            pids.insert(pid);
+            (pids.len() > 2).then(|| status.successes())
+        },
+    )
+    .await;
     assert!(
-        pids.len() > 2,
-        "the front door retired connections: {pids:?}"
+        runs > 1,
+        "the demo ran and the token was refreshed more than once"
     );
-    assert!(pool.status().successes() >= 1, "a token was refreshed");
+    assert_eq!(status.failures(), 0);
     pool.close().await;
 }
 
