@@ -4,6 +4,7 @@
 #![cfg(feature = "front-door")]
 
 use crate::common;
+use common::eventually;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,17 +145,10 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
         Duration::from_secs(1),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let refused = loop {
-        if let Some(received) = answer(&door, user, &database, &expiring).await {
-            break received;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the token never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let refused = eventually(Duration::from_secs(10), "the token to expire", || {
+        answer(&door, user, &database, &expiring)
+    })
+    .await;
     assert!(
         refused == expected,
         "an expired token: {:?}",
@@ -244,18 +238,6 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
     assert_eq!(code, "28000");
 }
 
-/// Waits until `done` holds, checking every 20 ms; panics with `what` after `within`.
-async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A message header (tag, length) announcing a body of `body` bytes.
 fn header(tag: u8, body: usize) -> Vec<u8> {
     let mut out = vec![tag];
@@ -294,7 +276,7 @@ async fn idle_connections_in_login_are_capped_and_a_good_client_still_logs_in() 
     eventually(
         Duration::from_secs(30),
         "the front door keeps at most its cap of idle logins",
-        || closed.load(Ordering::SeqCst) >= IDLE - MAX_LOGINS,
+        || async { (closed.load(Ordering::SeqCst) >= IDLE - MAX_LOGINS).then_some(()) },
     )
     .await;
     // A good client still logs in and runs a query.
@@ -344,7 +326,7 @@ async fn huge_announced_messages_hold_only_what_arrived_and_buffers_shrink_after
     eventually(
         Duration::from_secs(30),
         "the front door reads what arrived",
-        || front_door.buffered_bytes() >= SESSIONS * ARRIVED,
+        || async { (front_door.buffered_bytes() >= SESSIONS * ARRIVED).then_some(()) },
     )
     .await;
     let held = front_door.buffered_bytes();
@@ -368,7 +350,7 @@ async fn huge_announced_messages_hold_only_what_arrived_and_buffers_shrink_after
     eventually(
         Duration::from_secs(30),
         "the buffers of a large message are released",
-        || front_door.buffered_bytes() <= FIXED + KEPT,
+        || async { (front_door.buffered_bytes() <= FIXED + KEPT).then_some(()) },
     )
     .await;
     conn.close().await.expect("close");
@@ -431,15 +413,11 @@ async fn past_the_connection_cap_logins_get_53300_until_a_slot_frees() {
     );
     first.close().await.expect("close");
     let options = door.options_with_token(&database, "admin").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match PgConnection::connect_with(&options).await {
-            Ok(conn) => break conn.close().await.expect("close"),
-            Err(error) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "no slot freed: {error}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let conn = eventually(
+        Duration::from_secs(10),
+        "a connection slot freed by the closed connection",
+        || async { PgConnection::connect_with(&options).await.ok() },
+    )
+    .await;
+    conn.close().await.expect("close");
 }

@@ -24,6 +24,8 @@ pub struct ManualClock {
     wall: Mutex<SystemTime>,
     monotonic: tokio::sync::watch::Sender<Duration>,
     sleeps: AtomicU64,
+    /// When each sleep begun ends, in monotonic time.
+    wake_ups: Mutex<Vec<Duration>>,
 }
 
 impl ManualClock {
@@ -33,6 +35,7 @@ impl ManualClock {
             wall: Mutex::new(SystemTime::now()),
             monotonic: tokio::sync::watch::Sender::new(Duration::ZERO),
             sleeps: AtomicU64::new(0),
+            wake_ups: Mutex::new(Vec::new()),
         })
     }
 
@@ -57,6 +60,25 @@ impl ManualClock {
         )
         .await;
         self.advance(by);
+    }
+
+    /// Waits until the refresh task sleeps on the clock, then moves both clocks on to the end of
+    /// the earliest sleep still ahead: time passes exactly as the task scheduled it.
+    pub async fn advance_to_next_wake_up(&self) {
+        eventually(
+            HANG_GUARD,
+            "the refresh task to wait on the clock",
+            || async { (self.sleeping() > 0).then_some(()) },
+        )
+        .await;
+        let now = *self.monotonic.borrow();
+        let next = (self.wake_ups.lock().expect("wake-ups").iter())
+            .copied()
+            .filter(|at| *at > now)
+            .min();
+        if let Some(next) = next {
+            self.advance(next - now);
+        }
     }
 
     /// The machine asleep for `for_`: only the wall clock moves.
@@ -91,8 +113,11 @@ impl Clock for ManualClock {
     }
 
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        // Noted before the sleep counts as begun, so that a test that sees it sleeping also
+        // sees when it wakes up.
+        let until = *self.monotonic.borrow() + duration;
+        self.wake_ups.lock().expect("wake-ups").push(until);
         let mut monotonic = self.monotonic.subscribe();
-        let until = *monotonic.borrow() + duration;
         self.sleeps.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             while *monotonic.borrow_and_update() < until {

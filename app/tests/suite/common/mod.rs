@@ -49,6 +49,25 @@ where
     }
 }
 
+/// [`eventually`] for a test without a runtime: `check` runs on the calling thread.
+pub fn eventually_blocking<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
 
