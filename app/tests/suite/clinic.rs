@@ -550,10 +550,11 @@ async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
         "this server rolled it back; DSQL might not have"
     );
 
-    sqlx::raw_sql("SELECT setval('commit_fault_once', 1, false)")
-        .execute(&mut superuser)
-        .await
-        .expect("arm the fault again");
+    common::exec(
+        &mut superuser,
+        "SELECT setval('commit_fault_once', 1, false)",
+    )
+    .await;
     let set = transaction(&db, &fast_policy(), Idempotency::Idempotent, |txn| {
         Box::pin(async move {
             txn.execute_unprepared("UPDATE commit_fault SET n = 5 WHERE id = 1")

@@ -17,8 +17,8 @@ use sqlx::postgres::PgSslMode;
 use sqlx::{Connection, PgConnection};
 
 use common::clock::{ManualClock, new_connection, refreshes};
-use common::door::{HOST, door};
-use common::{database_error, database_with_user, server};
+use common::door::{HOST, admin_in_fresh_database, door};
+use common::{database_error, database_with_user, exec, refused, server};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::ConnectionTrait;
 
@@ -101,9 +101,7 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     let first = short.token().await.expect("a token").secret;
     let source = ExpiredFirst {
         first: std::sync::Mutex::new(Some(first.clone())),
-        later: door
-            .tokens(&user.user, &door.secret, Duration::from_secs(900))
-            .await,
+        later: door.good_tokens(&user.user).await,
     };
     let settings = PoolSettings {
         max_connections: 2,
@@ -148,14 +146,13 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
 
 #[tokio::test]
 async fn an_admin_token_logs_admin_in_and_statements_relay_both_ways() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_admin").await;
-    let mut conn = door.session(&database, "admin").await;
+    let (_door, _database, mut conn) = admin_in_fresh_database("front_door_admin").await;
     // Simple and extended protocol, an error, and the session still usable afterwards.
-    sqlx::raw_sql("CREATE TABLE relayed (id uuid PRIMARY KEY, note text)")
-        .execute(&mut conn)
-        .await
-        .expect("DDL through the relay");
+    exec(
+        &mut conn,
+        "CREATE TABLE relayed (id uuid PRIMARY KEY, note text)",
+    )
+    .await;
     let inserted = sqlx::query("INSERT INTO relayed VALUES (gen_random_uuid(), $1)")
         .bind("through the front door")
         .execute(&mut conn)
@@ -196,9 +193,7 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
         .expect("an observer");
     // A first good login, so that the front door's one-time install of `sys` in the database
     // (a session of its own) is done before counting.
-    let good = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(900))
-        .await;
+    let good = door.good_tokens(&user.user).await;
     let conn = door
         .connect(&database, &user.user, &good)
         .await
@@ -221,22 +216,14 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
         // A DbConnect token for admin, who needs DbConnectAdmin.
         (
             "wrong action",
-            signed(
-                door.tokens(&user.user, &door.secret, Duration::from_secs(900))
-                    .await,
-            )
-            .await,
+            signed(door.good_tokens(&user.user).await).await,
             "admin",
             "28P01",
         ),
         // A valid token for the server's superuser, not a role DSQL has.
         (
             "superuser",
-            signed(
-                door.tokens("postgres", &door.secret, Duration::from_secs(900))
-                    .await,
-            )
-            .await,
+            signed(door.good_tokens("postgres").await).await,
             "postgres",
             "28P01",
         ),
@@ -295,9 +282,7 @@ async fn wait_until_expired(token: &str) {
 async fn a_connection_without_tls_or_with_another_ca_is_refused() {
     let door = door().await;
     let database = common::fresh_database("front_door_tls").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
+    let source = door.good_tokens("admin").await;
     let token = source.token().await.expect("a token");
     let plain = door
         .options(&database, "admin")
@@ -412,13 +397,12 @@ async fn direct_tls_without_alpn_postgresql_gets_nowhere() {
 
 #[tokio::test]
 async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_waits_for() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_async_index").await;
-    let mut conn = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE pets (id uuid PRIMARY KEY, name text)")
-        .execute(&mut conn)
-        .await
-        .expect("a table");
+    let (_door, _database, mut conn) = admin_in_fresh_database("front_door_async_index").await;
+    exec(
+        &mut conn,
+        "CREATE TABLE pets (id uuid PRIMARY KEY, name text)",
+    )
+    .await;
     // DSQL's answer to a plain index (index.json, create_index_sync).
     let (code, message) = database_error(
         sqlx::query("CREATE INDEX pets_name ON pets (name)")
@@ -478,11 +462,7 @@ async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_w
         .expect("the same again");
     assert!(again.is_empty(), "no job when the index exists");
     // index.json, sys_call_wait_for_job_literal.
-    let (code, message) = database_error(
-        sqlx::raw_sql("CALL sys.wait_for_job('no-such-job')")
-            .execute(&mut conn)
-            .await,
-    );
+    let (code, message) = refused(&mut conn, "CALL sys.wait_for_job('no-such-job')").await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         ("22P02", "Unable to convert text to UUID")
@@ -494,9 +474,7 @@ async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_w
 async fn the_migrations_build_their_indexes_the_dsql_way_through_the_front_door() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_migrations").await;
-    let source = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(900))
-        .await;
+    let source = door.good_tokens(&user.user).await;
     let pool = door
         .pool(&database, &user.user, &PoolSettings::default(), source)
         .await;
@@ -541,21 +519,14 @@ async fn backend_pid<C: ConnectionTrait>(conn: &C) -> u32 {
 async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried() {
     let door = door().await;
     let database = common::fresh_database("front_door_injected_conflicts").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut conn = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("admin logs in");
-    sqlx::raw_sql("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)")
-        .execute(&mut conn)
-        .await
-        .expect("a table");
-    sqlx::raw_sql("INSERT INTO counter VALUES (1, 0)")
-        .execute(&mut conn)
-        .await
-        .expect("a row");
+    let source = door.good_tokens("admin").await;
+    let mut conn = door.session(&database, "admin").await;
+    exec(
+        &mut conn,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)",
+    )
+    .await;
+    exec(&mut conn, "INSERT INTO counter VALUES (1, 0)").await;
     let failures = door.failures.clone();
 
     // One session, both conflicts: DSQL's code and message at COMMIT, the work undone, the
@@ -575,11 +546,12 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
             .await
             .expect("the pid");
         failures.fail_next_commit(u32::try_from(pid).expect("a pid"), conflict);
-        sqlx::raw_sql("BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1")
-            .execute(&mut conn)
-            .await
-            .expect("the update");
-        let (code, got) = database_error(sqlx::raw_sql("COMMIT").execute(&mut conn).await);
+        exec(
+            &mut conn,
+            "BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1",
+        )
+        .await;
+        let (code, got) = refused(&mut conn, "COMMIT").await;
         assert_eq!((code.as_str(), got.as_str()), ("40001", message));
         let n: i32 = sqlx::query_scalar("SELECT n FROM counter WHERE id = 1")
             .fetch_one(&mut conn)
@@ -634,14 +606,9 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
 /// and cleared by the first retry.
 #[tokio::test]
 async fn a_real_schema_conflict_is_classified_as_schema_changed() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_classify_oc001").await;
-    let mut ddl = door.session(&database, "admin").await;
+    let (door, database, mut ddl) = admin_in_fresh_database("front_door_classify_oc001").await;
     let mut stale = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE u (id integer PRIMARY KEY)")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL in the first session");
+    exec(&mut ddl, "CREATE TABLE u (id integer PRIMARY KEY)").await;
     let error = sqlx::raw_sql("SELECT 1 FROM u")
         .execute(&mut stale)
         .await
@@ -656,10 +623,7 @@ async fn a_real_schema_conflict_is_classified_as_schema_changed() {
     app::retry::execute_fresh(&mut ddl, "SELECT 1 FROM u")
         .await
         .expect("the session that changed the schema is not hit");
-    sqlx::raw_sql("SELECT 1 FROM u")
-        .execute(&mut stale)
-        .await
-        .expect("cleared by the first retry");
+    exec(&mut stale, "SELECT 1 FROM u").await;
 }
 
 /// `UPDATE counter SET n = n + 1 WHERE id = 1` in the app's retry.
@@ -689,9 +653,7 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
         "per relation by default"
     );
     let database = common::fresh_database("front_door_stale_pool").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
+    let source = door.good_tokens("admin").await;
     let settings = PoolSettings {
         max_connections: 3,
         ..PoolSettings::default()
@@ -700,22 +662,17 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
     let mut held = Vec::new();
     for _ in 0..settings.max_connections {
         let mut conn = pool.pool().acquire().await.expect("a pooled connection");
-        sqlx::raw_sql("SELECT 1")
-            .execute(&mut *conn)
-            .await
-            .expect("each connection has read the catalog");
+        exec(&mut *conn, "SELECT 1").await;
         held.push(conn);
     }
     drop(held);
     let mut ddl = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL on a session outside the pool");
-    sqlx::raw_sql("INSERT INTO counter VALUES (1, 0)")
-        .execute(&mut ddl)
-        .await
-        .expect("a row");
+    exec(
+        &mut ddl,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)",
+    )
+    .await;
+    exec(&mut ddl, "INSERT INTO counter VALUES (1, 0)").await;
 
     let policy = app::retry::RetryPolicy {
         max_attempts: 1,
@@ -739,10 +696,7 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
 
     // After more DDL, refresh_catalogs takes every connection's conflict at once: the next
     // transaction needs one attempt.
-    sqlx::raw_sql("ALTER TABLE counter ADD COLUMN note text")
-        .execute(&mut ddl)
-        .await
-        .expect("more DDL");
+    exec(&mut ddl, "ALTER TABLE counter ADD COLUMN note text").await;
     app::retry::refresh_catalogs(pool.pool(), "SELECT 1 FROM counter LIMIT 0")
         .await
         .expect("every pooled connection refreshed");
@@ -756,58 +710,30 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
 
 #[tokio::test]
 async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_real_conflict").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut first = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("a session");
-    sqlx::raw_sql("CREATE TABLE contested (id int PRIMARY KEY, name text)")
-        .execute(&mut first)
-        .await
-        .expect("a table");
-    sqlx::raw_sql("INSERT INTO contested VALUES (1, 'seed')")
-        .execute(&mut first)
-        .await
-        .expect("a row");
+    let (door, database, mut first) = admin_in_fresh_database("front_door_real_conflict").await;
+    exec(
+        &mut first,
+        "CREATE TABLE contested (id int PRIMARY KEY, name text)",
+    )
+    .await;
+    exec(&mut first, "INSERT INTO contested VALUES (1, 'seed')").await;
     // Opened after the DDL, so its catalog is current (no OC001).
-    let mut second = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("another session");
+    let mut second = door.session(&database, "admin").await;
     // occ_conflict.json, occ_write_write: two writers to one row, one fails with 40001.
     // Both take their snapshot first; PostgreSQL fails the second writer at its statement
     // (DSQL would at its COMMIT).
     for conn in [&mut first, &mut second] {
-        sqlx::raw_sql("BEGIN; SELECT name FROM contested WHERE id = 1")
-            .execute(&mut *conn)
-            .await
-            .expect("a snapshot");
+        exec(&mut *conn, "BEGIN; SELECT name FROM contested WHERE id = 1").await;
     }
-    sqlx::raw_sql("UPDATE contested SET name = 'a' WHERE id = 1")
-        .execute(&mut first)
-        .await
-        .expect("the first write");
-    sqlx::raw_sql("COMMIT")
-        .execute(&mut first)
-        .await
-        .expect("the first commit");
-    let (code, message) = database_error(
-        sqlx::raw_sql("UPDATE contested SET name = 'b' WHERE id = 1")
-            .execute(&mut second)
-            .await,
-    );
+    exec(&mut first, "UPDATE contested SET name = 'a' WHERE id = 1").await;
+    exec(&mut first, "COMMIT").await;
+    let (code, message) =
+        refused(&mut second, "UPDATE contested SET name = 'b' WHERE id = 1").await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         ("40001", "change conflicts with another transaction (OC000)")
     );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut second)
-        .await
-        .expect("roll back");
+    exec(&mut second, "ROLLBACK").await;
     let name: String = sqlx::query_scalar("SELECT name FROM contested WHERE id = 1")
         .fetch_one(&mut second)
         .await
@@ -817,21 +743,14 @@ async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
 
 #[tokio::test]
 async fn a_role_logs_in_only_once_aws_iam_grant_maps_it() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_iam_grant").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (door, database, mut admin) = admin_in_fresh_database("front_door_iam_grant").await;
     // A role made the plain PostgreSQL way, without AWS IAM GRANT: not onboarded.
-    sqlx::raw_sql("CREATE ROLE clinic_reader WITH LOGIN")
-        .execute(&mut admin)
-        .await
-        .expect("a role");
-    let reader_tokens = door
-        .tokens("clinic_reader", &door.secret, Duration::from_secs(900))
-        .await;
-    let refused = door
+    exec(&mut admin, "CREATE ROLE clinic_reader WITH LOGIN").await;
+    let reader_tokens = door.good_tokens("clinic_reader").await;
+    let not_onboarded = door
         .connect(&database, "clinic_reader", &reader_tokens)
         .await;
-    let error = refused.expect_err("not onboarded");
+    let error = not_onboarded.expect_err("not onboarded");
     let db_error = error
         .as_database_error()
         .and_then(|e| e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
@@ -861,11 +780,11 @@ async fn a_role_logs_in_only_once_aws_iam_grant_maps_it() {
         .expect("an onboarded role logs in");
     conn.close().await.expect("close");
     // A role that does not exist is named.
-    let (code, message) = database_error(
-        sqlx::raw_sql("AWS IAM GRANT nobody TO 'arn:aws:iam::123456789012:role/x'")
-            .execute(&mut admin)
-            .await,
-    );
+    let (code, message) = refused(
+        &mut admin,
+        "AWS IAM GRANT nobody TO 'arn:aws:iam::123456789012:role/x'",
+    )
+    .await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         ("42704", "role \"nobody\" does not exist")
@@ -892,23 +811,11 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
     })
     .await;
     let database = common::fresh_database("front_door_limits").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut first = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("a session");
-    let mut second = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("another session");
+    let mut first = door.session(&database, "admin").await;
+    let mut second = door.session(&database, "admin").await;
 
     // A transaction older than its limit: DSQL's 54000 at the next statement; ROLLBACK ends it.
-    sqlx::raw_sql("BEGIN")
-        .execute(&mut first)
-        .await
-        .expect("begin");
+    exec(&mut first, "BEGIN").await;
     let first = tokio::sync::Mutex::new(first);
     let (code, message) = common::eventually(
         Duration::from_secs(10),
@@ -929,21 +836,11 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
         (code.as_str(), message.as_str()),
         ("54000", "transaction age limit of 1s exceeded")
     );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut first)
-        .await
-        .expect("rollback");
+    exec(&mut first, "ROLLBACK").await;
 
     // After the first session's DDL, the second's first use of the table gets one OC001.
-    sqlx::raw_sql("CREATE TABLE limits_seen (id int PRIMARY KEY)")
-        .execute(&mut first)
-        .await
-        .expect("DDL");
-    let (code, message) = database_error(
-        sqlx::raw_sql("SELECT count(*) FROM limits_seen")
-            .execute(&mut second)
-            .await,
-    );
+    exec(&mut first, "CREATE TABLE limits_seen (id int PRIMARY KEY)").await;
+    let (code, message) = refused(&mut second, "SELECT count(*) FROM limits_seen").await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         (
@@ -951,14 +848,8 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
             "schema has been updated by another transaction, please retry: (OC001)"
         )
     );
-    sqlx::raw_sql("SELECT count(*) FROM limits_seen")
-        .execute(&mut second)
-        .await
-        .expect("the retry sees the new schema");
-    sqlx::raw_sql("SELECT 1")
-        .execute(&mut first)
-        .await
-        .expect("the session that changed the schema is not hit");
+    exec(&mut second, "SELECT count(*) FROM limits_seen").await;
+    exec(&mut first, "SELECT 1").await;
 
     // A connection past its lifetime is closed once idle: every statement until then
     // completes, and the first one after finds the connection closed, not an error.
@@ -993,9 +884,7 @@ async fn the_pool_outlives_short_connection_lifetimes_and_token_refreshes() {
     })
     .await;
     let (database, user) = database_with_user("front_door_lifetime").await;
-    let source = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(900))
-        .await;
+    let source = door.good_tokens(&user.user).await;
     let settings = PoolSettings {
         max_connections: 2,
         max_lifetime: Duration::from_secs(1),
@@ -1105,9 +994,7 @@ async fn a_front_door_session_cannot_reset_itself_into_the_superuser() {
 /// (SQLAlchemy's `select pg_catalog.version()`) or not, and a user cannot replace it.
 #[tokio::test]
 async fn version_answers_dsqls_text_however_it_is_called() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_version").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (_door, _database, mut admin) = admin_in_fresh_database("front_door_version").await;
     for sql in ["SELECT version()", "SELECT pg_catalog.version()"] {
         let version: String = sqlx::query_scalar(sql)
             .fetch_one(&mut admin)
@@ -1115,11 +1002,7 @@ async fn version_answers_dsqls_text_however_it_is_called() {
             .expect("the version");
         assert_eq!(version, "PostgreSQL 16", "{sql}");
     }
-    let (code, _) = database_error(
-        sqlx::raw_sql("DROP FUNCTION pg_catalog.version()")
-            .execute(&mut admin)
-            .await,
-    );
+    let (code, _) = refused(&mut admin, "DROP FUNCTION pg_catalog.version()").await;
     assert_eq!(code, "42501", "pg_catalog's version() is not the user's");
     admin.close().await.expect("close");
 }
@@ -1128,14 +1011,9 @@ async fn version_answers_dsqls_text_however_it_is_called() {
 /// documentation gives; `AWS IAM REVOKE` removes it.
 #[tokio::test]
 async fn iam_pg_role_mappings_shows_what_aws_iam_grant_mapped() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_role_mappings").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (_door, _database, mut admin) = admin_in_fresh_database("front_door_role_mappings").await;
     let arn = "arn:aws:iam::123456789012:role/mapped";
-    sqlx::raw_sql("CREATE ROLE mapped WITH LOGIN")
-        .execute(&mut admin)
-        .await
-        .expect("a role");
+    exec(&mut admin, "CREATE ROLE mapped WITH LOGIN").await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "AWS IAM GRANT mapped TO '{arn}'"
     )))
@@ -1177,9 +1055,7 @@ async fn iam_pg_role_mappings_shows_what_aws_iam_grant_mapped() {
 /// once: a pooled connection's reset (`DEALLOCATE ALL`) and a read of another table pass.
 #[tokio::test]
 async fn only_a_statement_using_a_changed_table_gets_oc001_and_only_once() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_oc001_scope").await;
-    let mut ddl = door.session(&database, "admin").await;
+    let (door, database, mut ddl) = admin_in_fresh_database("front_door_oc001_scope").await;
     for sql in [
         "CREATE TABLE changed (id int PRIMARY KEY)",
         "CREATE TABLE unrelated (id int PRIMARY KEY)",
@@ -1187,14 +1063,8 @@ async fn only_a_statement_using_a_changed_table_gets_oc001_and_only_once() {
         sqlx::raw_sql(sql).execute(&mut ddl).await.expect("a table");
     }
     let mut other = door.session(&database, "admin").await;
-    sqlx::raw_sql("SELECT * FROM changed; SELECT * FROM unrelated")
-        .execute(&mut other)
-        .await
-        .expect("both read");
-    sqlx::raw_sql("ALTER TABLE changed ADD COLUMN note text")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL in the first session");
+    exec(&mut other, "SELECT * FROM changed; SELECT * FROM unrelated").await;
+    exec(&mut ddl, "ALTER TABLE changed ADD COLUMN note text").await;
     for sql in [
         "DEALLOCATE ALL",
         "SELECT 1",
@@ -1207,11 +1077,7 @@ async fn only_a_statement_using_a_changed_table_gets_oc001_and_only_once() {
             .await
             .unwrap_or_else(|e| panic!("{sql} uses nothing that changed: {e}"));
     }
-    let (code, message) = database_error(
-        sqlx::raw_sql("SELECT * FROM public.changed")
-            .execute(&mut other)
-            .await,
-    );
+    let (code, message) = refused(&mut other, "SELECT * FROM public.changed").await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         (
@@ -1240,16 +1106,10 @@ async fn cluster_wide_schema_conflicts_fail_even_a_pooled_reset_once() {
     let database = common::fresh_database("front_door_oc001_cluster").await;
     let mut ddl = door.session(&database, "admin").await;
     let mut other = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE elsewhere (id int PRIMARY KEY)")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL in the first session");
-    let (code, _) = database_error(sqlx::raw_sql("DEALLOCATE ALL").execute(&mut other).await);
+    exec(&mut ddl, "CREATE TABLE elsewhere (id int PRIMARY KEY)").await;
+    let (code, _) = refused(&mut other, "DEALLOCATE ALL").await;
     assert_eq!(code, "40001");
-    sqlx::raw_sql("DEALLOCATE ALL")
-        .execute(&mut other)
-        .await
-        .expect("once");
+    exec(&mut other, "DEALLOCATE ALL").await;
     other.close().await.expect("close");
     ddl.close().await.expect("close");
 }
@@ -1258,9 +1118,7 @@ async fn cluster_wide_schema_conflicts_fail_even_a_pooled_reset_once() {
 /// SQLSTATE, 22023, is assumed: see `rules.rs`); a missing one, DSQL's recorded refusal.
 #[tokio::test]
 async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_cache_sizes").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (_door, _database, mut admin) = admin_in_fresh_database("front_door_cache_sizes").await;
     let wrong = |n: u32| {
         (
             "22023".to_owned(),
@@ -1290,10 +1148,11 @@ async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
                 .to_owned()
         )
     );
-    sqlx::raw_sql("CREATE TABLE c (id bigint GENERATED ALWAYS AS IDENTITY (CACHE 65536))")
-        .execute(&mut admin)
-        .await
-        .expect("DSQL's smallest cache above 1");
+    exec(
+        &mut admin,
+        "CREATE TABLE c (id bigint GENERATED ALWAYS AS IDENTITY (CACHE 65536))",
+    )
+    .await;
     admin.close().await.expect("close");
 }
 
@@ -1301,13 +1160,8 @@ async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
 /// conflict as its text would: one `OC001` once its table changed, then it runs.
 #[tokio::test]
 async fn a_cached_prepared_statement_on_a_changed_table_gets_oc001_once() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_oc001_prepared").await;
-    let mut ddl = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE prepared_on (id int PRIMARY KEY)")
-        .execute(&mut ddl)
-        .await
-        .expect("a table");
+    let (door, database, mut ddl) = admin_in_fresh_database("front_door_oc001_prepared").await;
+    exec(&mut ddl, "CREATE TABLE prepared_on (id int PRIMARY KEY)").await;
     let mut other = door.session(&database, "admin").await;
     let read = async |conn: &mut PgConnection| {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM prepared_on")
@@ -1315,10 +1169,7 @@ async fn a_cached_prepared_statement_on_a_changed_table_gets_oc001_once() {
             .await
     };
     assert_eq!(read(&mut other).await.expect("prepared and run"), 0);
-    sqlx::raw_sql("ALTER TABLE prepared_on ADD COLUMN note text")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL in the first session");
+    exec(&mut ddl, "ALTER TABLE prepared_on ADD COLUMN note text").await;
     let (code, message) = database_error(read(&mut other).await);
     assert_eq!(
         (code.as_str(), message.as_str()),

@@ -4,7 +4,7 @@
 #![cfg(feature = "front-door")]
 
 use crate::common;
-use common::eventually;
+use common::{eventually, exec};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use common::door::{ACCESS_KEY, Door, HOST, door, door_with, endpoint};
+use common::door::{ACCESS_KEY, Door, HOST, admin_in_fresh_database, door, door_with, endpoint};
 use common::raw;
 
 /// DSQL's refusal of a login (dsql-facts.md §3.5: `FATAL: unable to accept connection, access
@@ -165,9 +165,7 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
 
 #[tokio::test]
 async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
-    let door = door().await;
-    let database = common::fresh_database("hostile_onboarding").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (door, database, mut admin) = admin_in_fresh_database("hostile_onboarding").await;
     for statement in [
         "CREATE ROLE hostile_mapped WITH LOGIN",
         "CREATE ROLE hostile_unmapped WITH LOGIN",
@@ -190,9 +188,7 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
         let door = &door;
         let database = &database;
         async move {
-            let source = door
-                .tokens(user, &door.secret, Duration::from_secs(900))
-                .await;
+            let source = door.good_tokens(user).await;
             door.connect(database, user, &source).await
         }
     };
@@ -210,10 +206,11 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
     };
 
     // The check's own query fails: no login that needs it gets in.
-    sqlx::raw_sql("ALTER TABLE dsql_local.iam_grants RENAME TO iam_grants_elsewhere")
-        .execute(&mut superuser)
-        .await
-        .expect("move the mapping table away");
+    exec(
+        &mut superuser,
+        "ALTER TABLE dsql_local.iam_grants RENAME TO iam_grants_elsewhere",
+    )
+    .await;
     for user in ["hostile_unmapped", "hostile_mapped"] {
         let (code, message, hint) = refusal(login(user).await);
         assert_eq!(
@@ -226,10 +223,11 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
     door.session(&database, "admin").await;
 
     // With the table back, the check decides again.
-    sqlx::raw_sql("ALTER TABLE dsql_local.iam_grants_elsewhere RENAME TO iam_grants")
-        .execute(&mut superuser)
-        .await
-        .expect("put the mapping table back");
+    exec(
+        &mut superuser,
+        "ALTER TABLE dsql_local.iam_grants_elsewhere RENAME TO iam_grants",
+    )
+    .await;
     let conn = login("hostile_mapped")
         .await
         .expect("a mapped role logs in");

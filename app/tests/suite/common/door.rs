@@ -50,6 +50,15 @@ pub async fn door_with(limits: Limits) -> Door {
     door
 }
 
+/// A front door of this test's own, a fresh database, and a session of `admin` in it through
+/// the door: the set-up of most front-door tests.
+pub async fn admin_in_fresh_database(purpose: &str) -> (Door, String, PgConnection) {
+    let door = door().await;
+    let database = super::fresh_database(purpose).await;
+    let session = door.session(&database, app::local::ADMIN_USER).await;
+    (door, database, session)
+}
+
 /// The test binary's shared front door, started on first use on a thread and runtime of its
 /// own, so that it outlives the runtime of the test that started it. DSQL's limits, except that
 /// DDL gives other sessions no `OC001`: the tests on it check other rules and share pools
@@ -140,6 +149,13 @@ impl Door {
     /// The app's own IAM token source, with the stand-in's key (or `secret` instead).
     pub async fn tokens(&self, user: &str, secret: &Secret, lifetime: Duration) -> IamTokenSource {
         signer(user, secret, None, lifetime).await
+    }
+
+    /// The app's own IAM token source for `user` with the stand-in's key, tokens valid for 15
+    /// minutes (DSQL's default): what a legitimate client signs.
+    pub async fn good_tokens(&self, user: &str) -> IamTokenSource {
+        self.tokens(user, &self.secret, Duration::from_secs(900))
+            .await
     }
 
     /// Options for `user` with a token valid for an hour as the password: what the common

@@ -186,6 +186,21 @@ async fn pool(options: PgConnectOptions) -> DatabaseConnection {
     SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
 }
 
+/// Runs `sql` (the simple protocol: one statement or several) on `conn`; panics naming the
+/// statement and the error if it fails.
+pub async fn exec(conn: &mut PgConnection, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The SQLSTATE and message `sql` (the simple protocol) is refused with on `conn` (panics if it
+/// succeeds, [`database_error`]).
+pub async fn refused(conn: &mut PgConnection, sql: &str) -> (String, String) {
+    database_error(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await)
+}
+
 /// The SQLSTATE and message of a failed statement (panics on success or a non-database error).
 pub fn database_error<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> (String, String) {
     let err = result.expect_err("the statement should have been refused");
