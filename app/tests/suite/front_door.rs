@@ -103,13 +103,8 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
         first: std::sync::Mutex::new(Some(first.clone())),
         later: door.good_tokens(&user.user).await,
     };
-    let settings = PoolSettings {
-        max_connections: 2,
-        ..PoolSettings::default()
-    };
-    let clock = ManualClock::new();
-    let pool = door
-        .pool_on(&database, &user.user, &settings, source, clock.shared())
+    let (pool, clock) = door
+        .pool_on_manual_clock(&database, &user.user, source)
         .await;
     let status = pool.status();
     let mut seen = std::collections::HashSet::new();

@@ -158,16 +158,22 @@ async fn connect_rotating(
         .expect("connect the refreshing pool")
 }
 
-/// [`connect_rotating`] with the refresh task on `clock`.
-async fn connect_rotating_on(
-    database: &str,
-    user: &Credentials,
-    source: &RotatingPassword,
-    clock: &Arc<ManualClock>,
-) -> RefreshingPool {
-    let options = server().await.connect_options(database, user);
-    RefreshingPool::connect_with_clock(
-        options,
+/// A user's refreshing pool in a new database, with rotating passwords valid for 0.5 s on a
+/// clock of its own, after its first refresh.
+async fn refreshed_once_on_a_clock(
+    purpose: &str,
+) -> (
+    String,
+    Credentials,
+    RotatingPassword,
+    Arc<ManualClock>,
+    RefreshingPool,
+) {
+    let (database, user) = database_with_user(purpose).await;
+    let source = RotatingPassword::new(&database, &user.user, Duration::from_millis(500)).await;
+    let clock = ManualClock::new();
+    let refreshing = RefreshingPool::connect_with_clock(
+        server().await.connect_options(&database, &user),
         None,
         &settings(2),
         source.clone(),
@@ -175,7 +181,24 @@ async fn connect_rotating_on(
         clock.shared(),
     )
     .await
-    .expect("connect the refreshing pool")
+    .expect("connect the refreshing pool");
+    clock.advance_once_asleep(Duration::from_secs(1)).await;
+    refreshes(&refreshing.status(), 1).await;
+    (database, user, source, clock, refreshing)
+}
+
+/// Asserts, after the pool closed, that its refresh task has ended: nothing sleeps on the
+/// clock any more, so ten refresh intervals (0.4 s each) pass without `source` being asked
+/// again.
+fn assert_no_more_refreshes(source: &RotatingPassword, clock: &ManualClock) {
+    let calls = source.calls();
+    assert_eq!(
+        clock.sleeping(),
+        0,
+        "the refresh task still waits on the clock"
+    );
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(source.calls(), calls, "token() called after close");
 }
 
 /// `future`, or a panic naming `what` if it takes longer than [`HANG_GUARD`].
@@ -286,28 +309,13 @@ async fn a_refresh_that_fails_twice_is_retried_until_it_succeeds() {
 
 #[tokio::test]
 async fn the_refresh_task_ends_when_the_pool_closes() {
-    let (database, user) = database_with_user("close").await;
-    let source = RotatingPassword::new(&database, &user.user, Duration::from_millis(500)).await;
-    let clock = ManualClock::new();
-    let refreshing = connect_rotating_on(&database, &user, &source, &clock).await;
+    let (database, user, source, clock, refreshing) = refreshed_once_on_a_clock("close").await;
     let status = refreshing.status();
-    clock.advance_once_asleep(Duration::from_secs(1)).await;
-    refreshes(&status, 1).await;
 
     // `close` returns only once the task has ended (it awaits the task's handle).
     within("close()", refreshing.close()).await;
-    let calls = source.calls();
     let attempts = status.attempts();
-
-    // Nothing sleeps on the clock any more, so ten refresh intervals (0.4 s each) pass without
-    // the source being asked again.
-    assert_eq!(
-        clock.sleeping(),
-        0,
-        "the refresh task still waits on the clock"
-    );
-    clock.advance(Duration::from_secs(4));
-    assert_eq!(source.calls(), calls, "token() called after close");
+    assert_no_more_refreshes(&source, &clock);
     assert_eq!(status.attempts(), attempts);
 
     // The task held no connection open: the role has none left on the server.
@@ -330,27 +338,14 @@ async fn the_refresh_task_ends_when_the_pool_closes() {
 
 #[tokio::test]
 async fn closing_any_clone_of_the_pool_ends_the_refresh_task() {
-    let (database, user) = database_with_user("close_clone").await;
-    let source = RotatingPassword::new(&database, &user.user, Duration::from_millis(500)).await;
-    let clock = ManualClock::new();
-    let refreshing = connect_rotating_on(&database, &user, &source, &clock).await;
-    let status = refreshing.status();
-    clock.advance_once_asleep(Duration::from_secs(1)).await;
-    refreshes(&status, 1).await;
+    let (_, _, source, clock, refreshing) = refreshed_once_on_a_clock("close_clone").await;
 
     // Closing through SeaORM closes the shared pool, which the task notices.
     within("close the SeaORM handle", refreshing.database().close())
         .await
         .expect("close through SeaORM");
     within("close()", refreshing.close()).await;
-    let calls = source.calls();
-    assert_eq!(
-        clock.sleeping(),
-        0,
-        "the refresh task still waits on the clock"
-    );
-    clock.advance(Duration::from_secs(4));
-    assert_eq!(source.calls(), calls, "token() called after close");
+    assert_no_more_refreshes(&source, &clock);
 }
 
 #[tokio::test]

@@ -8,13 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[cfg(feature = "front-door")]
-use app::config::PoolSettings;
-#[cfg(feature = "front-door")]
 use app::dsql::token::{IamTokenSource, Token, TokenSource};
 #[cfg(feature = "front-door")]
 use app::secret::Secret;
 #[cfg(feature = "front-door")]
-use common::clock::{ManualClock, new_connection, refreshes};
+use common::clock::{new_connection, refreshes};
 #[cfg(feature = "front-door")]
 use common::database_with_user;
 use common::logs::capturing;
@@ -55,6 +53,20 @@ fn no_password_appears_in_any_log_line_of_a_run() {
 /// The session token of the fake AWS credentials below.
 #[cfg(feature = "front-door")]
 const SESSION_TOKEN: &str = "fake-session-token";
+
+/// Asserts that `log` holds no part of the signature of the IAM token `token`: the signature
+/// alone is enough to replay the token.
+#[cfg(feature = "front-door")]
+fn assert_no_signature_of(token: &str, log: &str) {
+    let signature = token
+        .rsplit("X-Amz-Signature=")
+        .next()
+        .expect("a signature");
+    assert!(
+        !log.contains(&signature[..20]),
+        "a token's signature appears in the log"
+    );
+}
 
 /// The app's IAM token source, keeping every token it issued.
 #[cfg(feature = "front-door")]
@@ -97,13 +109,8 @@ fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes()
             signer,
             issued: Arc::clone(&issued),
         };
-        let settings = PoolSettings {
-            max_connections: 2,
-            ..PoolSettings::default()
-        };
-        let clock = ManualClock::new();
-        let pool = door
-            .pool_on(&database, &user.user, &settings, source, clock.shared())
+        let (pool, clock) = door
+            .pool_on_manual_clock(&database, &user.user, source)
             .await;
         let status = pool.status();
         let db = pool.database();
@@ -137,16 +144,7 @@ fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes()
                 "a real IAM token"
             );
             assert!(!log.contains(token.expose()), "a token appears in the log");
-            // The signature alone is enough to replay the token.
-            let signature = token
-                .expose()
-                .rsplit("X-Amz-Signature=")
-                .next()
-                .expect("a signature");
-            assert!(
-                !log.contains(&signature[..20]),
-                "a token's signature appears in the log"
-            );
+            assert_no_signature_of(token.expose(), &log);
         }
         for secret in [door.secret.expose(), SESSION_TOKEN] {
             assert!(
@@ -184,15 +182,6 @@ fn a_refused_login_logs_which_check_failed_but_not_the_token() {
             refused.contains("signature does not match") && refused.contains(&user.user),
             "{refused}"
         );
-        let signature = token
-            .secret
-            .expose()
-            .rsplit("X-Amz-Signature=")
-            .next()
-            .expect("a signature");
-        assert!(
-            !log.contains(&signature[..20]),
-            "the token's signature is logged"
-        );
+        assert_no_signature_of(token.secret.expose(), &log);
     });
 }

@@ -20,6 +20,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
 
+use super::clock::ManualClock;
 use super::server;
 
 /// The stand-in's endpoint name: it must resolve, and the certificate names it.
@@ -228,6 +229,25 @@ impl Door {
         )
         .await
         .unwrap_or_else(|e| panic!("{user}'s pool through the front door: {e}"))
+    }
+
+    /// [`Door::pool_on`] with two connections, on a [`ManualClock`] of its own, so that the test
+    /// brings each token refresh; the clock.
+    pub async fn pool_on_manual_clock(
+        &self,
+        database: &str,
+        user: &str,
+        source: impl TokenSource,
+    ) -> (RefreshingPool, Arc<ManualClock>) {
+        let settings = PoolSettings {
+            max_connections: 2,
+            ..PoolSettings::default()
+        };
+        let clock = ManualClock::new();
+        let pool = self
+            .pool_on(database, user, &settings, source, clock.shared())
+            .await;
+        (pool, clock)
     }
 
     /// One connection with a token from `source`.
