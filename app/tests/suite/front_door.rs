@@ -498,15 +498,7 @@ async fn the_migrations_build_their_indexes_the_dsql_way_through_the_front_door(
 
 /// The backend process id of the session `conn` is on.
 async fn backend_pid<C: ConnectionTrait>(conn: &C) -> u32 {
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT pg_backend_pid()::bigint",
-        ))
-        .await
-        .expect("read the pid")
-        .expect("a row");
-    let pid: i64 = row.try_get_by_index(0).expect("a pid");
+    let pid: i64 = common::one_value(conn, "SELECT pg_backend_pid()::bigint").await;
     u32::try_from(pid).expect("a pid fits")
 }
 

@@ -207,6 +207,14 @@ impl Raw {
             .then(|| self.frame[0])
     }
 
+    /// Asserts that `t` still holds its one row, read on this session.
+    async fn assert_t_untouched(&mut self) {
+        assert_eq!(
+            self.query(b"SELECT count(*) FROM t").await,
+            Ok(vec!["1".into()])
+        );
+    }
+
     /// The SQLSTATEs of the errors that come before the next `ready` `ReadyForQuery`s.
     async fn errors_until_ready(&mut self, ready: usize) -> Vec<String> {
         let mut errors = Vec::new();
@@ -501,10 +509,7 @@ async fn text_that_is_not_utf8_is_refused_and_never_runs() {
         let message = raw.assert_refused(text, "22021").await;
         assert!(message.starts_with("invalid byte sequence for encoding \"UTF8\": 0xe9"));
     }
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
     // UTF-8 text passes.
     assert_eq!(
         raw.query("SELECT 'é'".as_bytes()).await,
@@ -619,10 +624,7 @@ async fn text_beyond_the_judges_limits_is_refused_and_the_door_survives() {
     let mut raw = Raw::login(&database, &[]).await.expect("log in");
     raw.assert_all_refused(&too_deep, "54001").await;
     // The session is still there, and nothing ran.
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
     // A text over DSQL's protocol message limit (10 MiB) is never judged nor relayed: the
     // connection is closed, as DSQL closes it. The door serves the next login.
     let mut body = format!("SELECT '{}'", "x".repeat(11 * 1024 * 1024)).into_bytes();
@@ -637,10 +639,7 @@ async fn text_beyond_the_judges_limits_is_refused_and_the_door_survives() {
         "the connection was closed without an answer"
     );
     let mut raw = Raw::login(&database, &[]).await.expect("log in again");
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -783,10 +782,7 @@ async fn a_failed_transaction_lets_no_refused_text_through() {
     raw.stream.write_all(&pipelined).await.expect("send");
     let errors = raw.errors_until_ready(2).await;
     assert_eq!(errors, ["0A000".to_owned()], "only the TRUNCATE is refused");
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
 }
 
 #[tokio::test]
@@ -838,10 +834,7 @@ async fn a_fastpath_function_call_reaches_no_function() {
         .await
         .expect_err("the cap holds");
     assert_eq!(code, "54000");
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
 }
 
 #[tokio::test]
@@ -855,10 +848,7 @@ async fn text_the_judge_cannot_parse_never_reaches_the_server() {
         .assert_refused(b"SELECT 1abc; TRUNCATE t", "42601")
         .await;
     assert!(message.contains("trailing junk"), "{message}");
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
     // An ordinary syntax error keeps PostgreSQL's message.
     let message = raw.assert_refused(b"SELEC 1; TRUNCATE t", "42601").await;
     assert_eq!(message, "syntax error at or near \"SELEC\"");

@@ -16,7 +16,6 @@ use app::dsql::pool::{RefreshPolicy, RefreshingPool, WALL_CLOCK_CHECK};
 use app::dsql::token::{StaticPassword, Token, TokenSource};
 use app::local::{Credentials, quote_identifier};
 use app::secret::Secret;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use common::clock::{HANG_GUARD, ManualClock, new_connection, refreshes};
@@ -374,16 +373,8 @@ async fn after_connect_puts_a_non_admin_user_in_its_schema() {
     drop((first, second));
 
     // SeaORM goes through the same pool, and so the same hook.
-    let row = refreshing
-        .database()
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT current_schema()::text AS schema",
-        ))
-        .await
-        .expect("query through SeaORM")
-        .expect("a row");
-    let schema: String = row.try_get("", "schema").expect("schema column");
+    let schema: String =
+        common::one_value(&refreshing.database(), "SELECT current_schema()::text").await;
     assert_eq!(schema, "myschema");
 
     // A password that never expires needs no refresh task.

@@ -201,6 +201,19 @@ pub async fn refused(conn: &mut PgConnection, sql: &str) -> (String, String) {
     database_error(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await)
 }
 
+/// The first column of the one row `sql` answers on `db` (SeaORM, any connection or
+/// transaction).
+pub async fn one_value<T: sea_orm::TryGetable>(db: &impl sea_orm::ConnectionTrait, sql: &str) -> T {
+    let statement = sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+    let row = db
+        .query_one_raw(statement)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|| panic!("{sql}: no row"));
+    row.try_get_by_index(0)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// The SQLSTATE and message of a failed statement (panics on success or a non-database error).
 pub fn database_error<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> (String, String) {
     let err = result.expect_err("the statement should have been refused");
