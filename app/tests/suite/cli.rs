@@ -1,6 +1,7 @@
 //! The `app` binary as a user meets it: help, configuration errors, the token command, and the
 //! demo against the local stand-in, as admin and as another user.
 
+#[cfg(feature = "front-door")]
 use crate::common;
 
 use migration::{Migrator, MigratorTrait};

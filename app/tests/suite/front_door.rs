@@ -649,7 +649,7 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
     let mut held = Vec::new();
     for _ in 0..settings.max_connections {
         let mut conn = pool.pool().acquire().await.expect("a pooled connection");
-        exec(&mut *conn, "SELECT 1").await;
+        exec(&mut conn, "SELECT 1").await;
         held.push(conn);
     }
     drop(held);
