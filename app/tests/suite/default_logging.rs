@@ -27,13 +27,8 @@ const CONFLICT: &str =
 fn a_conflict_retried_away_is_quiet_and_one_that_persists_warns() {
     capturing(DEFAULT_DIRECTIVES, |captured| async move {
         let database = fresh_database("default_logging").await;
-        let server = server().await;
         // Directly to the server: the front door refuses DO, which only raises the conflict here.
-        let pool = server
-            .pool(&database, server.admin())
-            .await
-            .expect("admin's pool");
-        let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(pool);
+        let db = common::direct_admin_db(&database).await;
         let conflict = Statement::from_string(DbBackend::Postgres, CONFLICT);
         let ok = Statement::from_string(DbBackend::Postgres, "SELECT 1");
 

@@ -39,12 +39,8 @@ async fn admin(database: &str) -> (&'static Door, PgConnection) {
 async fn database_with_table(purpose: &str) -> String {
     let database = fresh_database(purpose).await;
     let (_, mut conn) = admin(&database).await;
-    conn.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
-        .await
-        .expect("create t");
-    conn.execute("INSERT INTO t VALUES (1, 'one')")
-        .await
-        .expect("insert a row");
+    common::exec(&mut conn, "CREATE TABLE t (id bigint PRIMARY KEY, v text)").await;
+    common::exec(&mut conn, "INSERT INTO t VALUES (1, 'one')").await;
     database
 }
 

@@ -156,6 +156,17 @@ pub async fn connect(database: &str, who: &Credentials) -> PgConnection {
         .expect("connect to the test database")
 }
 
+/// A SeaORM connection to `database` as `admin` straight to the server, past any front door:
+/// for what the front door would refuse (a `DO` block, plain PostgreSQL's behaviour).
+pub async fn direct_admin_db(database: &str) -> DatabaseConnection {
+    let server = server().await;
+    let pool = server
+        .pool(database, server.admin())
+        .await
+        .expect("admin's pool straight to the server");
+    SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+}
+
 /// A SeaORM connection (a small pool) to `database` as `admin` ([`options_for`]).
 pub async fn admin_db(database: &str) -> DatabaseConnection {
     let admin = server().await.admin().clone();
