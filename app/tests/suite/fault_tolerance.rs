@@ -658,10 +658,7 @@ async fn after_a_twenty_second_token_outage_the_pool_serves_again_with_bounded_b
 
 #[test]
 fn the_demo_against_a_closed_port_fails_at_once_naming_the_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::free_port();
     let empty = tempfile::tempdir().expect("a directory without .env");
     let mut app = Command::new(env!("CARGO_BIN_EXE_app"));
     app.arg("demo")

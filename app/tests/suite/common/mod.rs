@@ -68,6 +68,14 @@ pub fn eventually_blocking<T>(
     }
 }
 
+/// A port of 127.0.0.1 that nothing listened on a moment ago: where nothing answers.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
 
