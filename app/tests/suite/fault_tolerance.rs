@@ -121,6 +121,17 @@ struct Report {
     errors: Vec<String>,
 }
 
+impl Report {
+    /// Asserts that no operation failed for good.
+    fn assert_no_errors(&self) {
+        assert!(
+            self.errors.is_empty(),
+            "failed operations: {:?}",
+            self.errors
+        );
+    }
+}
+
 /// Workers running operations until told to stop.
 struct Workload {
     stop: Arc<AtomicBool>,
@@ -309,11 +320,7 @@ async fn acknowledged_writes_survive_server_restarts_and_none_is_applied_twice()
     }
     let report = workload.finish().await;
 
-    assert!(
-        report.errors.is_empty(),
-        "failed writes: {:?}",
-        report.errors
-    );
+    report.assert_no_errors();
     assert!(
         report.retried > 0,
         "no write was interrupted by the restarts"
@@ -364,11 +371,7 @@ async fn with_every_backend_killed_every_two_seconds_no_increment_is_applied_twi
         killed.iter().sum::<i64>() >= 10,
         "too few backends killed: {killed:?}"
     );
-    assert!(
-        report.errors.is_empty(),
-        "failed operations: {:?}",
-        report.errors
-    );
+    report.assert_no_errors();
     assert!(report.retried > 0, "no operation was interrupted");
     assert!(report.increments_ok > 0);
     let total: i64 = sqlx::query_scalar("SELECT sum(n)::bigint FROM fault_counter")
@@ -494,11 +497,7 @@ async fn rotating_the_credential_ten_times_under_load_fails_no_operation() {
         .await;
     let report = workload.finish().await;
 
-    assert!(
-        report.errors.is_empty(),
-        "failed operations: {:?}",
-        report.errors
-    );
+    report.assert_no_errors();
     assert_eq!(status.failures(), 0);
     assert!(
         report.backends.len() as u64 > ROTATIONS,
