@@ -7,7 +7,7 @@
 // `MigrationTrait` takes `&SchemaManager` without a lifetime, as in every migration file.
 #![allow(elided_lifetimes_in_paths)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

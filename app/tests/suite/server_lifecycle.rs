@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::eventually_blocking;
+
 use app::local::{LocalServer, ServerBinaries};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -22,15 +24,12 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Waits up to `limit` for the server process to end and its directory to disappear.
-fn gone_within(pid: u32, dir: &Path, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if !alive(pid) && !dir.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+fn gone_within(pid: u32, dir: &Path, limit: Duration) {
+    eventually_blocking(
+        limit,
+        &format!("server process {pid} to end and {} to go", dir.display()),
+        || (!alive(pid) && !dir.exists()).then_some(()),
+    );
 }
 
 #[tokio::test]
@@ -62,7 +61,7 @@ async fn a_failing_test_still_stops_its_server() {
     });
     let (pid, dir) = rx.await.expect("the server started");
     assert!(task.await.expect_err("the task panicked").is_panic());
-    assert!(gone_within(pid, &dir, Duration::from_secs(15)));
+    gone_within(pid, &dir, Duration::from_secs(15));
 }
 
 /// Starts `app local`, waits for its banner and returns the child, the server's pid and dir.
@@ -104,7 +103,7 @@ fn ctrl_c_stops_app_local_and_its_server() {
     kill(app, Signal::SIGINT).expect("send SIGINT");
     let status = child.wait().expect("wait");
     assert!(status.success(), "app local exited with {status}");
-    assert!(gone_within(pid, &dir, Duration::from_secs(5)));
+    gone_within(pid, &dir, Duration::from_secs(5));
 }
 
 #[test]
@@ -113,7 +112,7 @@ fn killing_app_local_outright_still_removes_its_server() {
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
     // No destructor ran: the dead man's switch does the work.
-    assert!(gone_within(pid, &dir, Duration::from_secs(20)));
+    gone_within(pid, &dir, Duration::from_secs(20));
 }
 
 #[test]
@@ -244,20 +243,14 @@ fn killed_at(phase: Option<&str>, signal: Signal) {
         }
     }
     app.signal(signal);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = processes_using(&dir);
-        if left.is_empty() && !dir.exists() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{signal} at {phase:?}: left behind: directory {} {}, processes {left:?}",
-            dir.display(),
-            if dir.exists() { "exists" } else { "is gone" },
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    eventually_blocking(
+        Duration::from_secs(30),
+        &format!(
+            "{signal} at {phase:?} to leave nothing behind (directory {})",
+            dir.display()
+        ),
+        || (processes_using(&dir).is_empty() && !dir.exists()).then_some(()),
+    );
 }
 
 #[test]

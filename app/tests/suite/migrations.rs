@@ -1,11 +1,11 @@
 //! The DSQL-safe migration runner on the local DSQL-strict server: every command works, is
 //! idempotent where it should be, and the schema it builds is the one `entity/` describes.
 
-mod common;
+use crate::common;
 
 use app::catalog;
 use clap::Parser;
-use common::{admin_db, admin_url, fresh_database, server, user_db};
+use common::{admin_db, admin_url, fresh_database, user_db};
 use migration::dsql::{builds_indexes_async, retry_on_conflict};
 use migration::{Backfill, Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Statement};
@@ -257,12 +257,7 @@ async fn a_conflicting_statement_is_retried_until_it_commits() {
 #[tokio::test]
 async fn plain_postgresql_builds_indexes_synchronously_and_the_front_door_asynchronously() {
     let database = fresh_database("index_mode").await;
-    let server = server().await;
-    let direct = server
-        .pool(&database, server.admin())
-        .await
-        .expect("connect directly");
-    let plain = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(direct);
+    let plain = common::direct_admin_db(&database).await;
     assert!(!builds_indexes_async(&plain).await.expect("probe"));
     // The first login through the front door gives the database DSQL's `sys` schema.
     #[cfg(feature = "front-door")]

@@ -1,7 +1,9 @@
-//! Shared by the integration tests: one local server per test binary (it is stopped by its
-//! dead man's switch when the binary exits), and a fresh database per test.
+//! Shared by the integration tests: one local server for the test binary (it is stopped by its
+//! dead man's switch when the binary exits), a fresh database per test, and [`eventually`] for
+//! every wait.
 #![allow(dead_code, missing_docs)]
 
+pub mod clock;
 #[cfg(feature = "front-door")]
 pub mod door;
 #[cfg(feature = "front-door")]
@@ -13,13 +15,66 @@ pub mod recordings;
 #[cfg(feature = "front-door")]
 pub mod tags;
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use app::local::{Credentials, LocalServer};
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
+
+/// How often [`eventually`] looks again.
+const POLL_EVERY: Duration = Duration::from_millis(10);
+
+/// Polls `check` until it answers `Some`, and returns that; panics naming `what` was awaited if
+/// `within` passes first. The one way the tests wait for something to happen: `within` is a
+/// guard against a hang, never the thing tested, so it can be generous.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "gave up after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// [`eventually`] for a test without a runtime: `check` runs on the calling thread.
+pub fn eventually_blocking<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gave up after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+/// A port of 127.0.0.1 that nothing listened on a moment ago: where nothing answers.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
 
 static SERVER: OnceCell<LocalServer> = OnceCell::const_new();
 static NEXT_DATABASE: AtomicU32 = AtomicU32::new(0);
@@ -109,6 +164,17 @@ pub async fn connect(database: &str, who: &Credentials) -> PgConnection {
         .expect("connect to the test database")
 }
 
+/// A SeaORM connection to `database` as `admin` straight to the server, past any front door:
+/// for what the front door would refuse (a `DO` block, plain PostgreSQL's behaviour).
+pub async fn direct_admin_db(database: &str) -> DatabaseConnection {
+    let server = server().await;
+    let pool = server
+        .pool(database, server.admin())
+        .await
+        .expect("admin's pool straight to the server");
+    SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+}
+
 /// A SeaORM connection (a small pool) to `database` as `admin` ([`options_for`]).
 pub async fn admin_db(database: &str) -> DatabaseConnection {
     let admin = server().await.admin().clone();
@@ -137,6 +203,34 @@ async fn pool(options: PgConnectOptions) -> DatabaseConnection {
         .await
         .expect("connect to the test database");
     SqlxPostgresConnector::from_sqlx_postgres_pool(pool)
+}
+
+/// Runs `sql` (the simple protocol: one statement or several) on `conn`; panics naming the
+/// statement and the error if it fails.
+pub async fn exec(conn: &mut PgConnection, sql: &str) {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// The SQLSTATE and message `sql` (the simple protocol) is refused with on `conn` (panics if it
+/// succeeds, [`database_error`]).
+pub async fn refused(conn: &mut PgConnection, sql: &str) -> (String, String) {
+    database_error(sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(conn).await)
+}
+
+/// The first column of the one row `sql` answers on `db` (SeaORM, any connection or
+/// transaction).
+pub async fn one_value<T: sea_orm::TryGetable>(db: &impl sea_orm::ConnectionTrait, sql: &str) -> T {
+    let statement = sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql);
+    let row = db
+        .query_one_raw(statement)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|| panic!("{sql}: no row"));
+    row.try_get_by_index(0)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// The SQLSTATE and message of a failed statement (panics on success or a non-database error).

@@ -6,17 +6,17 @@
 //! tests change only their own role's password, on the binary's shared server.
 #![allow(missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use app::config::PoolSettings;
-use app::dsql::pool::{RefreshPolicy, RefreshStatus, RefreshingPool};
+use app::dsql::pool::{Clock, RefreshPolicy, RefreshingPool};
 use app::dsql::token::{StaticPassword, Token, TokenSource};
 use app::error::Error;
 use app::local::{Credentials, LocalServer};
@@ -28,7 +28,8 @@ use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use common::{database_error, database_with_user, server};
+use common::clock::{HANG_GUARD, ManualClock, refreshes};
+use common::{database_error, database_with_user, eventually, eventually_blocking, server};
 
 /// The table the workloads write to. The client's key is deliberately *not* unique: a write
 /// applied twice would show up as a second row with the same key, instead of being absorbed by
@@ -61,16 +62,6 @@ async fn within<T>(limit: Duration, what: &str, future: impl Future<Output = T>)
     tokio::time::timeout(limit, future)
         .await
         .unwrap_or_else(|_| panic!("{what}: still waiting after {limit:?}"))
-}
-
-/// Waits (at most `limit`) until `done` holds, checking every 10 ms.
-async fn until(limit: Duration, what: &str, done: impl Fn() -> bool) {
-    within(limit, what, async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
 }
 
 fn pool_settings(max_lifetime: Duration) -> PoolSettings {
@@ -130,6 +121,17 @@ struct Report {
     errors: Vec<String>,
 }
 
+impl Report {
+    /// Asserts that no operation failed for good.
+    fn assert_no_errors(&self) {
+        assert!(
+            self.errors.is_empty(),
+            "failed operations: {:?}",
+            self.errors
+        );
+    }
+}
+
 /// Workers running operations until told to stop.
 struct Workload {
     stop: Arc<AtomicBool>,
@@ -183,7 +185,10 @@ impl Workload {
     /// Waits until `more` further operations have finished.
     async fn progress(&self, more: u64, what: &str) {
         let target = self.done() + more;
-        until(Duration::from_secs(60), what, || self.done() >= target).await;
+        eventually(Duration::from_secs(60), what, || async {
+            (self.done() >= target).then_some(())
+        })
+        .await;
     }
 
     /// Stops the workers and merges their reports.
@@ -300,8 +305,8 @@ async fn acknowledged_writes_survive_server_restarts_and_none_is_applied_twice()
         )
         .await
         .expect("stop the server in place");
-        // Down for a moment: clients get refused connections, open transactions are gone.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Down while it starts again: clients get refused connections, open transactions are
+        // gone.
         within(
             Duration::from_secs(90),
             "start the server",
@@ -315,11 +320,7 @@ async fn acknowledged_writes_survive_server_restarts_and_none_is_applied_twice()
     }
     let report = workload.finish().await;
 
-    assert!(
-        report.errors.is_empty(),
-        "failed writes: {:?}",
-        report.errors
-    );
+    report.assert_no_errors();
     assert!(
         report.retried > 0,
         "no write was interrupted by the restarts"
@@ -352,7 +353,7 @@ async fn with_every_backend_killed_every_two_seconds_no_increment_is_applied_twi
         .expect("the killer's connection");
     let mut killed = Vec::new();
     for _ in 0..10 {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        workload.progress(20, "operations between kills").await;
         let count: i64 = sqlx::query_scalar(
             "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid() \
@@ -370,11 +371,7 @@ async fn with_every_backend_killed_every_two_seconds_no_increment_is_applied_twi
         killed.iter().sum::<i64>() >= 10,
         "too few backends killed: {killed:?}"
     );
-    assert!(
-        report.errors.is_empty(),
-        "failed operations: {:?}",
-        report.errors
-    );
+    report.assert_no_errors();
     assert!(report.retried > 0, "no operation was interrupted");
     assert!(report.increments_ok > 0);
     let total: i64 = sqlx::query_scalar("SELECT sum(n)::bigint FROM fault_counter")
@@ -408,16 +405,17 @@ async fn new_password(database: &str, role: &str) -> app::Result<Secret> {
     Ok(password)
 }
 
-/// The rotation's write guard on the gate, with the refresh count that releases it.
+/// The rotation's write guard on the gate, with the refresh count it waits for.
 type HeldGate = Arc<Mutex<Option<(u64, OwnedRwLockWriteGuard<()>)>>>;
 
 /// Rotates the role's password on every call, each valid for `valid_for`.
 ///
 /// The server forgets the old password at once, where DSQL keeps an old token valid until it
 /// expires. So that the test checks the pool and not that difference, the rotation holds
-/// `gate` for writing from just before the password changes until the pool reports the new
-/// token installed (`RefreshStatus::successes`): no operation, and so no new connection, is
-/// under way while the role has a password the pool does not know yet.
+/// `gate` for writing from just before the password changes until the test has seen the pool
+/// report the new token installed (`RefreshStatus::successes`) and drops the guard: no
+/// operation, and so no new connection, is under way while the role has a password the pool
+/// does not know yet.
 struct Rotating {
     database: String,
     role: String,
@@ -451,38 +449,15 @@ impl TokenSource for Rotating {
     }
 }
 
-/// Lets operations through again once the pool has installed the token that closed the gate.
-fn open_gate_when_installed(
-    held: HeldGate,
-    status: Arc<RefreshStatus>,
-    stop: Arc<AtomicBool>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        while !stop.load(Ordering::SeqCst) {
-            {
-                let mut held = held.lock().expect("held");
-                if held
-                    .as_ref()
-                    .is_some_and(|(refresh, _)| status.successes() >= *refresh)
-                {
-                    *held = None;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        *held.lock().expect("held") = None;
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotating_the_credential_every_three_seconds_under_load_fails_no_operation() {
+async fn rotating_the_credential_ten_times_under_load_fails_no_operation() {
     const ROTATIONS: u64 = 10;
+    const VALID_FOR: Duration = Duration::from_secs(900);
     let (database, user) = database_with_user("rotation").await;
     let source = Rotating {
         database: database.clone(),
         role: user.user.clone(),
-        // Refreshed at 80 % of its life: every 3 s.
-        valid_for: Duration::from_millis(3750),
+        valid_for: VALID_FOR,
         calls: AtomicU64::new(0),
         passwords: Arc::new(Mutex::new(Vec::new())),
         gate: Arc::new(RwLock::new(())),
@@ -494,38 +469,35 @@ async fn rotating_the_credential_every_three_seconds_under_load_fails_no_operati
         source.held.clone(),
     );
     let server = server().await;
-    // Connections are retired after half a second, so new ones are opened all the time.
-    let pool = RefreshingPool::connect(
+    let clock = ManualClock::new();
+    // Connections are retired after a tenth of a second, so new ones are opened all the time.
+    let pool = RefreshingPool::connect_with_clock(
         server.connect_options(&database, &user),
         Some(app::local::USER_SCHEMA),
-        &pool_settings(Duration::from_millis(500)),
+        &pool_settings(Duration::from_millis(100)),
         source,
         RefreshPolicy::default(),
+        clock.shared(),
     )
     .await
     .expect("connect with the first password");
     create_tables(&pool.database()).await;
     let status = pool.status();
-    let stop_gate = Arc::new(AtomicBool::new(false));
-    let gatekeeper = open_gate_when_installed(held, status.clone(), stop_gate.clone());
 
     let workload = Workload::start(&pool.database(), &[Kind::Insert; 4], Some(gate)).await;
-    until(Duration::from_secs(90), "ten rotations", || {
-        status.successes() >= ROTATIONS
-    })
-    .await;
+    for rotation in 1..=ROTATIONS {
+        workload.progress(50, "writes between rotations").await;
+        clock.advance_once_asleep(VALID_FOR).await;
+        refreshes(&status, rotation).await;
+        // The pool has the new password: operations may open connections again.
+        *held.lock().expect("held") = None;
+    }
     workload
         .progress(50, "writes after the last rotation")
         .await;
     let report = workload.finish().await;
-    stop_gate.store(true, Ordering::SeqCst);
-    gatekeeper.await.expect("the gatekeeper");
 
-    assert!(
-        report.errors.is_empty(),
-        "failed operations: {:?}",
-        report.errors
-    );
+    report.assert_no_errors();
     assert_eq!(status.failures(), 0);
     assert!(
         report.backends.len() as u64 > ROTATIONS,
@@ -549,14 +521,15 @@ async fn rotating_the_credential_every_three_seconds_under_load_fails_no_operati
 /// How long the token source is down.
 const OUTAGE: Duration = Duration::from_secs(20);
 
-/// A token source that works once, then fails for [`OUTAGE`] from its first refresh on, then
-/// works again. When the outage begins the first password is replaced by one nobody knows,
-/// as the first token would expire: during the outage no new connection can open.
+/// A token source that works once, then fails for [`OUTAGE`] on `clock` from its first refresh
+/// on, then works again. When the outage begins the first password is replaced by one nobody
+/// knows, as the first token would expire: during the outage no new connection can open.
 struct Outage {
     database: String,
     role: String,
     calls: AtomicU64,
-    ends: Mutex<Option<Instant>>,
+    clock: Arc<ManualClock>,
+    ends: Mutex<Option<SystemTime>>,
 }
 
 impl TokenSource for Outage {
@@ -571,10 +544,10 @@ impl TokenSource for Outage {
         let started = self.ends.lock().expect("ends").is_none();
         if started {
             new_password(&self.database, &self.role).await?;
-            *self.ends.lock().expect("ends") = Some(Instant::now() + OUTAGE);
+            *self.ends.lock().expect("ends") = Some(self.clock.now() + OUTAGE);
         }
-        let ends = self.ends.lock().expect("ends").unwrap_or_else(Instant::now);
-        if Instant::now() < ends {
+        let ends = (self.ends.lock().expect("ends")).unwrap_or_else(|| self.clock.now());
+        if self.clock.now() < ends {
             return Err(Error::Token(format!("simulated outage (call {call})")));
         }
         Ok(Token {
@@ -605,13 +578,17 @@ async fn brand_new_connection(pool: &PgPool) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar("SELECT 1").fetch_one(&mut *conn).await
 }
 
+/// The outage and the backoff run on the test's clock, moved on to each wake-up the refresh
+/// task asks for: the schedule is the pool's own, and the test takes no 20 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_twenty_second_token_outage_the_pool_serves_again_with_bounded_backoff() {
     let (database, user) = database_with_user("outage").await;
+    let clock = ManualClock::new();
     let source = Outage {
         database: database.clone(),
         role: user.user.clone(),
         calls: AtomicU64::new(0),
+        clock: Arc::clone(&clock),
         ends: Mutex::new(None),
     };
     let policy = RefreshPolicy {
@@ -619,27 +596,42 @@ async fn after_a_twenty_second_token_outage_the_pool_serves_again_with_bounded_b
         retry_max: Duration::from_secs(2),
         ..RefreshPolicy::default()
     };
-    let pool = RefreshingPool::connect(
+    let pool = RefreshingPool::connect_with_clock(
         server().await.connect_options(&database, &user),
         None,
         &pool_settings(Duration::from_secs(600)),
         source,
         policy.clone(),
+        clock.shared(),
     )
     .await
     .expect("connect with the first password");
     let status = pool.status();
 
-    until(Duration::from_secs(10), "the outage to begin", || {
-        status.failures() >= 1
+    clock.advance_to_next_wake_up().await;
+    eventually(HANG_GUARD, "the outage to begin", || async {
+        (status.failures() >= 1).then_some(())
     })
     .await;
     let (code, _) = database_error(brand_new_connection(pool.pool()).await);
     assert_eq!(code, "28P01", "during the outage no new connection opens");
 
-    until(OUTAGE * 2, "a refresh after the outage", || {
-        status.successes() >= 1
-    })
+    let attempts_seen = AtomicU64::new(0);
+    eventually(
+        Duration::from_secs(60),
+        "a refresh after the outage",
+        || async {
+            if status.successes() >= 1 {
+                return Some(());
+            }
+            // Time moves on only once the task has made the attempt it woke up for.
+            if status.attempts() > attempts_seen.load(Ordering::SeqCst) {
+                attempts_seen.store(status.attempts(), Ordering::SeqCst);
+                clock.advance_to_next_wake_up().await;
+            }
+            None
+        },
+    )
     .await;
     assert_eq!(
         brand_new_connection(pool.pool())
@@ -653,10 +645,9 @@ async fn after_a_twenty_second_token_outage_the_pool_serves_again_with_bounded_b
         failures + 1,
         "the first try after the outage works"
     );
-    // Fastest schedule (every wait half its step) and slowest (every wait its whole step,
-    // with one `retry_max` of slack for a loaded machine).
+    // Fastest schedule (every wait half its step) and slowest (every wait its whole step).
     let most = attempts_within(&policy, OUTAGE, 0.5);
-    let fewest = attempts_within(&policy, OUTAGE - policy.retry_max, 1.0);
+    let fewest = attempts_within(&policy, OUTAGE, 1.0);
     assert!(
         (fewest..=most).contains(&failures),
         "{failures} failed refreshes in {OUTAGE:?}, expected {fewest} to {most}"
@@ -666,10 +657,7 @@ async fn after_a_twenty_second_token_outage_the_pool_serves_again_with_bounded_b
 
 #[test]
 fn the_demo_against_a_closed_port_fails_at_once_naming_the_address() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::free_port();
     let empty = tempfile::tempdir().expect("a directory without .env");
     let mut app = Command::new(env!("CARGO_BIN_EXE_app"));
     app.arg("demo")
@@ -685,14 +673,11 @@ fn the_demo_against_a_closed_port_fails_at_once_naming_the_address() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = app.spawn().expect("run app demo");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("poll app").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("app demo still runs after 60 s with nothing listening");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually_blocking(
+        Duration::from_secs(60),
+        "app demo to end with nothing listening",
+        || child.try_wait().expect("poll app"),
+    );
     let output = child.wait_with_output().expect("app's output");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");

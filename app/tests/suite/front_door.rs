@@ -3,12 +3,12 @@
 //! pool on top. Refused logins get DSQL's SQLSTATEs before any backend session exists.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
 use app::config::PoolSettings;
-use app::dsql::token::TokenSource;
+use app::dsql::token::{IamTokenSource, Token, TokenSource};
 use app::local::front_door::conflicts::Conflict;
 use app::local::front_door::relay::Limits;
 use app::local::front_door::tls::LocalCa;
@@ -16,77 +16,138 @@ use app::secret::Secret;
 use sqlx::postgres::PgSslMode;
 use sqlx::{Connection, PgConnection};
 
-use common::door::{HOST, door};
-use common::{database_error, database_with_user, server};
+use common::clock::{ManualClock, new_connection, refreshes};
+use common::door::{HOST, admin_in_fresh_database, door};
+use common::{database_error, database_with_user, exec, refused, server};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::ConnectionTrait;
 
-/// Sessions ever established to `database`, from the server's statistics, read on `conn`
-/// (whose own session is counted once, at its start).
-async fn sessions_established(conn: &mut PgConnection, database: &str) -> i64 {
+/// Sessions ever established to `database`, from the server's statistics, read on `observer`
+/// (a pool of one connection, whose session is counted once, at its start) once every other
+/// session of the database has ended, and so has reported its statistics.
+async fn sessions_established(observer: &sqlx::PgPool, database: &str) -> i64 {
+    common::eventually(
+        Duration::from_secs(10),
+        "the database's other sessions to end",
+        || async {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(database)
+            .fetch_one(observer)
+            .await
+            .expect("count sessions");
+            (others == 0).then_some(())
+        },
+    )
+    .await;
     sqlx::query("SELECT pg_stat_clear_snapshot()")
-        .execute(&mut *conn)
+        .execute(observer)
         .await
         .expect("a fresh statistics snapshot");
     sqlx::query_scalar("SELECT sessions FROM pg_stat_database WHERE datname = $1")
         .bind(database)
-        .fetch_one(conn)
+        .fetch_one(observer)
         .await
         .expect("count sessions")
 }
 
+/// The app's IAM tokens for one user: first `first` (signed to expire soon, but said to last 15
+/// minutes, so that only the test's clock brings the refresh), then tokens from `later`.
+struct ExpiredFirst {
+    first: std::sync::Mutex<Option<Secret>>,
+    later: IamTokenSource,
+}
+
+impl TokenSource for ExpiredFirst {
+    async fn token(&self) -> app::Result<Token> {
+        let first = self.first.lock().expect("first").take();
+        match first {
+            Some(secret) => Ok(Token {
+                secret,
+                valid_for: Some(Duration::from_secs(900)),
+            }),
+            None => self.later.token().await,
+        }
+    }
+}
+
+/// The backend of `conn`, after checking that it sees the relay's loopback connection logged
+/// in as `user`.
+async fn relayed_backend(conn: &mut PgConnection, user: &str) -> i32 {
+    let (user_name, pid, via_loopback): (String, i32, bool) = sqlx::query_as(
+        "SELECT current_user::text, pg_backend_pid(), inet_client_addr() = '127.0.0.1'",
+    )
+    .fetch_one(conn)
+    .await
+    .expect("a query through the relay");
+    assert_eq!(user_name, user);
+    assert!(via_loopback);
+    pid
+}
+
+/// The pool logs in with a token that then expires (the front door refuses it from then on);
+/// each refresh, brought by the test's clock, installs a new token that the next new
+/// connection logs in with.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_pool").await;
-    // Tokens signed for 5 s, trusted for 4 s (X-Amz-Date has whole seconds), refreshed at
-    // 3.2 s: the test sees two refreshes within seconds, the 0.8 s left of each token covers a
-    // refresh delayed by a loaded machine, and a connection opened after the first token
-    // expired (new ones open every 0.5 s) proves the new one is used.
-    let source = door
+    // Signed for 5 s, trusted for at least 4 (X-Amz-Date has whole seconds): the pool's first
+    // login, at once, gets in; the test then waits for the front door to refuse it.
+    let short = door
         .tokens(&user.user, &door.secret, Duration::from_secs(5))
         .await;
-    let settings = PoolSettings {
-        max_connections: 2,
-        max_lifetime: Duration::from_millis(500),
-        idle_timeout: Duration::from_secs(60),
+    let first = short.token().await.expect("a token").secret;
+    let source = ExpiredFirst {
+        first: std::sync::Mutex::new(Some(first.clone())),
+        later: door.good_tokens(&user.user).await,
     };
-    let pool = door.pool(&database, &user.user, &settings, source).await;
+    let (pool, clock) = door
+        .pool_on_manual_clock(&database, &user.user, source)
+        .await;
     let status = pool.status();
     let mut seen = std::collections::HashSet::new();
-    // A guard against a hang only: failing refreshes end the test instead of looping.
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while status.successes() < 2 {
-            // The backend sees the relay's loopback connection, logged in as the client's role.
-            let (user_name, pid, via_loopback): (String, i32, bool) = sqlx::query_as(
-                "SELECT current_user::text, pg_backend_pid(), inet_client_addr() = '127.0.0.1'",
-            )
-            .fetch_one(pool.pool())
-            .await
-            .expect("a query through the relay");
-            assert_eq!(user_name, user.user);
-            assert!(via_loopback);
-            seen.insert(pid);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("two refreshes within 60 s");
-    assert!(seen.len() > 2, "new connections kept opening: {seen:?}");
+    seen.insert(relayed_backend(&mut *new_connection(pool.pool()).await, &user.user).await);
+    let (code, _) = common::eventually(
+        Duration::from_secs(15),
+        "the front door to refuse the first token as expired",
+        || async {
+            let login = door.options(&database, &user.user).password(first.expose());
+            match PgConnection::connect_with(&login).await {
+                Ok(conn) => {
+                    conn.close().await.expect("close");
+                    None
+                }
+                Err(error) => Some(database_error::<()>(Err(error))),
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        code, "28P01",
+        "the expired token is refused as DSQL refuses it"
+    );
+    for refresh in 1..=2 {
+        clock.advance_once_asleep(Duration::from_secs(900)).await;
+        refreshes(&status, refresh).await;
+        let mut conn = new_connection(pool.pool()).await;
+        let pid = relayed_backend(&mut conn, &user.user).await;
+        assert!(seen.insert(pid), "refresh {refresh}: a new connection");
+    }
     assert_eq!(status.failures(), 0);
     pool.close().await;
 }
 
 #[tokio::test]
 async fn an_admin_token_logs_admin_in_and_statements_relay_both_ways() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_admin").await;
-    let mut conn = door.session(&database, "admin").await;
+    let (_door, _database, mut conn) = admin_in_fresh_database("front_door_admin").await;
     // Simple and extended protocol, an error, and the session still usable afterwards.
-    sqlx::raw_sql("CREATE TABLE relayed (id uuid PRIMARY KEY, note text)")
-        .execute(&mut conn)
-        .await
-        .expect("DDL through the relay");
+    exec(
+        &mut conn,
+        "CREATE TABLE relayed (id uuid PRIMARY KEY, note text)",
+    )
+    .await;
     let inserted = sqlx::query("INSERT INTO relayed VALUES (gen_random_uuid(), $1)")
         .bind("through the front door")
         .execute(&mut conn)
@@ -111,63 +172,62 @@ async fn an_admin_token_logs_admin_in_and_statements_relay_both_ways() {
 async fn bad_tokens_are_refused_before_any_backend_session_opens() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_refusals").await;
-    let mut observer = PgConnection::connect_with(
-        &server()
-            .await
-            .connect_options(&database, server().await.admin()),
-    )
-    .await
-    .expect("an observer");
+    // A token that expires a second after it is signed, signed first so that it has expired
+    // by the time it is sent (waited for below if not).
+    let expired = door
+        .tokens(&user.user, &door.secret, Duration::from_secs(1))
+        .await
+        .token()
+        .await
+        .expect("a token");
+    let server = server().await;
+    let observer = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(server.connect_options(&database, server.admin()))
+        .await
+        .expect("an observer");
     // A first good login, so that the front door's one-time install of `sys` in the database
     // (a session of its own) is done before counting.
-    let good = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(900))
-        .await;
+    let good = door.good_tokens(&user.user).await;
     let conn = door
         .connect(&database, &user.user, &good)
         .await
         .expect("a good login");
     conn.close().await.expect("close");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = sessions_established(&mut observer, &database).await;
+    let before = sessions_established(&observer, &database).await;
+    let signed = |source: IamTokenSource| async move { source.token().await.expect("a token") };
     let cases = [
         // A token signed with a secret the stand-in does not know.
         (
             "wrong secret",
-            door.tokens(&user.user, &Secret::random(), Duration::from_secs(900))
-                .await,
+            signed(
+                door.tokens(&user.user, &Secret::random(), Duration::from_secs(900))
+                    .await,
+            )
+            .await,
             user.user.as_str(),
             "28P01",
         ),
         // A DbConnect token for admin, who needs DbConnectAdmin.
         (
             "wrong action",
-            door.tokens(&user.user, &door.secret, Duration::from_secs(900))
-                .await,
+            signed(door.good_tokens(&user.user).await).await,
             "admin",
             "28P01",
         ),
         // A valid token for the server's superuser, not a role DSQL has.
         (
             "superuser",
-            door.tokens("postgres", &door.secret, Duration::from_secs(900))
-                .await,
+            signed(door.good_tokens("postgres").await).await,
             "postgres",
             "28P01",
         ),
         // A token that expired a second after it was signed.
-        (
-            "expired",
-            door.tokens(&user.user, &door.secret, Duration::from_secs(1))
-                .await,
-            user.user.as_str(),
-            "28P01",
-        ),
+        ("expired", expired, user.user.as_str(), "28P01"),
     ];
-    for (what, source, login_as, expected) in cases {
-        let token = source.token().await.expect("a token");
+    for (what, token, login_as, expected) in cases {
         if what == "expired" {
-            tokio::time::sleep(Duration::from_millis(1500)).await;
+            wait_until_expired(token.secret.expose()).await;
         }
         let result = PgConnection::connect_with(
             &door
@@ -183,27 +243,41 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
         );
         assert!(!message.contains(token.secret.expose()), "{what}");
     }
-    // Statistics reach the shared counters within a second of a session's end.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(sessions_established(&mut observer, &database).await, before);
+    assert_eq!(sessions_established(&observer, &database).await, before);
     // The count does see a session through the front door: one good login adds one (as admin:
     // a non-admin login also adds the front door's own check of its IAM mapping).
     let conn = door.session(&database, "admin").await;
     conn.close().await.expect("close");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        sessions_established(&mut observer, &database).await,
-        before + 1
-    );
+    assert_eq!(sessions_established(&observer, &database).await, before + 1);
+}
+
+/// Waits until the wall clock is past the expiry of the IAM token `token` (its `X-Amz-Date`
+/// plus `X-Amz-Expires`, and a second for the date's whole seconds).
+async fn wait_until_expired(token: &str) {
+    let field = |name: &str| {
+        let start = token.find(&format!("{name}=")).expect("the field") + name.len() + 1;
+        token[start..]
+            .split('&')
+            .next()
+            .expect("a value")
+            .to_owned()
+    };
+    let signed = chrono::NaiveDateTime::parse_from_str(&field("X-Amz-Date"), "%Y%m%dT%H%M%SZ")
+        .expect("X-Amz-Date")
+        .and_utc();
+    let expires: i64 = field("X-Amz-Expires").parse().expect("X-Amz-Expires");
+    let expired = signed + chrono::Duration::seconds(expires + 1);
+    common::eventually(Duration::from_secs(10), "the token to expire", || async {
+        (chrono::Utc::now() > expired).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_connection_without_tls_or_with_another_ca_is_refused() {
     let door = door().await;
     let database = common::fresh_database("front_door_tls").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
+    let source = door.good_tokens("admin").await;
     let token = source.token().await.expect("a token");
     let plain = door
         .options(&database, "admin")
@@ -318,13 +392,12 @@ async fn direct_tls_without_alpn_postgresql_gets_nowhere() {
 
 #[tokio::test]
 async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_waits_for() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_async_index").await;
-    let mut conn = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE pets (id uuid PRIMARY KEY, name text)")
-        .execute(&mut conn)
-        .await
-        .expect("a table");
+    let (_door, _database, mut conn) = admin_in_fresh_database("front_door_async_index").await;
+    exec(
+        &mut conn,
+        "CREATE TABLE pets (id uuid PRIMARY KEY, name text)",
+    )
+    .await;
     // DSQL's answer to a plain index (index.json, create_index_sync).
     let (code, message) = database_error(
         sqlx::query("CREATE INDEX pets_name ON pets (name)")
@@ -384,11 +457,7 @@ async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_w
         .expect("the same again");
     assert!(again.is_empty(), "no job when the index exists");
     // index.json, sys_call_wait_for_job_literal.
-    let (code, message) = database_error(
-        sqlx::raw_sql("CALL sys.wait_for_job('no-such-job')")
-            .execute(&mut conn)
-            .await,
-    );
+    let (code, message) = refused(&mut conn, "CALL sys.wait_for_job('no-such-job')").await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         ("22P02", "Unable to convert text to UUID")
@@ -400,9 +469,7 @@ async fn create_index_async_answers_a_job_that_sys_jobs_shows_and_wait_for_job_w
 async fn the_migrations_build_their_indexes_the_dsql_way_through_the_front_door() {
     let door = door().await;
     let (database, user) = database_with_user("front_door_migrations").await;
-    let source = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(900))
-        .await;
+    let source = door.good_tokens(&user.user).await;
     let pool = door
         .pool(&database, &user.user, &PoolSettings::default(), source)
         .await;
@@ -431,15 +498,7 @@ async fn the_migrations_build_their_indexes_the_dsql_way_through_the_front_door(
 
 /// The backend process id of the session `conn` is on.
 async fn backend_pid<C: ConnectionTrait>(conn: &C) -> u32 {
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(
-            sea_orm::DbBackend::Postgres,
-            "SELECT pg_backend_pid()::bigint",
-        ))
-        .await
-        .expect("read the pid")
-        .expect("a row");
-    let pid: i64 = row.try_get_by_index(0).expect("a pid");
+    let pid: i64 = common::one_value(conn, "SELECT pg_backend_pid()::bigint").await;
     u32::try_from(pid).expect("a pid fits")
 }
 
@@ -447,21 +506,14 @@ async fn backend_pid<C: ConnectionTrait>(conn: &C) -> u32 {
 async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried() {
     let door = door().await;
     let database = common::fresh_database("front_door_injected_conflicts").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut conn = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("admin logs in");
-    sqlx::raw_sql("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)")
-        .execute(&mut conn)
-        .await
-        .expect("a table");
-    sqlx::raw_sql("INSERT INTO counter VALUES (1, 0)")
-        .execute(&mut conn)
-        .await
-        .expect("a row");
+    let source = door.good_tokens("admin").await;
+    let mut conn = door.session(&database, "admin").await;
+    exec(
+        &mut conn,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)",
+    )
+    .await;
+    exec(&mut conn, "INSERT INTO counter VALUES (1, 0)").await;
     let failures = door.failures.clone();
 
     // One session, both conflicts: DSQL's code and message at COMMIT, the work undone, the
@@ -481,11 +533,12 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
             .await
             .expect("the pid");
         failures.fail_next_commit(u32::try_from(pid).expect("a pid"), conflict);
-        sqlx::raw_sql("BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1")
-            .execute(&mut conn)
-            .await
-            .expect("the update");
-        let (code, got) = database_error(sqlx::raw_sql("COMMIT").execute(&mut conn).await);
+        exec(
+            &mut conn,
+            "BEGIN; UPDATE counter SET n = n + 1 WHERE id = 1",
+        )
+        .await;
+        let (code, got) = refused(&mut conn, "COMMIT").await;
         assert_eq!((code.as_str(), got.as_str()), ("40001", message));
         let n: i32 = sqlx::query_scalar("SELECT n FROM counter WHERE id = 1")
             .fetch_one(&mut conn)
@@ -540,14 +593,9 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
 /// and cleared by the first retry.
 #[tokio::test]
 async fn a_real_schema_conflict_is_classified_as_schema_changed() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_classify_oc001").await;
-    let mut ddl = door.session(&database, "admin").await;
+    let (door, database, mut ddl) = admin_in_fresh_database("front_door_classify_oc001").await;
     let mut stale = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE u (id integer PRIMARY KEY)")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL in the first session");
+    exec(&mut ddl, "CREATE TABLE u (id integer PRIMARY KEY)").await;
     let error = sqlx::raw_sql("SELECT 1 FROM u")
         .execute(&mut stale)
         .await
@@ -562,10 +610,7 @@ async fn a_real_schema_conflict_is_classified_as_schema_changed() {
     app::retry::execute_fresh(&mut ddl, "SELECT 1 FROM u")
         .await
         .expect("the session that changed the schema is not hit");
-    sqlx::raw_sql("SELECT 1 FROM u")
-        .execute(&mut stale)
-        .await
-        .expect("cleared by the first retry");
+    exec(&mut stale, "SELECT 1 FROM u").await;
 }
 
 /// `UPDATE counter SET n = n + 1 WHERE id = 1` in the app's retry.
@@ -595,9 +640,7 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
         "per relation by default"
     );
     let database = common::fresh_database("front_door_stale_pool").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
+    let source = door.good_tokens("admin").await;
     let settings = PoolSettings {
         max_connections: 3,
         ..PoolSettings::default()
@@ -606,22 +649,17 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
     let mut held = Vec::new();
     for _ in 0..settings.max_connections {
         let mut conn = pool.pool().acquire().await.expect("a pooled connection");
-        sqlx::raw_sql("SELECT 1")
-            .execute(&mut *conn)
-            .await
-            .expect("each connection has read the catalog");
+        exec(&mut conn, "SELECT 1").await;
         held.push(conn);
     }
     drop(held);
     let mut ddl = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL on a session outside the pool");
-    sqlx::raw_sql("INSERT INTO counter VALUES (1, 0)")
-        .execute(&mut ddl)
-        .await
-        .expect("a row");
+    exec(
+        &mut ddl,
+        "CREATE TABLE counter (id int PRIMARY KEY, n int NOT NULL)",
+    )
+    .await;
+    exec(&mut ddl, "INSERT INTO counter VALUES (1, 0)").await;
 
     let policy = app::retry::RetryPolicy {
         max_attempts: 1,
@@ -645,10 +683,7 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
 
     // After more DDL, refresh_catalogs takes every connection's conflict at once: the next
     // transaction needs one attempt.
-    sqlx::raw_sql("ALTER TABLE counter ADD COLUMN note text")
-        .execute(&mut ddl)
-        .await
-        .expect("more DDL");
+    exec(&mut ddl, "ALTER TABLE counter ADD COLUMN note text").await;
     app::retry::refresh_catalogs(pool.pool(), "SELECT 1 FROM counter LIMIT 0")
         .await
         .expect("every pooled connection refreshed");
@@ -662,58 +697,30 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
 
 #[tokio::test]
 async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_real_conflict").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut first = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("a session");
-    sqlx::raw_sql("CREATE TABLE contested (id int PRIMARY KEY, name text)")
-        .execute(&mut first)
-        .await
-        .expect("a table");
-    sqlx::raw_sql("INSERT INTO contested VALUES (1, 'seed')")
-        .execute(&mut first)
-        .await
-        .expect("a row");
+    let (door, database, mut first) = admin_in_fresh_database("front_door_real_conflict").await;
+    exec(
+        &mut first,
+        "CREATE TABLE contested (id int PRIMARY KEY, name text)",
+    )
+    .await;
+    exec(&mut first, "INSERT INTO contested VALUES (1, 'seed')").await;
     // Opened after the DDL, so its catalog is current (no OC001).
-    let mut second = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("another session");
+    let mut second = door.session(&database, "admin").await;
     // occ_conflict.json, occ_write_write: two writers to one row, one fails with 40001.
     // Both take their snapshot first; PostgreSQL fails the second writer at its statement
     // (DSQL would at its COMMIT).
     for conn in [&mut first, &mut second] {
-        sqlx::raw_sql("BEGIN; SELECT name FROM contested WHERE id = 1")
-            .execute(&mut *conn)
-            .await
-            .expect("a snapshot");
+        exec(&mut *conn, "BEGIN; SELECT name FROM contested WHERE id = 1").await;
     }
-    sqlx::raw_sql("UPDATE contested SET name = 'a' WHERE id = 1")
-        .execute(&mut first)
-        .await
-        .expect("the first write");
-    sqlx::raw_sql("COMMIT")
-        .execute(&mut first)
-        .await
-        .expect("the first commit");
-    let (code, message) = database_error(
-        sqlx::raw_sql("UPDATE contested SET name = 'b' WHERE id = 1")
-            .execute(&mut second)
-            .await,
-    );
+    exec(&mut first, "UPDATE contested SET name = 'a' WHERE id = 1").await;
+    exec(&mut first, "COMMIT").await;
+    let (code, message) =
+        refused(&mut second, "UPDATE contested SET name = 'b' WHERE id = 1").await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         ("40001", "change conflicts with another transaction (OC000)")
     );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut second)
-        .await
-        .expect("roll back");
+    exec(&mut second, "ROLLBACK").await;
     let name: String = sqlx::query_scalar("SELECT name FROM contested WHERE id = 1")
         .fetch_one(&mut second)
         .await
@@ -723,21 +730,14 @@ async fn the_loser_of_a_real_write_conflict_gets_dsqls_oc000() {
 
 #[tokio::test]
 async fn a_role_logs_in_only_once_aws_iam_grant_maps_it() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_iam_grant").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (door, database, mut admin) = admin_in_fresh_database("front_door_iam_grant").await;
     // A role made the plain PostgreSQL way, without AWS IAM GRANT: not onboarded.
-    sqlx::raw_sql("CREATE ROLE clinic_reader WITH LOGIN")
-        .execute(&mut admin)
-        .await
-        .expect("a role");
-    let reader_tokens = door
-        .tokens("clinic_reader", &door.secret, Duration::from_secs(900))
-        .await;
-    let refused = door
+    exec(&mut admin, "CREATE ROLE clinic_reader WITH LOGIN").await;
+    let reader_tokens = door.good_tokens("clinic_reader").await;
+    let not_onboarded = door
         .connect(&database, "clinic_reader", &reader_tokens)
         .await;
-    let error = refused.expect_err("not onboarded");
+    let error = not_onboarded.expect_err("not onboarded");
     let db_error = error
         .as_database_error()
         .and_then(|e| e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
@@ -767,11 +767,11 @@ async fn a_role_logs_in_only_once_aws_iam_grant_maps_it() {
         .expect("an onboarded role logs in");
     conn.close().await.expect("close");
     // A role that does not exist is named.
-    let (code, message) = database_error(
-        sqlx::raw_sql("AWS IAM GRANT nobody TO 'arn:aws:iam::123456789012:role/x'")
-            .execute(&mut admin)
-            .await,
-    );
+    let (code, message) = refused(
+        &mut admin,
+        "AWS IAM GRANT nobody TO 'arn:aws:iam::123456789012:role/x'",
+    )
+    .await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         ("42704", "role \"nobody\" does not exist")
@@ -798,44 +798,36 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
     })
     .await;
     let database = common::fresh_database("front_door_limits").await;
-    let source = door
-        .tokens("admin", &door.secret, Duration::from_secs(900))
-        .await;
-    let mut first = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("a session");
-    let mut second = door
-        .connect(&database, "admin", &source)
-        .await
-        .expect("another session");
+    let mut first = door.session(&database, "admin").await;
+    let mut second = door.session(&database, "admin").await;
 
     // A transaction older than its limit: DSQL's 54000 at the next statement; ROLLBACK ends it.
-    sqlx::raw_sql("BEGIN")
-        .execute(&mut first)
-        .await
-        .expect("begin");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let (code, message) = database_error(sqlx::raw_sql("SELECT 1").execute(&mut first).await);
+    exec(&mut first, "BEGIN").await;
+    let first = tokio::sync::Mutex::new(first);
+    let (code, message) = common::eventually(
+        Duration::from_secs(10),
+        "the transaction to pass its age limit",
+        || async {
+            match sqlx::raw_sql("SELECT 1")
+                .execute(&mut *first.lock().await)
+                .await
+            {
+                Ok(_) => None,
+                Err(error) => Some(database_error::<()>(Err(error))),
+            }
+        },
+    )
+    .await;
+    let mut first = first.into_inner();
     assert_eq!(
         (code.as_str(), message.as_str()),
         ("54000", "transaction age limit of 1s exceeded")
     );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut first)
-        .await
-        .expect("rollback");
+    exec(&mut first, "ROLLBACK").await;
 
     // After the first session's DDL, the second's first use of the table gets one OC001.
-    sqlx::raw_sql("CREATE TABLE limits_seen (id int PRIMARY KEY)")
-        .execute(&mut first)
-        .await
-        .expect("DDL");
-    let (code, message) = database_error(
-        sqlx::raw_sql("SELECT count(*) FROM limits_seen")
-            .execute(&mut second)
-            .await,
-    );
+    exec(&mut first, "CREATE TABLE limits_seen (id int PRIMARY KEY)").await;
+    let (code, message) = refused(&mut second, "SELECT count(*) FROM limits_seen").await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         (
@@ -843,69 +835,80 @@ async fn dsqls_limits_hold_with_seconds_for_minutes() {
             "schema has been updated by another transaction, please retry: (OC001)"
         )
     );
-    sqlx::raw_sql("SELECT count(*) FROM limits_seen")
-        .execute(&mut second)
-        .await
-        .expect("the retry sees the new schema");
-    sqlx::raw_sql("SELECT 1")
-        .execute(&mut first)
-        .await
-        .expect("the session that changed the schema is not hit");
+    exec(&mut second, "SELECT count(*) FROM limits_seen").await;
+    exec(&mut first, "SELECT 1").await;
 
-    // A connection past its lifetime is closed once idle: the statement under way completes.
-    tokio::time::sleep(Duration::from_millis(3100)).await;
-    sqlx::raw_sql("SELECT 1")
-        .execute(&mut first)
-        .await
-        .expect("the statement that finds it expired still runs");
-    let closed = sqlx::raw_sql("SELECT 1").execute(&mut first).await;
-    assert!(closed.is_err(), "closed after its lifetime: {closed:?}");
+    // A connection past its lifetime is closed once idle: every statement until then
+    // completes, and the first one after finds the connection closed, not an error.
+    let first = tokio::sync::Mutex::new(first);
+    let closed = common::eventually(
+        Duration::from_secs(10),
+        "the front door to close the session after its lifetime",
+        || async {
+            sqlx::raw_sql("SELECT 1")
+                .execute(&mut *first.lock().await)
+                .await
+                .err()
+        },
+    )
+    .await;
+    assert!(
+        closed.as_database_error().is_none(),
+        "closed, not refused: {closed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_pool_outlives_short_connection_lifetimes_and_expiring_tokens() {
-    // Connections closed by the front door after 3 s (DSQL: 1 h), tokens valid 3 s, and the
-    // pool retiring connections after 1 s: as the app keeps its pool's lifetime below DSQL's
-    // (55 min), so a connection is never closed under a statement. (A pool that outlives the
-    // front door's limit loses statements sent on a connection just closed, as on DSQL.)
+async fn the_pool_outlives_short_connection_lifetimes_and_token_refreshes() {
+    // Connections closed by the front door after 3 s (DSQL: 1 h) and the pool retiring
+    // connections after 1 s: as the app keeps its pool's lifetime below DSQL's (55 min), so a
+    // connection is never closed under a statement. (A pool that outlives the front door's
+    // limit loses statements sent on a connection just closed, as on DSQL.) A token refresh,
+    // brought by the test's clock, after every run of the demo.
     let door = common::door::door_with(Limits {
         connection_lifetime: Duration::from_secs(3),
         ..Limits::default()
     })
     .await;
     let (database, user) = database_with_user("front_door_lifetime").await;
-    let source = door
-        .tokens(&user.user, &door.secret, Duration::from_secs(3))
-        .await;
+    let source = door.good_tokens(&user.user).await;
     let settings = PoolSettings {
         max_connections: 2,
         max_lifetime: Duration::from_secs(1),
         idle_timeout: Duration::from_secs(60),
     };
-    let pool = door.pool(&database, &user.user, &settings, source).await;
+    let clock = ManualClock::new();
+    let pool = door
+        .pool_on(&database, &user.user, &settings, source, clock.shared())
+        .await;
+    let status = pool.status();
     let db = pool.database();
     app::demo::migrate(&db).await.expect("migrate");
     let policy = app::retry::RetryPolicy::default();
-    let mut pids = std::collections::HashSet::new();
-    let until = std::time::Instant::now() + Duration::from_secs(5);
-    let mut runs = 0;
-    while std::time::Instant::now() < until {
-        app::demo::run(&db, &policy, |_| {})
-            .await
-            .expect("no operation fails");
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(pool.pool())
-            .await
-            .expect("a query");
-        pids.insert(pid);
-        runs += 1;
-    }
-    assert!(runs > 1, "the demo ran more than once");
+    let pids = std::sync::Mutex::new(std::collections::HashSet::new());
+    let runs = common::eventually(
+        Duration::from_secs(60),
+        "the front door to retire connections under the pool",
+        || async {
+            app::demo::run(&db, &policy, |_| {})
+                .await
+                .expect("no operation fails");
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(pool.pool())
+                .await
+                .expect("a query");
+            clock.advance_once_asleep(Duration::from_secs(900)).await;
+            let mut pids = pids.lock().expect("pids");
+            pids.insert(pid);
+            (pids.len() > 2).then(|| status.successes())
+        },
+    )
+    .await;
     assert!(
-        pids.len() > 2,
-        "the front door retired connections: {pids:?}"
+        runs > 1,
+        "the demo ran and the token was refreshed more than once"
     );
-    assert!(pool.status().successes() >= 1, "a token was refreshed");
+    assert_eq!(status.failures(), 0);
     pool.close().await;
 }
 
@@ -978,9 +981,7 @@ async fn a_front_door_session_cannot_reset_itself_into_the_superuser() {
 /// (SQLAlchemy's `select pg_catalog.version()`) or not, and a user cannot replace it.
 #[tokio::test]
 async fn version_answers_dsqls_text_however_it_is_called() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_version").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (_door, _database, mut admin) = admin_in_fresh_database("front_door_version").await;
     for sql in ["SELECT version()", "SELECT pg_catalog.version()"] {
         let version: String = sqlx::query_scalar(sql)
             .fetch_one(&mut admin)
@@ -988,11 +989,7 @@ async fn version_answers_dsqls_text_however_it_is_called() {
             .expect("the version");
         assert_eq!(version, "PostgreSQL 16", "{sql}");
     }
-    let (code, _) = database_error(
-        sqlx::raw_sql("DROP FUNCTION pg_catalog.version()")
-            .execute(&mut admin)
-            .await,
-    );
+    let (code, _) = refused(&mut admin, "DROP FUNCTION pg_catalog.version()").await;
     assert_eq!(code, "42501", "pg_catalog's version() is not the user's");
     admin.close().await.expect("close");
 }
@@ -1001,14 +998,9 @@ async fn version_answers_dsqls_text_however_it_is_called() {
 /// documentation gives; `AWS IAM REVOKE` removes it.
 #[tokio::test]
 async fn iam_pg_role_mappings_shows_what_aws_iam_grant_mapped() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_role_mappings").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (_door, _database, mut admin) = admin_in_fresh_database("front_door_role_mappings").await;
     let arn = "arn:aws:iam::123456789012:role/mapped";
-    sqlx::raw_sql("CREATE ROLE mapped WITH LOGIN")
-        .execute(&mut admin)
-        .await
-        .expect("a role");
+    exec(&mut admin, "CREATE ROLE mapped WITH LOGIN").await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "AWS IAM GRANT mapped TO '{arn}'"
     )))
@@ -1050,9 +1042,7 @@ async fn iam_pg_role_mappings_shows_what_aws_iam_grant_mapped() {
 /// once: a pooled connection's reset (`DEALLOCATE ALL`) and a read of another table pass.
 #[tokio::test]
 async fn only_a_statement_using_a_changed_table_gets_oc001_and_only_once() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_oc001_scope").await;
-    let mut ddl = door.session(&database, "admin").await;
+    let (door, database, mut ddl) = admin_in_fresh_database("front_door_oc001_scope").await;
     for sql in [
         "CREATE TABLE changed (id int PRIMARY KEY)",
         "CREATE TABLE unrelated (id int PRIMARY KEY)",
@@ -1060,14 +1050,8 @@ async fn only_a_statement_using_a_changed_table_gets_oc001_and_only_once() {
         sqlx::raw_sql(sql).execute(&mut ddl).await.expect("a table");
     }
     let mut other = door.session(&database, "admin").await;
-    sqlx::raw_sql("SELECT * FROM changed; SELECT * FROM unrelated")
-        .execute(&mut other)
-        .await
-        .expect("both read");
-    sqlx::raw_sql("ALTER TABLE changed ADD COLUMN note text")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL in the first session");
+    exec(&mut other, "SELECT * FROM changed; SELECT * FROM unrelated").await;
+    exec(&mut ddl, "ALTER TABLE changed ADD COLUMN note text").await;
     for sql in [
         "DEALLOCATE ALL",
         "SELECT 1",
@@ -1080,11 +1064,7 @@ async fn only_a_statement_using_a_changed_table_gets_oc001_and_only_once() {
             .await
             .unwrap_or_else(|e| panic!("{sql} uses nothing that changed: {e}"));
     }
-    let (code, message) = database_error(
-        sqlx::raw_sql("SELECT * FROM public.changed")
-            .execute(&mut other)
-            .await,
-    );
+    let (code, message) = refused(&mut other, "SELECT * FROM public.changed").await;
     assert_eq!(
         (code.as_str(), message.as_str()),
         (
@@ -1113,16 +1093,10 @@ async fn cluster_wide_schema_conflicts_fail_even_a_pooled_reset_once() {
     let database = common::fresh_database("front_door_oc001_cluster").await;
     let mut ddl = door.session(&database, "admin").await;
     let mut other = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE elsewhere (id int PRIMARY KEY)")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL in the first session");
-    let (code, _) = database_error(sqlx::raw_sql("DEALLOCATE ALL").execute(&mut other).await);
+    exec(&mut ddl, "CREATE TABLE elsewhere (id int PRIMARY KEY)").await;
+    let (code, _) = refused(&mut other, "DEALLOCATE ALL").await;
     assert_eq!(code, "40001");
-    sqlx::raw_sql("DEALLOCATE ALL")
-        .execute(&mut other)
-        .await
-        .expect("once");
+    exec(&mut other, "DEALLOCATE ALL").await;
     other.close().await.expect("close");
     ddl.close().await.expect("close");
 }
@@ -1131,9 +1105,7 @@ async fn cluster_wide_schema_conflicts_fail_even_a_pooled_reset_once() {
 /// SQLSTATE, 22023, is assumed: see `rules.rs`); a missing one, DSQL's recorded refusal.
 #[tokio::test]
 async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_cache_sizes").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (_door, _database, mut admin) = admin_in_fresh_database("front_door_cache_sizes").await;
     let wrong = |n: u32| {
         (
             "22023".to_owned(),
@@ -1163,10 +1135,11 @@ async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
                 .to_owned()
         )
     );
-    sqlx::raw_sql("CREATE TABLE c (id bigint GENERATED ALWAYS AS IDENTITY (CACHE 65536))")
-        .execute(&mut admin)
-        .await
-        .expect("DSQL's smallest cache above 1");
+    exec(
+        &mut admin,
+        "CREATE TABLE c (id bigint GENERATED ALWAYS AS IDENTITY (CACHE 65536))",
+    )
+    .await;
     admin.close().await.expect("close");
 }
 
@@ -1174,13 +1147,8 @@ async fn a_wrong_cache_size_and_a_missing_one_get_dsqls_two_answers() {
 /// conflict as its text would: one `OC001` once its table changed, then it runs.
 #[tokio::test]
 async fn a_cached_prepared_statement_on_a_changed_table_gets_oc001_once() {
-    let door = door().await;
-    let database = common::fresh_database("front_door_oc001_prepared").await;
-    let mut ddl = door.session(&database, "admin").await;
-    sqlx::raw_sql("CREATE TABLE prepared_on (id int PRIMARY KEY)")
-        .execute(&mut ddl)
-        .await
-        .expect("a table");
+    let (door, database, mut ddl) = admin_in_fresh_database("front_door_oc001_prepared").await;
+    exec(&mut ddl, "CREATE TABLE prepared_on (id int PRIMARY KEY)").await;
     let mut other = door.session(&database, "admin").await;
     let read = async |conn: &mut PgConnection| {
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM prepared_on")
@@ -1188,10 +1156,7 @@ async fn a_cached_prepared_statement_on_a_changed_table_gets_oc001_once() {
             .await
     };
     assert_eq!(read(&mut other).await.expect("prepared and run"), 0);
-    sqlx::raw_sql("ALTER TABLE prepared_on ADD COLUMN note text")
-        .execute(&mut ddl)
-        .await
-        .expect("DDL in the first session");
+    exec(&mut ddl, "ALTER TABLE prepared_on ADD COLUMN note text").await;
     let (code, message) = database_error(read(&mut other).await);
     assert_eq!(
         (code.as_str(), message.as_str()),

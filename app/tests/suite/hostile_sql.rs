@@ -6,7 +6,7 @@
 //! still works.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -39,12 +39,8 @@ async fn admin(database: &str) -> (&'static Door, PgConnection) {
 async fn database_with_table(purpose: &str) -> String {
     let database = fresh_database(purpose).await;
     let (_, mut conn) = admin(&database).await;
-    conn.execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
-        .await
-        .expect("create t");
-    conn.execute("INSERT INTO t VALUES (1, 'one')")
-        .await
-        .expect("insert a row");
+    common::exec(&mut conn, "CREATE TABLE t (id bigint PRIMARY KEY, v text)").await;
+    common::exec(&mut conn, "INSERT INTO t VALUES (1, 'one')").await;
     database
 }
 
@@ -61,6 +57,35 @@ async fn assert_refused(conn: &mut PgConnection, sql: &str, code: &str, message:
         (code, true),
         "{sql}: refused with {got_code} {got_message:?}, expected {code} containing {message:?}"
     );
+}
+
+/// Asserts that DSQL's row cap refuses [`OVER_THE_CAP`] on `conn`.
+async fn assert_cap_holds(conn: &mut PgConnection) {
+    assert_refused(
+        conn,
+        OVER_THE_CAP,
+        "54000",
+        "transaction row limit exceeded",
+    )
+    .await;
+}
+
+/// A fresh database with `t`, and admin's session in it (through the shared front door), after
+/// asserting that the session refuses every statement of `statements` (`{database}` in one: the
+/// database's name) with `code` and a message containing `message`.
+async fn session_refusing(
+    purpose: &str,
+    statements: &[&str],
+    code: &str,
+    message: &str,
+) -> (String, PgConnection) {
+    let database = database_with_table(purpose).await;
+    let (_, mut conn) = admin(&database).await;
+    for sql in statements {
+        let sql = sql.replace("{database}", &database);
+        assert_refused(&mut conn, &sql, code, message).await;
+    }
+    (database, conn)
 }
 
 /// The rows of `t`.
@@ -178,6 +203,28 @@ impl Raw {
             .then(|| self.frame[0])
     }
 
+    /// Asserts that `t` still holds its one row, read on this session.
+    async fn assert_t_untouched(&mut self) {
+        assert_eq!(
+            self.query(b"SELECT count(*) FROM t").await,
+            Ok(vec!["1".into()])
+        );
+    }
+
+    /// The SQLSTATEs of the errors that come before the next `ready` `ReadyForQuery`s.
+    async fn errors_until_ready(&mut self, ready: usize) -> Vec<String> {
+        let mut errors = Vec::new();
+        let mut seen = 0;
+        while seen < ready {
+            match self.next().await.expect("an answer") {
+                b'E' => errors.push(self.error().0),
+                b'Z' => seen += 1,
+                _ => {}
+            }
+        }
+        errors
+    }
+
     /// The SQLSTATE and message of the `ErrorResponse` in `self.frame`.
     fn error(&self) -> Refusal {
         let mut fields = self.frame[5..].split(|&b| b == 0);
@@ -285,35 +332,43 @@ async fn admin_cannot_grant_itself_server_programs_nor_run_one() {
     drop(dir);
 }
 
+/// Role attributes DSQL's roles never have, given or asked for (`{prefix}`: a name of the
+/// test's own).
+const ROLE_ATTRIBUTES: &[&str] = &[
+    "CREATE ROLE {prefix}_su SUPERUSER",
+    "CREATE ROLE {prefix}_rep WITH LOGIN REPLICATION",
+    "CREATE ROLE {prefix}_rls BYPASSRLS",
+    "ALTER ROLE admin SUPERUSER",
+    "ALTER ROLE admin WITH REPLICATION",
+    "ALTER USER admin BYPASSRLS",
+];
+
+/// PostgreSQL's predefined roles, joined or granted every way (`{prefix}`: a name of the
+/// test's own).
+const PREDEFINED_ROLES: &[&str] = &[
+    "CREATE ROLE {prefix}_y IN ROLE pg_read_server_files",
+    "CREATE ROLE {prefix}_y2 IN GROUP pg_write_server_files",
+    "CREATE ROLE {prefix}_y3 ROLE pg_monitor",
+    "CREATE ROLE {prefix}_y4 ADMIN pg_signal_backend",
+    "GRANT pg_read_server_files TO admin",
+    "GRANT pg_write_server_files TO admin WITH ADMIN OPTION",
+    "GRANT \"pg_execute_server_program\" TO admin",
+    "ALTER GROUP pg_read_server_files ADD USER admin",
+    "GRANT admin TO pg_monitor",
+];
+
 #[tokio::test]
 async fn no_role_gains_an_attribute_or_a_predefined_role_dsql_roles_lack() {
     let database = fresh_database("hostile_roles").await;
     let (_, mut conn) = admin(&database).await;
     let prefix = database.clone();
-    let attributes = [
-        format!("CREATE ROLE {prefix}_su SUPERUSER"),
-        format!("CREATE ROLE {prefix}_rep WITH LOGIN REPLICATION"),
-        format!("CREATE ROLE {prefix}_rls BYPASSRLS"),
-        "ALTER ROLE admin SUPERUSER".to_owned(),
-        "ALTER ROLE admin WITH REPLICATION".to_owned(),
-        "ALTER USER admin BYPASSRLS".to_owned(),
-    ];
-    for sql in &attributes {
-        assert_refused(&mut conn, sql, "0A000", "not supported").await;
+    for sql in ROLE_ATTRIBUTES {
+        let sql = sql.replace("{prefix}", &prefix);
+        assert_refused(&mut conn, &sql, "0A000", "not supported").await;
     }
-    let predefined = [
-        format!("CREATE ROLE {prefix}_y IN ROLE pg_read_server_files"),
-        format!("CREATE ROLE {prefix}_y2 IN GROUP pg_write_server_files"),
-        format!("CREATE ROLE {prefix}_y3 ROLE pg_monitor"),
-        format!("CREATE ROLE {prefix}_y4 ADMIN pg_signal_backend"),
-        "GRANT pg_read_server_files TO admin".to_owned(),
-        "GRANT pg_write_server_files TO admin WITH ADMIN OPTION".to_owned(),
-        "GRANT \"pg_execute_server_program\" TO admin".to_owned(),
-        "ALTER GROUP pg_read_server_files ADD USER admin".to_owned(),
-        "GRANT admin TO pg_monitor".to_owned(),
-    ];
-    for sql in &predefined {
-        assert_refused(&mut conn, sql, "0A000", SYSTEM_ENTITY).await;
+    for sql in PREDEFINED_ROLES {
+        let sql = sql.replace("{prefix}", &prefix);
+        assert_refused(&mut conn, &sql, "0A000", SYSTEM_ENTITY).await;
     }
     // The neighbours DSQL has: an ordinary role, granted and given the attributes DSQL's have.
     conn.execute(AssertSqlSafe(format!("CREATE ROLE {prefix}_plain")))
@@ -407,11 +462,8 @@ const FILE_CALLS: &[&str] = &[
 
 #[tokio::test]
 async fn server_file_functions_are_refused_however_they_are_called() {
-    let database = database_with_table("hostile_files").await;
-    let (_, mut conn) = admin(&database).await;
-    for sql in FILE_CALLS {
-        assert_refused(&mut conn, sql, "0A000", "not supported").await;
-    }
+    let (_, mut conn) =
+        session_refusing("hostile_files", FILE_CALLS, "0A000", "not supported").await;
     assert_refused(
         &mut conn,
         "LOAD 'plugins/anything'",
@@ -453,10 +505,7 @@ async fn text_that_is_not_utf8_is_refused_and_never_runs() {
         let message = raw.assert_refused(text, "22021").await;
         assert!(message.starts_with("invalid byte sequence for encoding \"UTF8\": 0xe9"));
     }
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
     // UTF-8 text passes.
     assert_eq!(
         raw.query("SELECT 'é'".as_bytes()).await,
@@ -571,10 +620,7 @@ async fn text_beyond_the_judges_limits_is_refused_and_the_door_survives() {
     let mut raw = Raw::login(&database, &[]).await.expect("log in");
     raw.assert_all_refused(&too_deep, "54001").await;
     // The session is still there, and nothing ran.
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
     // A text over DSQL's protocol message limit (10 MiB) is never judged nor relayed: the
     // connection is closed, as DSQL closes it. The door serves the next login.
     let mut body = format!("SELECT '{}'", "x".repeat(11 * 1024 * 1024)).into_bytes();
@@ -589,10 +635,7 @@ async fn text_beyond_the_judges_limits_is_refused_and_the_door_survives() {
         "the connection was closed without an answer"
     );
     let mut raw = Raw::login(&database, &[]).await.expect("log in again");
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -644,13 +687,7 @@ async fn startup_parameters_pass_what_dsql_accepts_and_nothing_internal() {
         );
     }
     // The cap holds in a session whose options were filtered.
-    assert_refused(
-        &mut conn,
-        OVER_THE_CAP,
-        "54000",
-        "transaction row limit exceeded",
-    )
-    .await;
+    assert_cap_holds(&mut conn).await;
     // Through psql as an attacker types it.
     let options = [("PGOPTIONS", "-c dsql_local.internal=on")];
     let internal = "setting configuration parameter \"dsql_local.internal\" not supported";
@@ -658,54 +695,43 @@ async fn startup_parameters_pass_what_dsql_accepts_and_nothing_internal() {
     assert_eq!(rows_of_t(&mut conn).await, 1);
 }
 
+/// Every way a statement could set the stand-in's internal switches, or a setting DSQL refuses
+/// (`{database}`: the test's database).
+const SWITCH_ROUTES: &[&str] = &[
+    "SET dsql_local.internal = on",
+    "SET SESSION dsql_local.internal TO 'on'",
+    "SET LOCAL dsql_local.rows = '-100000'",
+    "SET \"DSQL_LOCAL\".\"INTERNAL\" = on",
+    "RESET dsql_local.rows",
+    "SET dsql_local.ddl TO DEFAULT",
+    "SELECT set_config('dsql_local.internal', 'on', false)",
+    "SELECT pg_catalog.set_config('DSQL_LOCAL.INTERNAL', 'on', false)",
+    "WITH s AS (SELECT set_config('dsql_local.rows', '-100000', true)) SELECT * FROM s",
+    "SELECT set_config(n, 'on', false) FROM (VALUES ('dsql_local.internal')) v (n)",
+    "SELECT set_config('dsql_local' || '.internal', 'on', false)",
+    "ALTER ROLE admin SET dsql_local.internal = on",
+    "ALTER ROLE admin IN DATABASE {database} SET dsql_local.internal = on",
+    "ALTER ROLE ALL IN DATABASE {database} SET dsql_local.internal = on",
+    "ALTER ROLE ALL SET dsql_local.internal = on",
+    // An aggregate whose state function is set_config, named as an identifier or a string.
+    "CREATE AGGREGATE lift(text, boolean) \
+     (sfunc = set_config, stype = text, initcond = 'dsql_local.internal')",
+    "CREATE AGGREGATE lift(text, boolean) \
+     (sfunc = 'pg_catalog.set_config', stype = text, initcond = 'dsql_local.internal')",
+    "ALTER DATABASE {database} SET dsql_local.internal = on",
+    "CREATE FUNCTION lift() RETURNS void LANGUAGE sql SET dsql_local.internal = on AS 'SELECT'",
+    "CREATE FUNCTION lift() RETURNS text LANGUAGE sql \
+     AS $$ SELECT set_config('dsql_local.internal', 'on', false) $$",
+    "SET standard_conforming_strings = off",
+    "SELECT set_config('standard_conforming_strings', 'off', false)",
+];
+
 #[tokio::test]
 async fn no_statement_reaches_the_internal_switches() {
-    let database = database_with_table("hostile_switches").await;
-    let (_, mut conn) = admin(&database).await;
-    let routes = [
-        "SET dsql_local.internal = on".to_owned(),
-        "SET SESSION dsql_local.internal TO 'on'".to_owned(),
-        "SET LOCAL dsql_local.rows = '-100000'".to_owned(),
-        "SET \"DSQL_LOCAL\".\"INTERNAL\" = on".to_owned(),
-        "RESET dsql_local.rows".to_owned(),
-        "SET dsql_local.ddl TO DEFAULT".to_owned(),
-        "SELECT set_config('dsql_local.internal', 'on', false)".to_owned(),
-        "SELECT pg_catalog.set_config('DSQL_LOCAL.INTERNAL', 'on', false)".to_owned(),
-        "WITH s AS (SELECT set_config('dsql_local.rows', '-100000', true)) SELECT * FROM s"
-            .to_owned(),
-        "SELECT set_config(n, 'on', false) FROM (VALUES ('dsql_local.internal')) v (n)".to_owned(),
-        "SELECT set_config('dsql_local' || '.internal', 'on', false)".to_owned(),
-        "ALTER ROLE admin SET dsql_local.internal = on".to_owned(),
-        format!("ALTER ROLE admin IN DATABASE {database} SET dsql_local.internal = on"),
-        format!("ALTER ROLE ALL IN DATABASE {database} SET dsql_local.internal = on"),
-        "ALTER ROLE ALL SET dsql_local.internal = on".to_owned(),
-        // An aggregate whose state function is set_config, named as an identifier or a string.
-        "CREATE AGGREGATE lift(text, boolean) \
-         (sfunc = set_config, stype = text, initcond = 'dsql_local.internal')"
-            .to_owned(),
-        "CREATE AGGREGATE lift(text, boolean) \
-         (sfunc = 'pg_catalog.set_config', stype = text, initcond = 'dsql_local.internal')"
-            .to_owned(),
-        format!("ALTER DATABASE {database} SET dsql_local.internal = on"),
-        "CREATE FUNCTION lift() RETURNS void LANGUAGE sql SET dsql_local.internal = on AS 'SELECT'"
-            .to_owned(),
-        "CREATE FUNCTION lift() RETURNS text LANGUAGE sql \
-         AS $$ SELECT set_config('dsql_local.internal', 'on', false) $$"
-            .to_owned(),
-        "SET standard_conforming_strings = off".to_owned(),
-        "SELECT set_config('standard_conforming_strings', 'off', false)".to_owned(),
-    ];
-    for sql in &routes {
-        assert_refused(&mut conn, sql, "0A000", "not supported").await;
-    }
+    let (database, mut conn) =
+        session_refusing("hostile_switches", SWITCH_ROUTES, "0A000", "not supported").await;
     // The cap still holds, in one statement and across a transaction.
-    assert_refused(
-        &mut conn,
-        OVER_THE_CAP,
-        "54000",
-        "transaction row limit exceeded",
-    )
-    .await;
+    assert_cap_holds(&mut conn).await;
     let mut raw = Raw::login(&database, &[]).await.expect("log in");
     let text = "BEGIN; INSERT INTO t SELECT g, 'x' FROM generate_series(10, 2009) g; RESET ALL; \
                 INSERT INTO t SELECT g, 'x' FROM generate_series(3000, 4999) g; COMMIT";
@@ -750,20 +776,9 @@ async fn a_failed_transaction_lets_no_refused_text_through() {
         wire::put_message(&mut pipelined, b'Q', text);
     }
     raw.stream.write_all(&pipelined).await.expect("send");
-    let mut errors = Vec::new();
-    let mut ready = 0;
-    while ready < 2 {
-        match raw.next().await.expect("an answer") {
-            b'E' => errors.push(raw.error().0),
-            b'Z' => ready += 1,
-            _ => {}
-        }
-    }
+    let errors = raw.errors_until_ready(2).await;
     assert_eq!(errors, ["0A000".to_owned()], "only the TRUNCATE is refused");
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
 }
 
 #[tokio::test]
@@ -781,13 +796,7 @@ async fn the_rules_hold_whatever_functions_the_search_path_puts_first() {
     conn.execute("SET search_path = public, pg_catalog")
         .await
         .expect("a search path DSQL accepts");
-    assert_refused(
-        &mut conn,
-        OVER_THE_CAP,
-        "54000",
-        "transaction row limit exceeded",
-    )
-    .await;
+    assert_cap_holds(&mut conn).await;
     assert_refused(
         &mut conn,
         "BEGIN; CREATE TABLE a (id bigint PRIMARY KEY); CREATE TABLE b (id bigint PRIMARY KEY)",
@@ -815,24 +824,13 @@ async fn a_fastpath_function_call_reaches_no_function() {
     let mut call = Vec::new();
     wire::put_message(&mut call, b'F', &body);
     raw.stream.write_all(&call).await.expect("send the call");
-    let mut error = None;
-    loop {
-        match raw.next().await.expect("an answer") {
-            b'E' => error = Some(raw.error().0),
-            b'Z' => break,
-            _ => {}
-        }
-    }
-    assert_eq!(error.as_deref(), Some("0A000"));
+    assert_eq!(raw.errors_until_ready(1).await, ["0A000".to_owned()]);
     let (code, _) = raw
         .query(OVER_THE_CAP.as_bytes())
         .await
         .expect_err("the cap holds");
     assert_eq!(code, "54000");
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
 }
 
 #[tokio::test]
@@ -846,10 +844,7 @@ async fn text_the_judge_cannot_parse_never_reaches_the_server() {
         .assert_refused(b"SELECT 1abc; TRUNCATE t", "42601")
         .await;
     assert!(message.contains("trailing junk"), "{message}");
-    assert_eq!(
-        raw.query(b"SELECT count(*) FROM t").await,
-        Ok(vec!["1".into()])
-    );
+    raw.assert_t_untouched().await;
     // An ordinary syntax error keeps PostgreSQL's message.
     let message = raw.assert_refused(b"SELEC 1; TRUNCATE t", "42601").await;
     assert_eq!(message, "syntax error at or near \"SELEC\"");

@@ -6,7 +6,7 @@
 #![cfg(feature = "front-door")]
 #![allow(missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

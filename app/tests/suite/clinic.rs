@@ -1,6 +1,6 @@
 //! The clinic's data operations and the demo, on the local DSQL-strict server.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -105,15 +105,12 @@ async fn the_demo_runs_as_a_non_admin_user_in_myschema() {
         .await
         .expect("demo");
     assert_demo_steps(&lines);
-    let row = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT count(*) FROM pg_tables WHERE schemaname = 'myschema' AND tablename = 'pet'",
-        ))
-        .await
-        .expect("query")
-        .expect("row");
-    assert_eq!(row.try_get_by_index::<i64>(0).expect("count"), 1);
+    let pet_tables: i64 = common::one_value(
+        &db,
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'myschema' AND tablename = 'pet'",
+    )
+    .await;
+    assert_eq!(pet_tables, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -205,15 +202,7 @@ async fn increment_with_interference(
 }
 
 async fn counter(db: &DatabaseConnection) -> i32 {
-    let row = db
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT n FROM counter",
-        ))
-        .await
-        .expect("read")
-        .expect("row");
-    row.try_get_by_index(0).expect("n")
+    common::one_value(db, "SELECT n FROM counter").await
 }
 
 #[tokio::test]
@@ -517,17 +506,8 @@ async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
     .await
     .expect("the fault");
     let db = admin_db(&database).await;
-    let n = async || -> i32 {
-        let row = db
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                "SELECT n FROM commit_fault WHERE id = 1",
-            ))
-            .await
-            .expect("read")
-            .expect("the row");
-        row.try_get_by_index(0).expect("n")
-    };
+    let n =
+        async || -> i32 { common::one_value(&db, "SELECT n FROM commit_fault WHERE id = 1").await };
 
     let attempts = AtomicU32::new(0);
     let increment = transaction(&db, &fast_policy(), Idempotency::NotIdempotent, |txn| {
@@ -550,10 +530,11 @@ async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
         "this server rolled it back; DSQL might not have"
     );
 
-    sqlx::raw_sql("SELECT setval('commit_fault_once', 1, false)")
-        .execute(&mut superuser)
-        .await
-        .expect("arm the fault again");
+    common::exec(
+        &mut superuser,
+        "SELECT setval('commit_fault_once', 1, false)",
+    )
+    .await;
     let set = transaction(&db, &fast_policy(), Idempotency::Idempotent, |txn| {
         Box::pin(async move {
             txn.execute_unprepared("UPDATE commit_fault SET n = 5 WHERE id = 1")

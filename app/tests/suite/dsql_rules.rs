@@ -4,7 +4,7 @@
 //! server's transaction rules answer together; built without the front door, directly to the
 //! server, whose in-server rules then answer alone — the same cases must agree either way.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 
@@ -377,12 +377,16 @@ async fn admin_owns_public_and_a_non_admin_role_works_only_in_myschema() {
     conn.execute(AssertSqlSafe(format!("SET search_path = {USER_SCHEMA}")))
         .await
         .expect("set search_path");
-    conn.execute("CREATE TABLE note (id uuid PRIMARY KEY, body text)")
-        .await
-        .expect("create a table in myschema");
-    conn.execute("INSERT INTO note VALUES (gen_random_uuid(), 'hello')")
-        .await
-        .expect("insert in myschema");
+    common::exec(
+        &mut conn,
+        "CREATE TABLE note (id uuid PRIMARY KEY, body text)",
+    )
+    .await;
+    common::exec(
+        &mut conn,
+        "INSERT INTO note VALUES (gen_random_uuid(), 'hello')",
+    )
+    .await;
     let (sqlstate, message) = database_error(
         conn.execute("CREATE TABLE public.intruder (id uuid PRIMARY KEY)")
             .await,

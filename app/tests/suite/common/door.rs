@@ -2,11 +2,12 @@
 //! one of a test's own ([`door`]), or the binary's shared one ([`shared`]) that the common
 //! connection helpers go through.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use app::config::PoolSettings;
 use app::dsql::endpoint::Endpoint;
-use app::dsql::pool::{RefreshPolicy, RefreshingPool};
+use app::dsql::pool::{Clock, RefreshPolicy, RefreshingPool, SystemClock};
 use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
 use app::local::front_door::FrontDoor;
 use app::local::front_door::conflicts::CommitFailures;
@@ -19,6 +20,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
 
+use super::clock::ManualClock;
 use super::server;
 
 /// The stand-in's endpoint name: it must resolve, and the certificate names it.
@@ -47,6 +49,15 @@ pub async fn door_with(limits: Limits) -> Door {
     let (front_door, mut door) = start(limits).await;
     door.front_door = Some(front_door);
     door
+}
+
+/// A front door of this test's own, a fresh database, and a session of `admin` in it through
+/// the door: the set-up of most front-door tests.
+pub async fn admin_in_fresh_database(purpose: &str) -> (Door, String, PgConnection) {
+    let door = door().await;
+    let database = super::fresh_database(purpose).await;
+    let session = door.session(&database, app::local::ADMIN_USER).await;
+    (door, database, session)
 }
 
 /// The test binary's shared front door, started on first use on a thread and runtime of its
@@ -141,6 +152,13 @@ impl Door {
         signer(user, secret, None, lifetime).await
     }
 
+    /// The app's own IAM token source for `user` with the stand-in's key, tokens valid for 15
+    /// minutes (DSQL's default): what a legitimate client signs.
+    pub async fn good_tokens(&self, user: &str) -> IamTokenSource {
+        self.tokens(user, &self.secret, Duration::from_secs(900))
+            .await
+    }
+
     /// Options for `user` with a token valid for an hour as the password: what the common
     /// connection helpers use, so a pool of them can open new connections all test long.
     pub async fn options_with_token(&self, database: &str, user: &str) -> PgConnectOptions {
@@ -187,16 +205,49 @@ impl Door {
         settings: &PoolSettings,
         source: impl TokenSource,
     ) -> RefreshingPool {
+        self.pool_on(database, user, settings, source, Arc::new(SystemClock))
+            .await
+    }
+
+    /// [`Door::pool`] with its token refreshes timed by `clock`.
+    pub async fn pool_on(
+        &self,
+        database: &str,
+        user: &str,
+        settings: &PoolSettings,
+        source: impl TokenSource,
+        clock: Arc<dyn Clock>,
+    ) -> RefreshingPool {
         let schema = (user != app::local::ADMIN_USER).then_some(app::local::USER_SCHEMA);
-        RefreshingPool::connect(
+        RefreshingPool::connect_with_clock(
             self.options(database, user),
             schema,
             settings,
             source,
             RefreshPolicy::default(),
+            clock,
         )
         .await
         .unwrap_or_else(|e| panic!("{user}'s pool through the front door: {e}"))
+    }
+
+    /// [`Door::pool_on`] with two connections, on a [`ManualClock`] of its own, so that the test
+    /// brings each token refresh; the clock.
+    pub async fn pool_on_manual_clock(
+        &self,
+        database: &str,
+        user: &str,
+        source: impl TokenSource,
+    ) -> (RefreshingPool, Arc<ManualClock>) {
+        let settings = PoolSettings {
+            max_connections: 2,
+            ..PoolSettings::default()
+        };
+        let clock = ManualClock::new();
+        let pool = self
+            .pool_on(database, user, &settings, source, clock.shared())
+            .await;
+        (pool, clock)
     }
 
     /// One connection with a token from `source`.

@@ -6,7 +6,7 @@
 //! or the backend answers them), except where the session answers first (25P02).
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::fmt::Write as _;
 

@@ -1,7 +1,7 @@
 //! The `app` binary as a user meets it: help, configuration errors, the token command, and the
 //! demo against the local stand-in, as admin and as another user.
 
-mod common;
+use crate::common;
 
 use migration::{Migrator, MigratorTrait};
 use std::process::{Command, Output};
@@ -142,11 +142,7 @@ fn the_demo_runs_on_the_local_stand_in_as_admin_and_as_another_user() {
 #[test]
 fn url_without_a_running_database_says_what_to_start() {
     let unset = app(&["url"], &[]);
-    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-        .to_string();
+    let free_port = common::free_port().to_string();
     let nobody = app(
         &["url"],
         &[
@@ -458,10 +454,7 @@ fn app_local_prints_the_settings_that_reach_it_like_dsql() {
 #[cfg(feature = "front-door")]
 #[test]
 fn app_local_listens_on_the_port_asked_for() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|free| free.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::free_port();
     let (mut local, banner) = app_local(&["--port", &port.to_string()]);
     let vars = exports(&banner);
     assert!(

@@ -9,7 +9,7 @@
 //! `app local` prints.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -165,21 +165,18 @@ impl Stand {
             port: SEQUELIZE_PORT,
             ..StandInOptions::default()
         };
-        let deadline = tokio::time::Instant::now() + PORT_DEADLINE;
-        loop {
-            match StandIn::start_with(&options).await {
-                Err(app::Error::PortTaken { .. }) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+        let stand_in = common::eventually(
+            PORT_DEADLINE,
+            "port 5432, where the Sequelize sample connects, to be free (stop what listens there)",
+            || async {
+                match StandIn::start_with(&options).await {
+                    Err(app::Error::PortTaken { .. }) => None,
+                    started => Some(started.expect("start the stand-in on 5432")),
                 }
-                started => {
-                    let stand_in = started.expect(
-                        "start the stand-in on 5432, where the Sequelize sample connects \
-                         (stop what listens there)",
-                    );
-                    return (guard, Self::reached(stand_in));
-                }
-            }
-        }
+            },
+        )
+        .await;
+        (guard, Self::reached(stand_in))
     }
 
     /// A stand-in on any free port.

@@ -9,7 +9,7 @@ use app::dsql::token::TokenSource;
 use app::local::front_door::tls::client_config;
 use app::local::front_door::wire;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -94,7 +94,7 @@ pub async fn send_password_on(
 
 /// Every byte the front door sends on `stream` until it closes the connection; panics if it
 /// is still open after `within`.
-pub async fn read_until_closed(stream: &mut Stream, within: Duration) -> Vec<u8> {
+pub async fn read_until_closed<S: AsyncRead + Unpin>(stream: &mut S, within: Duration) -> Vec<u8> {
     let mut received = Vec::new();
     let until = tokio::time::Instant::now() + within;
     let mut chunk = vec![0_u8; 16 * 1024];

@@ -1,6 +1,6 @@
 //! The demo and the token refresh against a real Aurora DSQL cluster, which CI cannot reach:
 //! ignored by default, run with
-//! `CLUSTER_ENDPOINT=… cargo test -p app --test real_cluster -- --ignored` (AWS credentials in
+//! `CLUSTER_ENDPOINT=… cargo test -p app --test suite real_cluster -- --ignored` (AWS credentials in
 //! the default chain). As `admin`, and also as `CLUSTER_USER` when that is another user
 //! (onboard it first with `app user create NAME --iam-role ARN`). Run without a cluster
 //! configured, they fail and say what to set.
@@ -75,13 +75,12 @@ async fn the_pool_refreshes_its_token_on_a_real_cluster() {
             .await
             .expect("connect to the cluster");
         let status = session.pool().status();
-        tokio::time::timeout(Duration::from_secs(60), async {
-            while status.successes() < 2 {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-        .await
-        .expect("two refreshes within a minute of 10-second tokens");
+        crate::common::eventually(
+            Duration::from_secs(60),
+            "two refreshes of 10-second tokens",
+            || async { (status.successes() >= 2).then_some(()) },
+        )
+        .await;
         // A connection opened now must use a refreshed token: the first one has expired.
         let pool = session.pool().pool();
         let held = pool.acquire().await.expect("a connection").detach();

@@ -3,28 +3,23 @@
 //! DSQL refuses an expired token.
 #![allow(missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use app::config::PoolSettings;
-use app::dsql::pool::{Clock, RefreshPolicy, RefreshStatus, RefreshingPool, WALL_CLOCK_CHECK};
+use app::dsql::pool::{RefreshPolicy, RefreshingPool, WALL_CLOCK_CHECK};
 use app::dsql::token::{StaticPassword, Token, TokenSource};
 use app::local::{Credentials, quote_identifier};
 use app::secret::Secret;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
-use sqlx::pool::PoolConnection;
-use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool, Postgres};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
-use common::{database_error, database_with_user, fresh_database, server};
-
-/// Longest any single wait in these tests may take before it counts as a hang.
-const HANG_GUARD: Duration = Duration::from_secs(15);
+use common::clock::{HANG_GUARD, ManualClock, new_connection, refreshes};
+use common::{database_error, database_with_user, eventually, fresh_database, server};
 
 /// A token source that rotates the role's real password on every call, like IAM tokens
 /// rotating, except that the previous password stops working at once (stricter than DSQL,
@@ -162,32 +157,54 @@ async fn connect_rotating(
         .expect("connect the refreshing pool")
 }
 
+/// A user's refreshing pool in a new database, with rotating passwords valid for 0.5 s on a
+/// clock of its own, after its first refresh.
+async fn refreshed_once_on_a_clock(
+    purpose: &str,
+) -> (
+    String,
+    Credentials,
+    RotatingPassword,
+    Arc<ManualClock>,
+    RefreshingPool,
+) {
+    let (database, user) = database_with_user(purpose).await;
+    let source = RotatingPassword::new(&database, &user.user, Duration::from_millis(500)).await;
+    let clock = ManualClock::new();
+    let refreshing = RefreshingPool::connect_with_clock(
+        server().await.connect_options(&database, &user),
+        None,
+        &settings(2),
+        source.clone(),
+        fast_retries(),
+        clock.shared(),
+    )
+    .await
+    .expect("connect the refreshing pool");
+    clock.advance_once_asleep(Duration::from_secs(1)).await;
+    refreshes(&refreshing.status(), 1).await;
+    (database, user, source, clock, refreshing)
+}
+
+/// Asserts, after the pool closed, that its refresh task has ended: nothing sleeps on the
+/// clock any more, so ten refresh intervals (0.4 s each) pass without `source` being asked
+/// again.
+fn assert_no_more_refreshes(source: &RotatingPassword, clock: &ManualClock) {
+    let calls = source.calls();
+    assert_eq!(
+        clock.sleeping(),
+        0,
+        "the refresh task still waits on the clock"
+    );
+    clock.advance(Duration::from_secs(4));
+    assert_eq!(source.calls(), calls, "token() called after close");
+}
+
 /// `future`, or a panic naming `what` if it takes longer than [`HANG_GUARD`].
 async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     tokio::time::timeout(HANG_GUARD, future)
         .await
         .unwrap_or_else(|_| panic!("{what}: still waiting after {HANG_GUARD:?}"))
-}
-
-/// Waits until the refresh task has installed `count` new tokens.
-async fn refreshes(status: &RefreshStatus, count: u64) {
-    within(&format!("{count} refreshes"), async {
-        while status.successes() < count {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-}
-
-/// A connection the pool has to open now (and so authenticate with its current password):
-/// every idle connection is closed first, so none can be reused.
-async fn new_connection(pool: &PgPool) -> PoolConnection<Postgres> {
-    while let Some(idle) = pool.try_acquire() {
-        idle.close().await.expect("close an idle connection");
-    }
-    within("a new pooled connection", pool.acquire())
-        .await
-        .expect("the pool opens a new connection")
 }
 
 async fn backend_pid(conn: &mut PgConnection) -> i32 {
@@ -291,20 +308,13 @@ async fn a_refresh_that_fails_twice_is_retried_until_it_succeeds() {
 
 #[tokio::test]
 async fn the_refresh_task_ends_when_the_pool_closes() {
-    let (database, user) = database_with_user("close").await;
-    let source = RotatingPassword::new(&database, &user.user, Duration::from_millis(500)).await;
-    let refreshing = connect_rotating(&database, &user, &source, fast_retries()).await;
+    let (database, user, source, clock, refreshing) = refreshed_once_on_a_clock("close").await;
     let status = refreshing.status();
-    refreshes(&status, 1).await;
 
     // `close` returns only once the task has ended (it awaits the task's handle).
     within("close()", refreshing.close()).await;
-    let calls = source.calls();
     let attempts = status.attempts();
-
-    // Several refresh intervals (0.4 s each) later, the source has not been asked again.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(source.calls(), calls, "token() called after close");
+    assert_no_more_refreshes(&source, &clock);
     assert_eq!(status.attempts(), attempts);
 
     // The task held no connection open: the role has none left on the server.
@@ -313,39 +323,28 @@ async fn the_refresh_task_ends_when_the_pool_closes() {
         .pool(&database, server.admin())
         .await
         .expect("admin pool");
-    within("the role's backends to exit", async {
-        loop {
-            let open: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = $1")
-                    .bind(&user.user)
-                    .fetch_one(&admin)
-                    .await
-                    .expect("count connections");
-            if open == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    eventually(HANG_GUARD, "the role's backends to exit", || async {
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = $1")
+                .bind(&user.user)
+                .fetch_one(&admin)
+                .await
+                .expect("count connections");
+        (open == 0).then_some(())
     })
     .await;
 }
 
 #[tokio::test]
 async fn closing_any_clone_of_the_pool_ends_the_refresh_task() {
-    let (database, user) = database_with_user("close_clone").await;
-    let source = RotatingPassword::new(&database, &user.user, Duration::from_millis(500)).await;
-    let refreshing = connect_rotating(&database, &user, &source, fast_retries()).await;
-    let status = refreshing.status();
-    refreshes(&status, 1).await;
+    let (_, _, source, clock, refreshing) = refreshed_once_on_a_clock("close_clone").await;
 
     // Closing through SeaORM closes the shared pool, which the task notices.
     within("close the SeaORM handle", refreshing.database().close())
         .await
         .expect("close through SeaORM");
     within("close()", refreshing.close()).await;
-    let calls = source.calls();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(source.calls(), calls, "token() called after close");
+    assert_no_more_refreshes(&source, &clock);
 }
 
 #[tokio::test]
@@ -374,16 +373,8 @@ async fn after_connect_puts_a_non_admin_user_in_its_schema() {
     drop((first, second));
 
     // SeaORM goes through the same pool, and so the same hook.
-    let row = refreshing
-        .database()
-        .query_one_raw(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT current_schema()::text AS schema",
-        ))
-        .await
-        .expect("query through SeaORM")
-        .expect("a row");
-    let schema: String = row.try_get("", "schema").expect("schema column");
+    let schema: String =
+        common::one_value(&refreshing.database(), "SELECT current_schema()::text").await;
     assert_eq!(schema, "myschema");
 
     // A password that never expires needs no refresh task.
@@ -428,68 +419,6 @@ async fn debug_output_contains_no_password() {
         assert!(!debug.contains(source.password(index).expose()), "{debug}");
     }
     within("close()", refreshing.close()).await;
-}
-
-/// Clocks a test moves by hand: `advance` moves the wall clock and monotonic time together (time
-/// passing), `suspend` moves only the wall clock (a laptop or VM asleep: the monotonic clock
-/// stops). Sleeps end when monotonic time reaches them; `sleeps` counts the sleeps begun, so a
-/// test can wait until the task has looked at the clock again.
-struct ManualClock {
-    wall: Mutex<SystemTime>,
-    monotonic: tokio::sync::watch::Sender<Duration>,
-    sleeps: AtomicU64,
-}
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            wall: Mutex::new(SystemTime::now()),
-            monotonic: tokio::sync::watch::Sender::new(Duration::ZERO),
-            sleeps: AtomicU64::new(0),
-        })
-    }
-
-    fn advance(&self, by: Duration) {
-        *self.wall.lock().expect("wall") += by;
-        self.monotonic.send_modify(|now| *now += by);
-    }
-
-    fn suspend(&self, for_: Duration) {
-        *self.wall.lock().expect("wall") += for_;
-    }
-
-    fn sleeps(&self) -> u64 {
-        self.sleeps.load(Ordering::SeqCst)
-    }
-
-    /// Waits until the task has begun more than `seen` sleeps.
-    async fn next_sleep_after(&self, seen: u64) {
-        within("the refresh task's next look at the clock", async {
-            while self.sleeps() <= seen {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-        .await;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self.wall.lock().expect("wall")
-    }
-
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        let mut monotonic = self.monotonic.subscribe();
-        let until = *monotonic.borrow() + duration;
-        self.sleeps.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move {
-            while *monotonic.borrow_and_update() < until {
-                if monotonic.changed().await.is_err() {
-                    return;
-                }
-            }
-        })
-    }
 }
 
 /// The server's `admin` password as a token valid for 15 minutes, counting calls; the call
@@ -541,7 +470,7 @@ async fn connect_with_manual_clock(
         &settings(1),
         source.clone(),
         fast_retries(),
-        Arc::clone(clock) as Arc<dyn Clock>,
+        clock.shared(),
     )
     .await
     .expect("connect the refreshing pool")
@@ -582,11 +511,10 @@ async fn a_refresh_task_that_panics_is_reported_and_restarted() {
 
     clock.next_sleep_after(0).await;
     clock.suspend(Duration::from_secs(3600));
-    within("a refresh after the panic", async {
-        while status.successes() < 1 {
-            clock.advance(Duration::from_secs(1));
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+    // The restarted task sleeps out its backoff on the clock: time passes until it refreshes.
+    eventually(HANG_GUARD, "a refresh after the panic", || async {
+        clock.advance(Duration::from_secs(1));
+        (status.successes() >= 1).then_some(())
     })
     .await;
     assert_eq!(

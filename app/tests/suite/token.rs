@@ -99,6 +99,18 @@ fn amz_date(t: SystemTime) -> String {
     )
 }
 
+/// The app's token source for `admin` on [`endpoint`], 15-minute tokens signed with
+/// `credentials`.
+async fn admin_tokens(credentials: impl ProvideCredentials + 'static) -> IamTokenSource {
+    IamTokenSource::with_sdk_config(
+        &endpoint(),
+        "admin",
+        Duration::from_secs(900),
+        sdk_config(credentials).await,
+    )
+    .expect("a token source")
+}
+
 /// Signs one token for `user` and checks everything SigV4 fixes about it. Returns the token
 /// and its parameters.
 async fn sign_and_check(
@@ -196,13 +208,7 @@ async fn temporary_credentials_add_their_session_token_and_shorten_validity() {
         Some(expiry),
         "test",
     );
-    let source = IamTokenSource::with_sdk_config(
-        &endpoint(),
-        "admin",
-        Duration::from_secs(900),
-        sdk_config(temporary).await,
-    )
-    .expect("a token source");
+    let source = admin_tokens(temporary).await;
     let token = source.token().await.expect("sign a token");
     let (_, params) = parse_token(token.secret.expose());
     assert_eq!(params["X-Amz-Security-Token"], "session-token");
@@ -223,13 +229,7 @@ async fn expired_credentials_are_refused_without_showing_them() {
         Some(UNIX_EPOCH + Duration::from_secs(1)),
         "test",
     );
-    let source = IamTokenSource::with_sdk_config(
-        &endpoint(),
-        "admin",
-        Duration::from_secs(900),
-        sdk_config(expired).await,
-    )
-    .expect("a token source");
+    let source = admin_tokens(expired).await;
     let error = source.token().await.expect_err("signing should fail");
     assert!(matches!(error, Error::Token(_)), "{error:?}");
     assert!(error.to_string().contains("expired"), "{error}");
@@ -253,13 +253,7 @@ impl ProvideCredentials for NoCredentials {
 
 #[tokio::test]
 async fn missing_credentials_are_a_token_error_that_says_what_to_configure() {
-    let source = IamTokenSource::with_sdk_config(
-        &endpoint(),
-        "admin",
-        Duration::from_secs(900),
-        sdk_config(NoCredentials).await,
-    )
-    .expect("a token source");
+    let source = admin_tokens(NoCredentials).await;
     let error = source.token().await.expect_err("signing should fail");
     let Error::Token(message) = &error else {
         panic!("expected a token error, got {error:?}");

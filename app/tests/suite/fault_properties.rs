@@ -4,7 +4,7 @@
 //! The classification is also checked on real errors from a real server.
 #![allow(missing_docs)]
 
-mod common;
+use crate::common;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -458,10 +458,7 @@ async fn real_server_errors_are_classified_as_documented() {
     }
 
     // Nothing listening: a real I/O error, before anything was sent.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
+    let port = common::free_port();
     let nowhere = server.connect_options(&database, server.admin()).port(port);
     let error = PgConnection::connect_with(&nowhere)
         .await

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use app::local::stand_in::StandIn;
 use nix::unistd::Uid;
@@ -165,14 +165,13 @@ async fn the_servers_os_user_cannot_trust_itself_in_by_rewriting_the_server_conf
     );
     let logs = find_all(stand_in.server().dir(), "server.log");
     let log = logs.first().expect("the server log");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .contains("received SIGHUP, reloading configuration files")
-    {
-        assert!(Instant::now() < deadline, "the server did not reload");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    crate::common::eventually(Duration::from_secs(20), "the server to reload", || async {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("received SIGHUP, reloading configuration files")
+            .then_some(())
+    })
+    .await;
     assert_no_login(&stand_in);
     let _ = std::fs::remove_file(own_hba);
 }

@@ -3,7 +3,8 @@
 //! no stranger or logged-in client makes it hold connections or memory without bound.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
+use common::{eventually, exec};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use common::door::{ACCESS_KEY, Door, HOST, door, door_with, endpoint};
+use common::door::{ACCESS_KEY, Door, HOST, admin_in_fresh_database, door, door_with, endpoint};
 use common::raw;
 
 /// DSQL's refusal of a login (dsql-facts.md §3.5: `FATAL: unable to accept connection, access
@@ -144,17 +145,10 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
         Duration::from_secs(1),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let refused = loop {
-        if let Some(received) = answer(&door, user, &database, &expiring).await {
-            break received;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the token never expired"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let refused = eventually(Duration::from_secs(10), "the token to expire", || {
+        answer(&door, user, &database, &expiring)
+    })
+    .await;
     assert!(
         refused == expected,
         "an expired token: {:?}",
@@ -171,9 +165,7 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
 
 #[tokio::test]
 async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
-    let door = door().await;
-    let database = common::fresh_database("hostile_onboarding").await;
-    let mut admin = door.session(&database, "admin").await;
+    let (door, database, mut admin) = admin_in_fresh_database("hostile_onboarding").await;
     for statement in [
         "CREATE ROLE hostile_mapped WITH LOGIN",
         "CREATE ROLE hostile_unmapped WITH LOGIN",
@@ -196,9 +188,7 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
         let door = &door;
         let database = &database;
         async move {
-            let source = door
-                .tokens(user, &door.secret, Duration::from_secs(900))
-                .await;
+            let source = door.good_tokens(user).await;
             door.connect(database, user, &source).await
         }
     };
@@ -216,10 +206,11 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
     };
 
     // The check's own query fails: no login that needs it gets in.
-    sqlx::raw_sql("ALTER TABLE dsql_local.iam_grants RENAME TO iam_grants_elsewhere")
-        .execute(&mut superuser)
-        .await
-        .expect("move the mapping table away");
+    exec(
+        &mut superuser,
+        "ALTER TABLE dsql_local.iam_grants RENAME TO iam_grants_elsewhere",
+    )
+    .await;
     for user in ["hostile_unmapped", "hostile_mapped"] {
         let (code, message, hint) = refusal(login(user).await);
         assert_eq!(
@@ -232,28 +223,17 @@ async fn a_login_whose_mapping_cannot_be_checked_is_refused() {
     door.session(&database, "admin").await;
 
     // With the table back, the check decides again.
-    sqlx::raw_sql("ALTER TABLE dsql_local.iam_grants_elsewhere RENAME TO iam_grants")
-        .execute(&mut superuser)
-        .await
-        .expect("put the mapping table back");
+    exec(
+        &mut superuser,
+        "ALTER TABLE dsql_local.iam_grants_elsewhere RENAME TO iam_grants",
+    )
+    .await;
     let conn = login("hostile_mapped")
         .await
         .expect("a mapped role logs in");
     conn.close().await.expect("close");
     let (code, _, _) = refusal(login("hostile_unmapped").await);
     assert_eq!(code, "28000");
-}
-
-/// Waits until `done` holds, checking every 20 ms; panics with `what` after `within`.
-async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// A message header (tag, length) announcing a body of `body` bytes.
@@ -294,7 +274,7 @@ async fn idle_connections_in_login_are_capped_and_a_good_client_still_logs_in() 
     eventually(
         Duration::from_secs(30),
         "the front door keeps at most its cap of idle logins",
-        || closed.load(Ordering::SeqCst) >= IDLE - MAX_LOGINS,
+        || async { (closed.load(Ordering::SeqCst) >= IDLE - MAX_LOGINS).then_some(()) },
     )
     .await;
     // A good client still logs in and runs a query.
@@ -344,7 +324,7 @@ async fn huge_announced_messages_hold_only_what_arrived_and_buffers_shrink_after
     eventually(
         Duration::from_secs(30),
         "the front door reads what arrived",
-        || front_door.buffered_bytes() >= SESSIONS * ARRIVED,
+        || async { (front_door.buffered_bytes() >= SESSIONS * ARRIVED).then_some(()) },
     )
     .await;
     let held = front_door.buffered_bytes();
@@ -368,7 +348,7 @@ async fn huge_announced_messages_hold_only_what_arrived_and_buffers_shrink_after
     eventually(
         Duration::from_secs(30),
         "the buffers of a large message are released",
-        || front_door.buffered_bytes() <= FIXED + KEPT,
+        || async { (front_door.buffered_bytes() <= FIXED + KEPT).then_some(()) },
     )
     .await;
     conn.close().await.expect("close");
@@ -431,15 +411,11 @@ async fn past_the_connection_cap_logins_get_53300_until_a_slot_frees() {
     );
     first.close().await.expect("close");
     let options = door.options_with_token(&database, "admin").await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match PgConnection::connect_with(&options).await {
-            Ok(conn) => break conn.close().await.expect("close"),
-            Err(error) => assert!(
-                tokio::time::Instant::now() < deadline,
-                "no slot freed: {error}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let conn = eventually(
+        Duration::from_secs(10),
+        "a connection slot freed by the closed connection",
+        || async { PgConnection::connect_with(&options).await.ok() },
+    )
+    .await;
+    conn.close().await.expect("close");
 }
