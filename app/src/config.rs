@@ -264,9 +264,10 @@ impl Config {
 
 /// Parses `CLUSTER_ENDPOINT`, with the region from `AWS_REGION` or `AWS_DEFAULT_REGION`.
 fn parse_endpoint(value: &str, get: &impl Fn(&str) -> Option<String>) -> Result<Endpoint> {
-    let (region_variable, region) = match get("AWS_REGION") {
-        Some(region) => ("AWS_REGION", Some(region)),
-        None => ("AWS_DEFAULT_REGION", get("AWS_DEFAULT_REGION")),
+    // Name the variable the region came from; AWS_REGION when there is none.
+    let (region_variable, region) = match (get("AWS_REGION"), get("AWS_DEFAULT_REGION")) {
+        (None, Some(region)) => ("AWS_DEFAULT_REGION", Some(region)),
+        (region, _) => ("AWS_REGION", region),
     };
     let endpoint =
         Endpoint::parse(value, region.as_deref()).map_err(|EndpointError { part, problem }| {

@@ -87,6 +87,13 @@ impl Default for PoolSettings {
 /// that an unreachable database is reported rather than waited for indefinitely.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a pooled connection may sit idle and still be handed out without a ping. sqlx
+/// pings every connection it hands out by default, which on DSQL is one network round trip
+/// more for every statement; a connection used this recently is almost surely alive, and if
+/// it is not, the retry meets the error (a lost connection before a commit is retried). One
+/// idle longer is pinged first, and replaced if the ping fails.
+pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
+
 /// The shortest wait before a scheduled refresh, whatever the token says: a source that hands
 /// out tokens valid for (almost) no time must not make the task spin.
 const MIN_REFRESH_DELAY: Duration = Duration::from_millis(100);
@@ -349,7 +356,18 @@ async fn open_pool(
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .max_connections(settings.max_connections)
         .max_lifetime(settings.max_lifetime)
-        .idle_timeout(settings.idle_timeout);
+        .idle_timeout(settings.idle_timeout)
+        // sqlx pings every connection it hands out: one round trip more per statement.
+        // Only a connection idle for a while is checked.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        });
     if let Some(schema) = schema {
         let sql: Arc<str> = format!("SET search_path = {}", quote_identifier(schema)).into();
         pool_options = pool_options.after_connect(move |conn, _meta| {

@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use app::clinic::owners::{self, NewOwner};
 use app::clinic::pets::{self, NewPet};
+use app::dsql::Error as DsqlError;
+use app::dsql::retry::{Idempotency, RetryPolicy, autocommit, transaction};
 use app::error::Error;
-use app::retry::{Idempotency, RetryPolicy, transaction};
 use common::{admin_db, fresh_database, user_db};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
@@ -142,11 +143,13 @@ async fn concurrent_find_or_create_calls_end_with_one_row_and_one_id() {
 #[tokio::test]
 async fn upsert_overwrites_the_existing_row_and_keeps_its_id() {
     let db = migrated("upsert").await;
-    let first = owners::upsert_by_email(&db, &owner("up@example.com"))
+    let first = owners::upsert_by_email(&db, &fast_policy(), &owner("up@example.com"))
         .await
-        .expect("insert");
+        .expect("insert")
+        .value;
     let second = owners::upsert_by_email(
         &db,
+        &fast_policy(),
         &NewOwner {
             city: "Othertown".into(),
             telephone: Some("555-0100".into()),
@@ -154,7 +157,8 @@ async fn upsert_overwrites_the_existing_row_and_keeps_its_id() {
         },
     )
     .await
-    .expect("update");
+    .expect("update")
+    .value;
     assert_eq!(second.id, first.id);
     assert_eq!(second.city, "Othertown");
     assert_eq!(second.telephone.as_deref(), Some("555-0100"));
@@ -177,7 +181,7 @@ async fn increment_with_interference(
     policy: &RetryPolicy,
     conflicting_attempts: u32,
     attempts: &AtomicU32,
-) -> Result<app::retry::Retried<()>, Error> {
+) -> Result<app::dsql::retry::Retried<()>, DsqlError> {
     transaction(db, policy, Idempotency::NotIdempotent, |txn| {
         let attempt = attempts.fetch_add(1, Ordering::SeqCst) + 1;
         // The attempt's future may borrow only the transaction (as with SeaORM's own
@@ -234,7 +238,7 @@ async fn the_retry_fires_on_a_real_conflict_and_gives_up_after_its_bound() {
         ..policy
     };
     match increment_with_interference(&db, &bounded, u32::MAX, &attempts).await {
-        Err(Error::RetriesExhausted { attempts: n, last }) => {
+        Err(DsqlError::RetriesExhausted { attempts: n, last }) => {
             assert_eq!(n, 3);
             assert_eq!(migration::dsql::sqlstate(&last).as_deref(), Some("40001"));
         }
@@ -251,7 +255,7 @@ async fn the_retry_fires_on_a_real_conflict_and_gives_up_after_its_bound() {
 #[tokio::test]
 async fn a_unique_violation_is_not_retried() {
     let db = migrated("no_retry").await;
-    owners::create(&db, &owner("dup@example.com"))
+    owners::create(&db, &fast_policy(), &owner("dup@example.com"))
         .await
         .expect("first");
     let attempts = AtomicU32::new(0);
@@ -267,7 +271,7 @@ async fn a_unique_violation_is_not_retried() {
     })
     .await;
     match result {
-        Err(Error::Db(err)) => {
+        Err(DsqlError::Db(err)) => {
             assert_eq!(migration::dsql::sqlstate(&err).as_deref(), Some("23505"))
         }
         other => panic!("expected the unique violation, got {other:?}"),
@@ -285,19 +289,20 @@ async fn bad_input_is_refused_before_the_database_and_writes_nothing() {
     let bad_email = owner("not-an-email");
     for bad in [too_long, bad_email] {
         assert!(matches!(
-            owners::create(&db, &bad).await,
+            owners::create(&db, &fast_policy(), &bad).await,
             Err(Error::Invalid(_))
         ));
         assert!(matches!(
-            owners::upsert_by_email(&db, &bad).await,
+            owners::upsert_by_email(&db, &fast_policy(), &bad).await,
             Err(Error::Invalid(_))
         ));
     }
     assert_eq!(owners_count(&db).await, 0);
 
-    let ann = owners::create(&db, &owner("ann@example.com"))
+    let ann = owners::create(&db, &fast_policy(), &owner("ann@example.com"))
         .await
-        .expect("owner");
+        .expect("owner")
+        .value;
     let bad_pet = NewPet {
         name: "Rex".into(),
         birth_date: sea_orm::prelude::Date::from_ymd_opt(2020, 1, 1).expect("date"),
@@ -379,10 +384,10 @@ async fn next_session(pool: &sqlx::PgPool) -> u32 {
 #[cfg(feature = "front-door")]
 #[tokio::test]
 async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_otherwise() {
-    use app::clinic::batch::delete_all;
     use app::clinic::owners::Found;
     use app::clinic::vets::find_or_create_specialty;
-    use app::config::PoolSettings;
+    use app::dsql::batch::delete_all;
+    use app::dsql::pool::PoolSettings;
 
     let door = common::door::shared().await;
     let database = fresh_database("lost_commit_reply").await;
@@ -403,9 +408,31 @@ async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_othe
             .lose_next_commit_reply(next_session(pool).await)
     };
 
-    let ann = owners::create(&db, &owner("ann@example.com"))
+    lose_the_next_reply().await;
+    let ann = owners::create(&db, &policy, &owner("ann@example.com"))
         .await
-        .expect("an owner");
+        .expect("owners::create succeeds once its reply was lost");
+    assert_eq!(ann.attempts, 2);
+    assert_eq!(owners_count(&db).await, 1, "Ann, once");
+    let ann = ann.value;
+
+    lose_the_next_reply().await;
+    let moved = owners::upsert_by_email(
+        &db,
+        &policy,
+        &NewOwner {
+            city: "Othertown".into(),
+            ..owner("ann@example.com")
+        },
+    )
+    .await
+    .expect("the upsert succeeds once its reply was lost");
+    assert_eq!(moved.attempts, 2);
+    assert_eq!(
+        (moved.value.id, moved.value.city.as_str()),
+        (ann.id, "Othertown")
+    );
+
     let rex = NewPet {
         name: "Rex".into(),
         birth_date: sea_orm::prelude::Date::from_ymd_opt(2020, 1, 1).expect("a date"),
@@ -429,7 +456,9 @@ async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_othe
     let bob = owners::find_or_create_by_email(&db, &policy, &owner("bob@example.com"))
         .await
         .expect("find-or-create succeeds once its reply was lost");
-    assert_eq!(bob.attempts, 2);
+    // A find, the insert whose reply was lost, the insert again (which skips the row now
+    // there), a find that sees this call's own row.
+    assert_eq!(bob.attempts, 4);
     assert_eq!(bob.value.1, Found::Created, "this call wrote it");
     assert_eq!(owners_count(&db).await, 2, "Ann and one Bob");
 
@@ -437,7 +466,7 @@ async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_othe
     let surgery = find_or_create_specialty(&db, &policy, "surgery")
         .await
         .expect("the specialty succeeds once its reply was lost");
-    assert_eq!(surgery.attempts, 2);
+    assert_eq!(surgery.attempts, 4, "as for Bob");
     assert_eq!(
         entity::specialty::Entity::find()
             .count(&db)
@@ -449,7 +478,10 @@ async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_othe
     lose_the_next_reply().await;
     let visited = pets::record_visit(&db, &policy, created.value.id).await;
     assert!(
-        matches!(visited, Err(Error::OutcomeUnknown { attempts: 1, .. })),
+        matches!(
+            visited,
+            Err(Error::Dsql(DsqlError::OutcomeUnknown { attempts: 1, .. }))
+        ),
         "{visited:?}"
     );
     let rex_now = entity::pet::Entity::find_by_id(created.value.id)
@@ -520,7 +552,10 @@ async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
     })
     .await;
     assert!(
-        matches!(increment, Err(Error::OutcomeUnknown { attempts: 1, .. })),
+        matches!(
+            increment,
+            Err(DsqlError::OutcomeUnknown { attempts: 1, .. })
+        ),
         "{increment:?}"
     );
     assert_eq!(attempts.load(Ordering::SeqCst), 1, "not run again");
@@ -546,5 +581,204 @@ async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
     .expect("idempotent work is retried");
     assert_eq!(set.attempts, 2);
     assert_eq!(n().await, 5);
+
+    // The same, for one statement in autocommit: its answer is its commit's.
+    common::exec(
+        &mut superuser,
+        "SELECT setval('commit_fault_once', 1, false)",
+    )
+    .await;
+    let tries = AtomicU32::new(0);
+    let increment = autocommit(&db, &fast_policy(), Idempotency::NotIdempotent, |db| {
+        tries.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            db.execute_unprepared("UPDATE commit_fault SET n = n + 1 WHERE id = 1")
+                .await
+                .map(drop)
+        })
+    })
+    .await;
+    assert!(
+        matches!(
+            increment,
+            Err(DsqlError::OutcomeUnknown { attempts: 1, .. })
+        ),
+        "{increment:?}"
+    );
+    assert_eq!(tries.load(Ordering::SeqCst), 1, "not run again");
+    common::exec(
+        &mut superuser,
+        "SELECT setval('commit_fault_once', 1, false)",
+    )
+    .await;
+    let set = autocommit(&db, &fast_policy(), Idempotency::Idempotent, |db| {
+        Box::pin(async move {
+            db.execute_unprepared("UPDATE commit_fault SET n = 7 WHERE id = 1")
+                .await
+                .map(drop)
+        })
+    })
+    .await
+    .expect("an idempotent statement is retried");
+    assert_eq!(set.attempts, 2);
+    assert_eq!(n().await, 7);
     superuser.close().await.expect("close");
+}
+
+/// The owner check of new pets holds under a race. While a transaction that deletes the owner
+/// is open, `pets::create_many`'s one statement waits on its `FOR KEY SHARE` (PostgreSQL waits
+/// where DSQL would fail one of the two at commit); once the delete commits, the statement
+/// fails with `40001`, and the retry runs it again on a fresh snapshot, which has no owner:
+/// the pets are refused and none is written. The first attempt saw the owner, so only a second
+/// one can answer that it does not exist: the answer proves the retry fired.
+#[cfg(feature = "front-door")]
+#[tokio::test]
+async fn pets_of_an_owner_deleted_meanwhile_are_refused_after_a_retry_and_none_is_written() {
+    let database = fresh_database("owner_deleted_meanwhile").await;
+    let db = admin_db(&database).await;
+    Migrator::up(&db, None).await.expect("migrate");
+    let ann = owners::create(&db, &fast_policy(), &owner("ann@example.com"))
+        .await
+        .expect("an owner")
+        .value;
+    let mut deleter = common::door::shared()
+        .await
+        .session(&database, "admin")
+        .await;
+    common::exec(&mut deleter, "BEGIN").await;
+    common::exec(
+        &mut deleter,
+        &format!("DELETE FROM owner WHERE id = '{}'", ann.id),
+    )
+    .await;
+
+    let pets = ["Rex", "Fido"].map(|name| NewPet {
+        name: name.into(),
+        birth_date: sea_orm::prelude::Date::from_ymd_opt(2020, 1, 1).expect("a date"),
+        owner_id: Some(ann.id),
+        status: "waiting".into(),
+        metadata: None,
+    });
+    let writer = {
+        let db = db.clone();
+        tokio::spawn(async move { pets::create_many(&db, &fast_policy(), &pets).await })
+    };
+    let probe = common::direct_admin_db(&database).await;
+    common::eventually(
+        std::time::Duration::from_secs(30),
+        "the pets' insert to wait on the owner's row",
+        || async {
+            let waiting: i64 = common::one_value(
+                &probe,
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await;
+            (waiting > 0).then_some(())
+        },
+    )
+    .await;
+    common::exec(&mut deleter, "COMMIT").await;
+
+    match writer.await.expect("the writer") {
+        Err(Error::Invalid(message)) => assert!(message.contains("does not exist"), "{message}"),
+        other => panic!("expected the owner to be missing, got {other:?}"),
+    }
+    let pets = entity::pet::Entity::find().count(&db).await.expect("count");
+    assert_eq!(pets, 0, "no pet without its owner");
+}
+
+/// A clinic iteration — the benchmark's story: an owner, its two pets, a pet by name, its
+/// owner by key, an upsert of the owner, a find-or-create of a specialty, the owner with its
+/// pets — in round trips counted at the front door: one per step, no transaction, 7 where the
+/// seed's Sequelize stack takes 8, and 8 when the specialty is new (a find, then an insert).
+/// Counted on a pool of one connection after a first iteration has prepared the statements.
+/// Besides, sqlx's pool checks each connection returned to it with a bare `Sync` (a ping, off
+/// the caller's path, which sqlx 0.9 does on every release): at most one per statement.
+#[cfg(feature = "front-door")]
+#[tokio::test]
+async fn a_clinic_iteration_takes_seven_round_trips_and_no_transaction() {
+    use app::clinic::vets::find_or_create_specialty;
+    use app::dsql::pool::PoolSettings;
+    use entity::{owner as owner_entity, pet};
+
+    let door = common::door::door().await;
+    let database = fresh_database("round_trips").await;
+    let settings = PoolSettings {
+        max_connections: 1,
+        ..PoolSettings::default()
+    };
+    let refreshing = door
+        .pool(
+            &database,
+            "admin",
+            &settings,
+            door.good_tokens("admin").await,
+        )
+        .await;
+    let db = refreshing.database();
+    Migrator::up(&db, None).await.expect("migrate");
+    let policy = fast_policy();
+    let iteration = async |i: u32, specialty: &str| {
+        let new = owner(&format!("owner{i}@example.com"));
+        let ann = owners::create(&db, &policy, &new)
+            .await
+            .expect("owner")
+            .value;
+        let pets = ["a", "b"].map(|suffix| NewPet {
+            name: format!("Pet {i}{suffix}"),
+            birth_date: sea_orm::prelude::Date::from_ymd_opt(2020, 1, 1).expect("a date"),
+            owner_id: Some(ann.id),
+            status: "waiting".into(),
+            metadata: None,
+        });
+        pets::create_many(&db, &policy, &pets).await.expect("pets");
+        let pet = pets::find_by_name(&db, &format!("Pet {i}a"))
+            .await
+            .expect("a read")
+            .expect("the pet");
+        owner_entity::Entity::find_by_id(pet.owner_id.expect("an owner"))
+            .one(&db)
+            .await
+            .expect("a read")
+            .expect("the owner");
+        owners::upsert_by_email(
+            &db,
+            &policy,
+            &NewOwner {
+                city: "Othertown".into(),
+                ..new
+            },
+        )
+        .await
+        .expect("upsert");
+        find_or_create_specialty(&db, &policy, specialty)
+            .await
+            .expect("specialty");
+        let with_pets = owner_entity::Entity::find_by_id(ann.id)
+            .find_with_related(pet::Entity)
+            .all(&db)
+            .await
+            .expect("owner with pets");
+        assert_eq!(with_pets[0].1.len(), 2);
+    };
+    iteration(0, "S0").await;
+    for (i, specialty, round_trips) in [(1, "S0", 7), (2, "S1", 8)] {
+        let before = door.own().traffic();
+        iteration(i, specialty).await;
+        let spent = door.own().traffic().since(&before);
+        assert_eq!(
+            spent.round_trips - spent.pings,
+            round_trips,
+            "{specialty}: {spent:?}"
+        );
+        assert!(spent.pings <= round_trips, "{spent:?}");
+        assert_eq!(
+            spent.statements, round_trips,
+            "one statement each: {spent:?}"
+        );
+        assert_eq!(spent.transactions, round_trips, "each its own: {spent:?}");
+        assert_eq!(spent.commits + spent.rollbacks, 0, "no BEGIN: {spent:?}");
+    }
+    refreshing.close().await;
 }

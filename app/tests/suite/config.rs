@@ -6,8 +6,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use app::Error;
-use app::config::{Config, PoolSettings, Target};
-use app::dsql::endpoint::{Endpoint, STAND_IN_HOST, is_region, region_from_host};
+use app::config::{Config, Target};
+use app::dsql::endpoint::{Endpoint, EndpointError, Part, is_region, region_from_host};
+use app::dsql::pool::PoolSettings;
+use app::local::STAND_IN_HOST;
 
 const HOST: &str = "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws";
 const CLUSTER_ID: &str = "abcdefghijklmnopqrstuvwxyz";
@@ -335,7 +337,8 @@ fn the_stand_in_name_is_a_cluster_endpoint_dialled_at_the_loopback() {
     assert!(STAND_IN_HOST.contains('.') && STAND_IN_HOST.contains(".dsql"));
     assert_eq!(region_from_host(STAND_IN_HOST), Some("us-east-1"));
 
-    let endpoint = Endpoint::parse(STAND_IN_HOST, None).expect("the stand-in's endpoint");
+    let config = load(&[("CLUSTER_ENDPOINT", STAND_IN_HOST)]).expect("a valid configuration");
+    let (endpoint, _) = dsql(&config);
     assert_eq!(
         (endpoint.host(), endpoint.region(), endpoint.address()),
         (STAND_IN_HOST, "us-east-1", "127.0.0.1")
@@ -401,18 +404,18 @@ fn is_region_accepts_region_shapes_only() {
 }
 
 #[test]
-fn endpoint_parse_names_the_variable_at_fault() {
+fn endpoint_parse_names_the_part_at_fault() {
     assert!(matches!(
         Endpoint::parse("not a host", Some("us-east-1")),
-        Err(Error::Config {
-            variable: "CLUSTER_ENDPOINT",
+        Err(EndpointError {
+            part: Part::Host,
             ..
         })
     ));
     assert!(matches!(
         Endpoint::parse("db.example.com", None),
-        Err(Error::Config {
-            variable: "AWS_REGION",
+        Err(EndpointError {
+            part: Part::Region,
             ..
         })
     ));

@@ -7,7 +7,7 @@ use crate::common;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use app::config::PoolSettings;
+use app::dsql::pool::PoolSettings;
 use app::dsql::pool::{RefreshPolicy, RefreshingPool};
 use app::dsql::token::{Token, TokenSource};
 
@@ -71,19 +71,19 @@ fn a_conflict_retried_away_is_quiet_and_one_that_persists_warns() {
 
 /// Admin's password once, valid for a moment, then a failure on every refresh.
 struct FailsAfterFirst {
-    password: app::secret::Secret,
+    password: secrecy::SecretString,
     calls: AtomicU32,
 }
 
 impl TokenSource for FailsAfterFirst {
-    async fn token(&self) -> app::Result<Token> {
+    async fn token(&self) -> app::dsql::Result<Token> {
         if self.calls.fetch_add(1, Ordering::Relaxed) == 0 {
             Ok(Token {
                 secret: self.password.clone(),
                 valid_for: Some(Duration::from_millis(200)),
             })
         } else {
-            Err(app::Error::Token(
+            Err(app::dsql::Error::Token(
                 "the credential service is down".to_owned(),
             ))
         }

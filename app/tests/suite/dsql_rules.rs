@@ -8,7 +8,8 @@ use crate::common;
 
 use std::collections::BTreeSet;
 
-use app::local::{ADMIN_USER, Credentials, USER_SCHEMA};
+use app::dsql::USER_SCHEMA;
+use app::local::{ADMIN_USER, Credentials};
 use common::recordings::{Fixtures, Observation, Recording, read_json};
 use common::{connect, database_error, fresh_database, server};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
@@ -369,8 +370,7 @@ async fn admin_owns_public_and_a_non_admin_role_works_only_in_myschema() {
     .expect("owner of the database");
     assert_eq!(db_owner, ADMIN_USER);
 
-    let user = server
-        .create_user(&database, "clinic_user_roles")
+    let user = app::users::onboard_local(server, &database, "clinic_user_roles")
         .await
         .expect("create a non-admin user");
     let mut conn = connect(&database, &user).await;
@@ -405,7 +405,7 @@ async fn a_wrong_password_is_refused() {
     let server = server().await;
     let wrong = Credentials {
         user: ADMIN_USER.to_owned(),
-        password: app::secret::Secret::new("not-the-password"),
+        password: secrecy::SecretString::from("not-the-password"),
     };
     let result = PgConnection::connect_with(&server.connect_options("postgres", &wrong)).await;
     let (sqlstate, message) = database_error(result);

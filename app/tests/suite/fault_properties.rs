@@ -11,10 +11,11 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use app::config::{Config, Target, is_identifier};
-use app::dsql::endpoint::{Endpoint, is_region, region_from_host};
+use app::config::{Config, Target};
+use app::dsql::endpoint::{Endpoint, EndpointError, Part, is_region, region_from_host};
+use app::dsql::is_identifier;
+use app::dsql::retry::{ErrorClass, classify};
 use app::error::Error;
-use app::retry::{ErrorClass, classify};
 use proptest::prelude::*;
 use sea_orm::{ConnAcquireErr, ConnectionTrait, DbErr, RuntimeErr, TransactionTrait};
 use sqlx::error::{DatabaseError, ErrorKind};
@@ -56,6 +57,15 @@ fn config_variable(error: &Error) -> &'static str {
     }
 }
 
+/// The variable an endpoint error makes `app` name: the endpoint's for the host, the region's
+/// for the region.
+fn endpoint_variable(error: &EndpointError) -> &'static str {
+    match error.part {
+        Part::Host => "CLUSTER_ENDPOINT",
+        Part::Region => "AWS_REGION",
+    }
+}
+
 proptest! {
     #[test]
     fn endpoint_parsing_never_panics_and_what_it_accepts_parses_back_the_same(
@@ -73,7 +83,7 @@ proptest! {
                 prop_assert_eq!(again.ok(), Some(endpoint));
             }
             Err(error) => {
-                let variable = config_variable(&error);
+                let variable = endpoint_variable(&error);
                 prop_assert!(
                     ["CLUSTER_ENDPOINT", "AWS_REGION"].contains(&variable),
                     "{variable}"
@@ -118,7 +128,7 @@ proptest! {
         prop_assert_eq!(endpoint.host(), host.as_str());
         prop_assert_eq!(endpoint.region(), region.as_str());
         let error = Endpoint::parse(&host, None).expect_err("no region anywhere");
-        prop_assert_eq!(config_variable(&error), "AWS_REGION");
+        prop_assert_eq!(endpoint_variable(&error), "AWS_REGION");
     }
 
     #[test]
@@ -235,7 +245,7 @@ proptest! {
         port in 1u16..,
         user in "[a-z_][a-z0-9_]{0,62}",
         lifetime in 1u64..=604_800,
-        connections in 1..=app::config::DSQL_MAX_CONNECTIONS,
+        connections in 1..=app::dsql::pool::DSQL_MAX_CONNECTIONS,
         max_lifetime in 1u64..3600,
         idle in 1u64..3600,
     ) {
@@ -470,7 +480,7 @@ async fn real_server_errors_are_classified_as_documented() {
     // A wrong password is not worth retrying.
     let wrong = app::local::Credentials {
         user: server.admin().user.clone(),
-        password: app::secret::Secret::new("wrong"),
+        password: secrecy::SecretString::from("wrong"),
     };
     let error = PgConnection::connect_with(&server.connect_options(&database, &wrong))
         .await

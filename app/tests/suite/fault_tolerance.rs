@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use app::config::PoolSettings;
+use app::dsql::pool::PoolSettings;
 use app::dsql::pool::{Clock, RefreshPolicy, RefreshingPool};
 use app::dsql::token::{StaticPassword, Token, TokenSource};
-use app::error::Error;
+
+use app::dsql::retry::{Idempotency, RetryPolicy, transaction};
 use app::local::{Credentials, LocalServer};
-use app::retry::{Idempotency, RetryPolicy, transaction};
-use app::secret::Secret;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
+use secrecy::SecretString;
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 use tokio::task::JoinHandle;
@@ -249,7 +249,7 @@ async fn run_one(db: &DatabaseConnection, kind: Kind, worker: i32, report: &mut 
                 Kind::Increment => report.increments_ok += 1,
             }
         }
-        Err(Error::OutcomeUnknown { .. }) if kind == Kind::Increment => {
+        Err(app::dsql::Error::OutcomeUnknown { .. }) if kind == Kind::Increment => {
             report.increments_unknown += 1;
         }
         Err(error) => report.errors.push(format!("{kind:?}: {error}")),
@@ -395,13 +395,17 @@ async fn with_every_backend_killed_every_two_seconds_no_increment_is_applied_twi
 }
 
 /// A role's password, set anew (the stand-in's stand-in for a new IAM token).
-async fn new_password(database: &str, role: &str) -> app::Result<Secret> {
-    let password = Secret::random();
+async fn new_password(database: &str, role: &str) -> app::dsql::Result<SecretString> {
+    let password = app::local::random_secret();
     let credentials = Credentials {
         user: role.to_owned(),
         password: password.clone(),
     };
-    server().await.set_password(database, &credentials).await?;
+    server()
+        .await
+        .set_password(database, &credentials)
+        .await
+        .map_err(|err| app::dsql::Error::Token(err.to_string()))?;
     Ok(password)
 }
 
@@ -421,14 +425,14 @@ struct Rotating {
     role: String,
     valid_for: Duration,
     calls: AtomicU64,
-    passwords: Arc<Mutex<Vec<Secret>>>,
+    passwords: Arc<Mutex<Vec<SecretString>>>,
     gate: Arc<RwLock<()>>,
     /// The write guard, and the refresh count that releases it.
     held: HeldGate,
 }
 
 impl TokenSource for Rotating {
-    async fn token(&self) -> app::Result<Token> {
+    async fn token(&self) -> app::dsql::Result<Token> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let guard = match call {
             1 => None,
@@ -473,7 +477,7 @@ async fn rotating_the_credential_ten_times_under_load_fails_no_operation() {
     // Connections are retired after a tenth of a second, so new ones are opened all the time.
     let pool = RefreshingPool::connect_with_clock(
         server.connect_options(&database, &user),
-        Some(app::local::USER_SCHEMA),
+        Some(app::dsql::USER_SCHEMA),
         &pool_settings(Duration::from_millis(100)),
         source,
         RefreshPolicy::default(),
@@ -533,7 +537,7 @@ struct Outage {
 }
 
 impl TokenSource for Outage {
-    async fn token(&self) -> app::Result<Token> {
+    async fn token(&self) -> app::dsql::Result<Token> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if call == 1 {
             return Ok(Token {
@@ -548,7 +552,9 @@ impl TokenSource for Outage {
         }
         let ends = (self.ends.lock().expect("ends")).unwrap_or_else(|| self.clock.now());
         if self.clock.now() < ends {
-            return Err(Error::Token(format!("simulated outage (call {call})")));
+            return Err(app::dsql::Error::Token(format!(
+                "simulated outage (call {call})"
+            )));
         }
         Ok(Token {
             secret: new_password(&self.database, &self.role).await?,

@@ -7,12 +7,12 @@ use crate::common;
 
 use std::time::Duration;
 
-use app::config::PoolSettings;
+use app::dsql::pool::PoolSettings;
 use app::dsql::token::{IamTokenSource, Token, TokenSource};
 use app::local::front_door::conflicts::Conflict;
 use app::local::front_door::relay::Limits;
 use app::local::front_door::tls::LocalCa;
-use app::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgSslMode;
 use sqlx::{Connection, PgConnection};
 
@@ -55,12 +55,12 @@ async fn sessions_established(observer: &sqlx::PgPool, database: &str) -> i64 {
 /// The app's IAM tokens for one user: first `first` (signed to expire soon, but said to last 15
 /// minutes, so that only the test's clock brings the refresh), then tokens from `later`.
 struct ExpiredFirst {
-    first: std::sync::Mutex<Option<Secret>>,
+    first: std::sync::Mutex<Option<SecretString>>,
     later: IamTokenSource,
 }
 
 impl TokenSource for ExpiredFirst {
-    async fn token(&self) -> app::Result<Token> {
+    async fn token(&self) -> app::dsql::Result<Token> {
         let first = self.first.lock().expect("first").take();
         match first {
             Some(secret) => Ok(Token {
@@ -113,7 +113,9 @@ async fn the_apps_refreshing_pool_works_through_tls_and_iam_tokens() {
         Duration::from_secs(15),
         "the front door to refuse the first token as expired",
         || async {
-            let login = door.options(&database, &user.user).password(first.expose());
+            let login = door
+                .options(&database, &user.user)
+                .password(first.expose_secret());
             match PgConnection::connect_with(&login).await {
                 Ok(conn) => {
                     conn.close().await.expect("close");
@@ -201,8 +203,12 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
         (
             "wrong secret",
             signed(
-                door.tokens(&user.user, &Secret::random(), Duration::from_secs(900))
-                    .await,
+                door.tokens(
+                    &user.user,
+                    &app::local::random_secret(),
+                    Duration::from_secs(900),
+                )
+                .await,
             )
             .await,
             user.user.as_str(),
@@ -227,12 +233,12 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
     ];
     for (what, token, login_as, expected) in cases {
         if what == "expired" {
-            wait_until_expired(token.secret.expose()).await;
+            wait_until_expired(token.secret.expose_secret()).await;
         }
         let result = PgConnection::connect_with(
             &door
                 .options(&database, login_as)
-                .password(token.secret.expose()),
+                .password(token.secret.expose_secret()),
         )
         .await;
         let (code, message) = database_error(result);
@@ -241,7 +247,7 @@ async fn bad_tokens_are_refused_before_any_backend_session_opens() {
             message, "unable to accept connection, access denied",
             "{what}"
         );
-        assert!(!message.contains(token.secret.expose()), "{what}");
+        assert!(!message.contains(token.secret.expose_secret()), "{what}");
     }
     assert_eq!(sessions_established(&observer, &database).await, before);
     // The count does see a session through the front door: one good login adds one (as admin:
@@ -282,7 +288,7 @@ async fn a_connection_without_tls_or_with_another_ca_is_refused() {
     let plain = door
         .options(&database, "admin")
         .ssl_mode(PgSslMode::Disable)
-        .password(token.secret.expose());
+        .password(token.secret.expose_secret());
     let (code, message) = database_error(PgConnection::connect_with(&plain).await);
     assert_eq!(
         (code.as_str(), message.as_str()),
@@ -295,7 +301,7 @@ async fn a_connection_without_tls_or_with_another_ca_is_refused() {
     let untrusted = door
         .options(&database, "admin")
         .ssl_root_cert(other_file.path())
-        .password(token.secret.expose());
+        .password(token.secret.expose_secret());
     let error = PgConnection::connect_with(&untrusted)
         .await
         .expect_err("a certificate from an unknown CA");
@@ -555,14 +561,14 @@ async fn a_commit_made_to_fail_answers_dsqls_conflict_rolls_back_and_is_retried(
         .await;
     let db = pool.database();
     let attempts = std::sync::atomic::AtomicU32::new(0);
-    let policy = app::retry::RetryPolicy {
+    let policy = app::dsql::retry::RetryPolicy {
         base_delay: Duration::from_millis(1),
-        ..app::retry::RetryPolicy::default()
+        ..app::dsql::retry::RetryPolicy::default()
     };
-    let retried = app::retry::transaction(
+    let retried = app::dsql::retry::transaction(
         &db,
         &policy,
-        app::retry::Idempotency::NotIdempotent,
+        app::dsql::retry::Idempotency::NotIdempotent,
         |txn| {
             let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             let failures = failures.clone();
@@ -600,14 +606,14 @@ async fn a_real_schema_conflict_is_classified_as_schema_changed() {
         .execute(&mut stale)
         .await
         .expect_err("OC001 in the second");
-    let error = app::retry::statement_error(error);
+    let error = app::dsql::retry::statement_error(error);
     assert_eq!(migration::dsql::sqlstate(&error).as_deref(), Some("40001"));
     assert_eq!(
-        app::retry::classify(&error),
-        app::retry::ErrorClass::SchemaChanged,
+        app::dsql::retry::classify(&error),
+        app::dsql::retry::ErrorClass::SchemaChanged,
         "{error}"
     );
-    app::retry::execute_fresh(&mut ddl, "SELECT 1 FROM u")
+    app::dsql::retry::execute_fresh(&mut ddl, "SELECT 1 FROM u")
         .await
         .expect("the session that changed the schema is not hit");
     exec(&mut stale, "SELECT 1 FROM u").await;
@@ -616,15 +622,20 @@ async fn a_real_schema_conflict_is_classified_as_schema_changed() {
 /// `UPDATE counter SET n = n + 1 WHERE id = 1` in the app's retry.
 async fn increment_counter(
     db: &sea_orm::DatabaseConnection,
-    policy: &app::retry::RetryPolicy,
-) -> app::error::Result<app::retry::Retried<()>> {
-    app::retry::transaction(db, policy, app::retry::Idempotency::NotIdempotent, |txn| {
-        Box::pin(async move {
-            txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
-                .await?;
-            Ok(())
-        })
-    })
+    policy: &app::dsql::retry::RetryPolicy,
+) -> app::dsql::Result<app::dsql::retry::Retried<()>> {
+    app::dsql::retry::transaction(
+        db,
+        policy,
+        app::dsql::retry::Idempotency::NotIdempotent,
+        |txn| {
+            Box::pin(async move {
+                txn.execute_unprepared("UPDATE counter SET n = n + 1 WHERE id = 1")
+                    .await?;
+                Ok(())
+            })
+        },
+    )
     .await
 }
 
@@ -661,9 +672,9 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
     .await;
     exec(&mut ddl, "INSERT INTO counter VALUES (1, 0)").await;
 
-    let policy = app::retry::RetryPolicy {
+    let policy = app::dsql::retry::RetryPolicy {
         max_attempts: 1,
-        ..app::retry::RetryPolicy::default()
+        ..app::dsql::retry::RetryPolicy::default()
     };
     let retried = increment_counter(&pool.database(), &policy)
         .await
@@ -684,7 +695,7 @@ async fn the_retry_passes_a_whole_stale_pool_without_spending_its_attempts() {
     // After more DDL, refresh_catalogs takes every connection's conflict at once: the next
     // transaction needs one attempt.
     exec(&mut ddl, "ALTER TABLE counter ADD COLUMN note text").await;
-    app::retry::refresh_catalogs(pool.pool(), "SELECT 1 FROM counter LIMIT 0")
+    app::dsql::retry::refresh_catalogs(&pool.database(), "SELECT 1 FROM counter LIMIT 0")
         .await
         .expect("every pooled connection refreshed");
     let again = increment_counter(&pool.database(), &policy)
@@ -884,7 +895,7 @@ async fn the_pool_outlives_short_connection_lifetimes_and_token_refreshes() {
     let status = pool.status();
     let db = pool.database();
     app::demo::migrate(&db).await.expect("migrate");
-    let policy = app::retry::RetryPolicy::default();
+    let policy = app::dsql::retry::RetryPolicy::default();
     let pids = std::sync::Mutex::new(std::collections::HashSet::new());
     let runs = common::eventually(
         Duration::from_secs(60),
@@ -922,7 +933,7 @@ async fn a_role_whose_server_password_changed_still_logs_in_through_the_front_do
     let (database, user) = database_with_user("front_door_password_reset").await;
     let other = app::local::Credentials {
         user: user.user.clone(),
-        password: Secret::random(),
+        password: app::local::random_secret(),
     };
     server
         .set_password(&database, &other)

@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use app::dsql::endpoint::Endpoint;
-use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
+use app::dsql::token::{IamTokenSource, TokenSource};
+use app::local::fixed_credentials;
 use app::local::front_door::relay::Limits;
 use app::local::front_door::wire;
-use app::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Connection, PgConnection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -40,10 +41,11 @@ async fn token(
     endpoint: &Endpoint,
     user: &str,
     access_key: &str,
-    secret: &Secret,
+    secret: &SecretString,
     lifetime: Duration,
 ) -> String {
-    let sdk_config = fixed_credentials(endpoint.region(), access_key, secret.expose(), None).await;
+    let sdk_config =
+        fixed_credentials(endpoint.region(), access_key, secret.expose_secret(), None).await;
     let source = IamTokenSource::with_sdk_config(endpoint, user, lifetime, sdk_config)
         .expect("a token source");
     source
@@ -51,7 +53,7 @@ async fn token(
         .await
         .expect("a token")
         .secret
-        .expose()
+        .expose_secret()
         .to_owned()
 }
 
@@ -96,7 +98,14 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
         (
             "a bad signature",
             user,
-            token(&endpoint(), user, ACCESS_KEY, &Secret::random(), day).await,
+            token(
+                &endpoint(),
+                user,
+                ACCESS_KEY,
+                &app::local::random_secret(),
+                day,
+            )
+            .await,
         ),
         (
             "another endpoint",

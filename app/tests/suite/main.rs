@@ -6,8 +6,10 @@
 
 mod common;
 
+mod architecture;
 mod cli;
 mod clinic;
+mod commit_faults;
 mod config;
 mod conformance;
 mod default_logging;
@@ -17,8 +19,10 @@ mod fault_tolerance;
 mod front_door;
 mod front_door_random;
 mod front_door_rules;
+mod front_door_traffic;
 mod hostile_login;
 mod hostile_sql;
+mod lifted_pattern;
 mod migrations;
 mod new_migration;
 mod pool_refresh;

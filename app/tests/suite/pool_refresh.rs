@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use app::config::PoolSettings;
+use app::dsql::pool::PoolSettings;
 use app::dsql::pool::{RefreshPolicy, RefreshingPool, WALL_CLOCK_CHECK};
+use app::dsql::quote_identifier;
 use app::dsql::token::{StaticPassword, Token, TokenSource};
-use app::local::{Credentials, quote_identifier};
-use app::secret::Secret;
+use app::local::Credentials;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 
 use common::clock::{HANG_GUARD, ManualClock, new_connection, refreshes};
@@ -38,7 +39,7 @@ struct Rotation {
     fail_calls: u64,
     calls: AtomicU64,
     /// Every password set, oldest first.
-    passwords: Mutex<Vec<Secret>>,
+    passwords: Mutex<Vec<SecretString>>,
     last_failure: Mutex<Option<SystemTime>>,
 }
 
@@ -75,7 +76,7 @@ impl RotatingPassword {
         self.0.calls.load(Ordering::SeqCst)
     }
 
-    fn password(&self, index: usize) -> Secret {
+    fn password(&self, index: usize) -> SecretString {
         self.0.passwords.lock().expect("passwords")[index].clone()
     }
 
@@ -87,7 +88,7 @@ impl RotatingPassword {
         *self.0.last_failure.lock().expect("last failure")
     }
 
-    fn credentials(&self, password: Secret) -> Credentials {
+    fn credentials(&self, password: SecretString) -> Credentials {
         Credentials {
             user: self.0.role.clone(),
             password,
@@ -96,17 +97,19 @@ impl RotatingPassword {
 }
 
 impl TokenSource for RotatingPassword {
-    async fn token(&self) -> app::Result<Token> {
+    async fn token(&self) -> app::dsql::Result<Token> {
         let call = self.0.calls.fetch_add(1, Ordering::SeqCst) + 1;
         if (2..=self.0.fail_calls + 1).contains(&call) {
             *self.0.last_failure.lock().expect("last failure") = Some(SystemTime::now());
-            return Err(app::Error::Token(format!("simulated outage (call {call})")));
+            return Err(app::dsql::Error::Token(format!(
+                "simulated outage (call {call})"
+            )));
         }
-        let password = Secret::random();
+        let password = app::local::random_secret();
         let sql = format!(
             "ALTER ROLE {} PASSWORD '{}'",
             quote_identifier(&self.0.role),
-            password.expose()
+            password.expose_secret()
         );
         sqlx::raw_sql(AssertSqlSafe(sql))
             .execute(&self.0.admin)
@@ -215,7 +218,7 @@ async fn backend_pid(conn: &mut PgConnection) -> i32 {
 }
 
 /// Asserts that logging in as the source's role with `password` is refused as a bad password.
-async fn assert_refused(database: &str, source: &RotatingPassword, password: Secret) {
+async fn assert_refused(database: &str, source: &RotatingPassword, password: SecretString) {
     let options = server()
         .await
         .connect_options(database, &source.credentials(password));
@@ -414,9 +417,12 @@ async fn debug_output_contains_no_password() {
     let debug = format!("{refreshing:?}");
     assert!(debug.starts_with("RefreshingPool"), "{debug}");
     // Neither the password in the options passed in, nor any token the source handed out.
-    assert!(!debug.contains(user.password.expose()), "{debug}");
+    assert!(!debug.contains(user.password.expose_secret()), "{debug}");
     for index in 0..source.passwords_set() {
-        assert!(!debug.contains(source.password(index).expose()), "{debug}");
+        assert!(
+            !debug.contains(source.password(index).expose_secret()),
+            "{debug}"
+        );
     }
     within("close()", refreshing.close()).await;
 }
@@ -425,7 +431,7 @@ async fn debug_output_contains_no_password() {
 /// numbered `panic_on` (if any) panics instead, as a buggy credential provider might.
 #[derive(Clone)]
 struct CountedAdminPassword {
-    password: Secret,
+    password: SecretString,
     calls: Arc<AtomicU64>,
     panic_on: Option<u64>,
 }
@@ -445,7 +451,7 @@ impl CountedAdminPassword {
 }
 
 impl TokenSource for CountedAdminPassword {
-    async fn token(&self) -> app::Result<Token> {
+    async fn token(&self) -> app::dsql::Result<Token> {
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         assert_ne!(Some(call), self.panic_on, "token source bug on call {call}");
         Ok(Token {

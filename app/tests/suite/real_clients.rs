@@ -170,7 +170,7 @@ impl Stand {
             "port 5432, where the Sequelize sample connects, to be free (stop what listens there)",
             || async {
                 match StandIn::start_with(&options).await {
-                    Err(app::Error::PortTaken { .. }) => None,
+                    Err(app::local::Error::PortTaken { .. }) => None,
                     started => Some(started.expect("start the stand-in on 5432")),
                 }
             },
@@ -318,10 +318,7 @@ async fn the_sequelize_sample_runs_as_admin_in_public_and_as_a_user_in_myschema(
     );
     assert!(stdout(&admin).contains("retry example: ok\n"));
 
-    stand
-        .stand_in
-        .server()
-        .create_user(app::local::DATABASE, "sampleuser")
+    app::users::onboard_local(stand.stand_in.server(), app::local::DATABASE, "sampleuser")
         .await
         .expect("onboard a user");
     let user = finished(stand.node("sampleuser", &[])).await;

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use app::config::{ADMIN_USER, Config};
-use app::retry::RetryPolicy;
+use app::config::Config;
+use app::dsql::ADMIN_USER;
+use app::dsql::retry::RetryPolicy;
 use app::session::Session;
 
 /// Why these tests are ignored by default.

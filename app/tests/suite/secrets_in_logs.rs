@@ -10,13 +10,13 @@ use std::time::Duration;
 #[cfg(feature = "front-door")]
 use app::dsql::token::{IamTokenSource, Token, TokenSource};
 #[cfg(feature = "front-door")]
-use app::secret::Secret;
-#[cfg(feature = "front-door")]
 use common::clock::{new_connection, refreshes};
 #[cfg(feature = "front-door")]
 use common::database_with_user;
 use common::logs::capturing;
 use common::{admin_db, fresh_database, server};
+#[cfg(feature = "front-door")]
+use secrecy::{ExposeSecret, SecretString};
 
 /// Every event at every level the app lets through: the app's own logging at its most verbose,
 /// with a directive that tries to lift the cap on aws_sigv4's module that prints the signed
@@ -28,13 +28,12 @@ fn no_password_appears_in_any_log_line_of_a_run() {
     capturing(EVERYTHING, |captured| async move {
         let server = server().await;
         let database = fresh_database("no_secret_in_logs").await;
-        let user = server
-            .create_user(&database, "clinic_log_user")
+        let user = app::users::onboard_local(server, &database, "clinic_log_user")
             .await
             .expect("onboard");
         let db = admin_db(&database).await;
         app::demo::migrate(&db).await.expect("migrate");
-        let policy = app::retry::RetryPolicy::default();
+        let policy = app::dsql::retry::RetryPolicy::default();
         app::demo::run(&db, &policy, |line| tracing::info!("{line}"))
             .await
             .expect("demo");
@@ -44,7 +43,10 @@ fn no_password_appears_in_any_log_line_of_a_run() {
             log.contains("INSERT INTO"),
             "statements were logged and captured"
         );
-        for secret in [server.admin().password.expose(), user.password.expose()] {
+        for secret in [
+            server.admin().password.expose_secret(),
+            user.password.expose_secret(),
+        ] {
             assert!(!log.contains(secret), "a password appears in the log");
         }
     });
@@ -72,12 +74,12 @@ fn assert_no_signature_of(token: &str, log: &str) {
 #[cfg(feature = "front-door")]
 struct Recorded {
     signer: IamTokenSource,
-    issued: Arc<Mutex<Vec<Secret>>>,
+    issued: Arc<Mutex<Vec<SecretString>>>,
 }
 
 #[cfg(feature = "front-door")]
 impl TokenSource for Recorded {
-    async fn token(&self) -> app::Result<Token> {
+    async fn token(&self) -> app::dsql::Result<Token> {
         let token = self.signer.token().await?;
         self.issued
             .lock()
@@ -115,7 +117,7 @@ fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes()
         let status = pool.status();
         let db = pool.database();
         app::demo::migrate(&db).await.expect("migrate as the user");
-        let policy = app::retry::RetryPolicy::default();
+        let policy = app::dsql::retry::RetryPolicy::default();
         for refresh in 1..=2 {
             app::demo::run(&db, &policy, |line| tracing::info!("{line}"))
                 .await
@@ -140,13 +142,16 @@ fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes()
         assert!(tokens.len() >= 3, "one token at connect and two refreshes");
         for token in &tokens {
             assert!(
-                token.expose().contains("Action=DbConnect&"),
+                token.expose_secret().contains("Action=DbConnect&"),
                 "a real IAM token"
             );
-            assert!(!log.contains(token.expose()), "a token appears in the log");
-            assert_no_signature_of(token.expose(), &log);
+            assert!(
+                !log.contains(token.expose_secret()),
+                "a token appears in the log"
+            );
+            assert_no_signature_of(token.expose_secret(), &log);
         }
-        for secret in [door.secret.expose(), SESSION_TOKEN] {
+        for secret in [door.secret.expose_secret(), SESSION_TOKEN] {
             assert!(
                 !log.contains(secret),
                 "an AWS credential appears in the log"
@@ -164,12 +169,16 @@ fn a_refused_login_logs_which_check_failed_but_not_the_token() {
         let door = common::door::door().await;
         let (database, user) = database_with_user("refusal_reason_in_logs").await;
         let forged = door
-            .tokens(&user.user, &Secret::random(), Duration::from_secs(900))
+            .tokens(
+                &user.user,
+                &app::local::random_secret(),
+                Duration::from_secs(900),
+            )
             .await;
         let token = forged.token().await.expect("a token");
         let options = door
             .options(&database, &user.user)
-            .password(token.secret.expose());
+            .password(token.secret.expose_secret());
         <sqlx::PgConnection as sqlx::Connection>::connect_with(&options)
             .await
             .expect_err("a token signed with another secret is refused");
@@ -182,6 +191,6 @@ fn a_refused_login_logs_which_check_failed_but_not_the_token() {
             refused.contains("signature does not match") && refused.contains(&user.user),
             "{refused}"
         );
-        assert_no_signature_of(token.secret.expose(), &log);
+        assert_no_signature_of(token.secret.expose_secret(), &log);
     });
 }

@@ -14,13 +14,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use app::Error;
 use app::config::{Config, Target};
+use app::dsql::Error as DsqlError;
 use app::dsql::endpoint::Endpoint;
-use app::dsql::token::{IamTokenSource, StaticPassword, Token, TokenSource, token_for};
-use app::secret::Secret;
+use app::dsql::token::{IamTokenSource, StaticPassword, Token, TokenSource};
+use app::url::token_for;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{self, ProvideCredentials, SharedCredentialsProvider};
+use secrecy::{ExposeSecret, SecretString};
 
 const ACCESS_KEY: &str = "AKIDEXAMPLE";
 const SECRET_KEY: &str = "fake-secret";
@@ -129,7 +131,7 @@ async fn sign_and_check(
     let token = source.token().await.expect("sign a token");
     let after = amz_date(SystemTime::now());
 
-    let (host, params) = parse_token(token.secret.expose());
+    let (host, params) = parse_token(token.secret.expose_secret());
     assert_eq!(host, HOST);
     assert_eq!(params["Action"], action);
     assert_eq!(params["X-Amz-Algorithm"], "AWS4-HMAC-SHA256");
@@ -152,7 +154,7 @@ async fn sign_and_check(
             .bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
     );
-    assert!(!token.secret.expose().contains(SECRET_KEY));
+    assert!(!token.secret.expose_secret().contains(SECRET_KEY));
     // X-Amz-Date has whole seconds, so the token is trusted for one second less than signed.
     assert_eq!(token.valid_for, Some(lifetime - Duration::from_secs(1)));
     (token, params)
@@ -189,7 +191,7 @@ async fn the_region_is_the_endpoints_not_the_sdk_configs() {
     )
     .expect("a token source");
     let token = source.token().await.expect("sign a token");
-    let (host, params) = parse_token(token.secret.expose());
+    let (host, params) = parse_token(token.secret.expose_secret());
     assert_eq!(host, "dsql.internal.example.com");
     assert!(
         params["X-Amz-Credential"].ends_with("/ap-southeast-2/dsql/aws4_request"),
@@ -210,7 +212,7 @@ async fn temporary_credentials_add_their_session_token_and_shorten_validity() {
     );
     let source = admin_tokens(temporary).await;
     let token = source.token().await.expect("sign a token");
-    let (_, params) = parse_token(token.secret.expose());
+    let (_, params) = parse_token(token.secret.expose_secret());
     assert_eq!(params["X-Amz-Security-Token"], "session-token");
     assert_eq!(params["X-Amz-Expires"], "900");
     let valid_for = token.valid_for.expect("IAM tokens expire");
@@ -231,7 +233,7 @@ async fn expired_credentials_are_refused_without_showing_them() {
     );
     let source = admin_tokens(expired).await;
     let error = source.token().await.expect_err("signing should fail");
-    assert!(matches!(error, Error::Token(_)), "{error:?}");
+    assert!(matches!(error, DsqlError::Token(_)), "{error:?}");
     assert!(error.to_string().contains("expired"), "{error}");
     assert_never_shows_secrets(&format!("{error} {error:?}"));
 }
@@ -255,7 +257,7 @@ impl ProvideCredentials for NoCredentials {
 async fn missing_credentials_are_a_token_error_that_says_what_to_configure() {
     let source = admin_tokens(NoCredentials).await;
     let error = source.token().await.expect_err("signing should fail");
-    let Error::Token(message) = &error else {
+    let DsqlError::Token(message) = &error else {
         panic!("expected a token error, got {error:?}");
     };
     assert!(message.contains("no providers in chain"), "{message}");
@@ -272,7 +274,7 @@ async fn an_sdk_config_without_credentials_or_clock_is_refused_up_front() {
         no_credentials,
     )
     .expect_err("should be refused");
-    assert!(matches!(error, Error::Token(_)), "{error:?}");
+    assert!(matches!(error, DsqlError::Token(_)), "{error:?}");
 
     let no_clock = SdkConfig::builder()
         .credentials_provider(SharedCredentialsProvider::new(credentials()))
@@ -280,7 +282,7 @@ async fn an_sdk_config_without_credentials_or_clock_is_refused_up_front() {
     let error =
         IamTokenSource::with_sdk_config(&endpoint(), "admin", Duration::from_secs(900), no_clock)
             .expect_err("should be refused");
-    assert!(matches!(error, Error::Token(_)), "{error:?}");
+    assert!(matches!(error, DsqlError::Token(_)), "{error:?}");
     assert_never_shows_secrets(&format!("{error} {error:?}"));
 }
 
@@ -301,8 +303,8 @@ async fn a_lifetime_dsql_would_not_honour_is_refused() {
         assert!(
             matches!(
                 error,
-                Error::Config {
-                    variable: "DSQL_TOKEN_LIFETIME_SECS",
+                DsqlError::Setting {
+                    setting: "token lifetime",
                     ..
                 }
             ),
@@ -330,13 +332,12 @@ async fn debug_output_never_shows_credentials_or_tokens() {
     )
     .expect("a token source");
     let token = source.token().await.expect("sign a token");
-    let signature = parse_token(token.secret.expose()).1["X-Amz-Signature"].clone();
+    let signature = parse_token(token.secret.expose_secret()).1["X-Amz-Signature"].clone();
     for shown in [
         format!("{source:?}"),
         format!("{source:#?}"),
         format!("{token:?}"),
         format!("{:?}", token.secret),
-        token.secret.to_string(),
     ] {
         assert_never_shows_secrets(&shown);
         assert!(!shown.contains(&signature), "signature shown: {shown}");
@@ -347,9 +348,9 @@ async fn debug_output_never_shows_credentials_or_tokens() {
 
 #[tokio::test]
 async fn a_static_password_never_expires() {
-    let source = StaticPassword(Secret::new("hunter2"));
+    let source = StaticPassword(SecretString::from("hunter2"));
     let token = source.token().await.expect("sign a token");
-    assert_eq!(token.secret.expose(), "hunter2");
+    assert_eq!(token.secret.expose_secret(), "hunter2");
     assert_eq!(token.valid_for, None);
     assert!(!format!("{source:?} {token:?}").contains("hunter2"));
 }

@@ -7,6 +7,7 @@
 #![allow(missing_docs)]
 
 use crate::common;
+use secrecy::ExposeSecret;
 
 use std::process::{Command, Output};
 
@@ -36,7 +37,7 @@ fn app_through(door: &Door, args: &[&str]) -> Output {
         .env("CLUSTER_USER", "admin")
         .env("AWS_REGION", REGION)
         .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", door.secret.expose())
+        .env("AWS_SECRET_ACCESS_KEY", door.secret.expose_secret())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PGSSLROOTCERT", door.ca_file.path());
     if let Some(path) = std::env::var_os("PATH") {

@@ -11,6 +11,9 @@
 //!   ends one wait of the client. The login's own `ReadyForQuery`, and everything before it
 //!   (TLS, the token, the backend's startup), is not counted: only the work. A client that
 //!   pipelines several `Sync`s before reading counts one per `Sync`.
+//! - a **ping** is a round trip answered with nothing but its `ReadyForQuery`: a client's bare
+//!   `Sync`, which is how sqlx checks a connection (on every release to its pool, off the
+//!   caller's path). Counted among the round trips, and also on its own.
 //! - a **statement** is one `CommandComplete` handed to the client (not one refused, failed,
 //!   or whose answer was dropped).
 //! - a **transaction** is counted when it ends: an explicit one (from `BEGIN` or `START
@@ -40,6 +43,8 @@ use super::wire;
 pub struct Traffic {
     /// `ReadyForQuery` messages handed to clients after their login: one per wait.
     pub round_trips: u64,
+    /// Round trips answered with nothing but `ReadyForQuery` (pings).
+    pub pings: u64,
     /// `CommandComplete` messages handed to clients.
     pub statements: u64,
     /// Transactions ended, explicit and implicit.
@@ -69,6 +74,7 @@ impl Sub for Traffic {
     fn sub(self, earlier: Traffic) -> Traffic {
         Traffic {
             round_trips: self.round_trips.saturating_sub(earlier.round_trips),
+            pings: self.pings.saturating_sub(earlier.pings),
             statements: self.statements.saturating_sub(earlier.statements),
             transactions: self.transactions.saturating_sub(earlier.transactions),
             commits: self.commits.saturating_sub(earlier.commits),
@@ -87,6 +93,7 @@ pub struct TrafficCounters(Arc<Counters>);
 #[derive(Debug, Default)]
 struct Counters {
     round_trips: AtomicU64,
+    pings: AtomicU64,
     statements: AtomicU64,
     transactions: AtomicU64,
     commits: AtomicU64,
@@ -102,6 +109,7 @@ impl TrafficCounters {
         let c = &self.0;
         Traffic {
             round_trips: c.round_trips.load(Ordering::Relaxed),
+            pings: c.pings.load(Ordering::Relaxed),
             statements: c.statements.load(Ordering::Relaxed),
             transactions: c.transactions.load(Ordering::Relaxed),
             commits: c.commits.load(Ordering::Relaxed),
@@ -146,6 +154,8 @@ pub(super) struct Tally {
     copying_in: bool,
     /// A transaction that wrote committed since the last `ReadyForQuery`.
     committed_write: bool,
+    /// Something other than `ReadyForQuery` was handed over since the last one.
+    answered: bool,
 }
 
 impl Tally {
@@ -163,6 +173,9 @@ impl Tally {
                 self.open = matches!(body.first(), Some(b'T' | b'E'));
             }
             return None;
+        }
+        if tag != b'Z' {
+            self.answered = true;
         }
         match tag {
             b'C' => {
@@ -241,6 +254,9 @@ impl Tally {
     fn ready(&mut self, status: Option<u8>, counters: &TrafficCounters) -> Answered {
         let c = &counters.0;
         TrafficCounters::bump(&c.round_trips);
+        if !std::mem::take(&mut self.answered) {
+            TrafficCounters::bump(&c.pings);
+        }
         if std::mem::take(&mut self.implicit) {
             TrafficCounters::bump(&c.transactions);
             if !self.failed && self.wrote {
@@ -420,6 +436,21 @@ mod tests {
         // A stray COMMIT outside a block.
         s.query(&["COMMIT"], b"I");
         assert_eq!(s.counters.snapshot(), traffic(2, 1, 0));
+    }
+
+    #[test]
+    fn a_round_trip_answered_with_ready_for_query_alone_is_a_ping() {
+        let mut s = Session::logged_in();
+        s.feed(&[(b'Z', b"I")]);
+        s.query(&["SELECT 1"], b"I");
+        s.feed(&[(b'Z', b"I")]);
+        assert_eq!(
+            s.counters.snapshot(),
+            Traffic {
+                pings: 2,
+                ..traffic(3, 1, 1)
+            }
+        );
     }
 
     #[test]

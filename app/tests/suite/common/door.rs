@@ -5,17 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::config::PoolSettings;
 use app::dsql::endpoint::Endpoint;
+use app::dsql::pool::PoolSettings;
 use app::dsql::pool::{Clock, RefreshPolicy, RefreshingPool, SystemClock};
-use app::dsql::token::{IamTokenSource, TokenSource, fixed_credentials};
+use app::dsql::token::{IamTokenSource, TokenSource};
+use app::local::fixed_credentials;
 use app::local::front_door::FrontDoor;
 use app::local::front_door::conflicts::CommitFailures;
 use app::local::front_door::iam::TokenVerifier;
 use app::local::front_door::policy::DsqlRules;
 use app::local::front_door::relay::Limits;
 use app::local::front_door::tls::LocalCa;
-use app::secret::Secret;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio::sync::OnceCell;
@@ -32,7 +33,7 @@ pub const ACCESS_KEY: &str = "AKIDLOCALSTANDIN01";
 pub struct Door {
     port: u16,
     pub ca_file: tempfile::NamedTempFile,
-    pub secret: Secret,
+    pub secret: SecretString,
     /// Makes chosen sessions' next commits fail.
     pub failures: CommitFailures,
     /// The front door itself, for a test's own door; the shared door's lives on its thread.
@@ -102,7 +103,7 @@ async fn start(limits: Limits) -> (FrontDoor, Door) {
     let ca = LocalCa::generate(&[HOST, "127.0.0.1", "::1"]).expect("a CA");
     let ca_file = tempfile::NamedTempFile::new().expect("a CA file");
     ca.write_ca(ca_file.path()).expect("write the CA");
-    let secret = Secret::random();
+    let secret = app::local::random_secret();
     let verifier = TokenVerifier::new(HOST, REGION, [(ACCESS_KEY.to_owned(), secret.clone())]);
     let front_door = FrontDoor::start(
         server.backend(),
@@ -148,7 +149,12 @@ impl Door {
     }
 
     /// The app's own IAM token source, with the stand-in's key (or `secret` instead).
-    pub async fn tokens(&self, user: &str, secret: &Secret, lifetime: Duration) -> IamTokenSource {
+    pub async fn tokens(
+        &self,
+        user: &str,
+        secret: &SecretString,
+        lifetime: Duration,
+    ) -> IamTokenSource {
         signer(user, secret, None, lifetime).await
     }
 
@@ -172,7 +178,7 @@ impl Door {
             .tokens(user, &self.secret, Duration::from_secs(3600))
             .await;
         let token = source.token().await.expect("a token");
-        token.secret.expose().to_owned()
+        token.secret.expose_secret().to_owned()
     }
 
     /// A `DATABASE_URL` for `user` through this front door, as a client of DSQL writes one: a
@@ -218,7 +224,7 @@ impl Door {
         source: impl TokenSource,
         clock: Arc<dyn Clock>,
     ) -> RefreshingPool {
-        let schema = (user != app::local::ADMIN_USER).then_some(app::local::USER_SCHEMA);
+        let schema = (user != app::local::ADMIN_USER).then_some(app::dsql::USER_SCHEMA);
         RefreshingPool::connect_with_clock(
             self.options(database, user),
             schema,
@@ -258,8 +264,12 @@ impl Door {
         source: &IamTokenSource,
     ) -> Result<PgConnection, sqlx::Error> {
         let token = source.token().await.expect("a token");
-        PgConnection::connect_with(&self.options(database, user).password(token.secret.expose()))
-            .await
+        PgConnection::connect_with(
+            &self
+                .options(database, user)
+                .password(token.secret.expose_secret()),
+        )
+        .await
     }
 }
 
@@ -267,11 +277,12 @@ impl Door {
 /// `session_token` if given (the front door does not check it with STS, as no stand-in can).
 pub async fn signer(
     user: &str,
-    secret: &Secret,
+    secret: &SecretString,
     session_token: Option<&str>,
     lifetime: Duration,
 ) -> IamTokenSource {
-    let sdk_config = fixed_credentials(REGION, ACCESS_KEY, secret.expose(), session_token).await;
+    let sdk_config =
+        fixed_credentials(REGION, ACCESS_KEY, secret.expose_secret(), session_token).await;
     IamTokenSource::with_sdk_config(&endpoint(), user, lifetime, sdk_config)
         .expect("a token source")
 }

@@ -108,9 +108,7 @@ pub async fn fresh_database(purpose: &str) -> String {
 /// named after the database, which is unique).
 pub async fn database_with_user(purpose: &str) -> (String, Credentials) {
     let database = fresh_database(purpose).await;
-    let user = server()
-        .await
-        .create_user(&database, &format!("{database}_user"))
+    let user = app::users::onboard_local(server().await, &database, &format!("{database}_user"))
         .await
         .expect("create the user");
     (database, user)
@@ -150,7 +148,7 @@ pub async fn admin_url(database: &str) -> String {
         format!(
             "postgres://{}:{}@{}:{}/{database}",
             admin.user,
-            admin.password.expose(),
+            admin.password.expose_secret(),
             server.host(),
             server.port()
         )
@@ -184,14 +182,12 @@ pub async fn admin_db(database: &str) -> DatabaseConnection {
 /// Onboards the non-admin user `name` in `database` and connects as it, in `myschema`
 /// ([`options_for`]).
 pub async fn user_db(database: &str, name: &str) -> DatabaseConnection {
-    let user = server()
-        .await
-        .create_user(database, name)
+    let user = app::users::onboard_local(server().await, database, name)
         .await
         .expect("onboard the user");
     let options = options_for(database, &user)
         .await
-        .options([("search_path", app::local::USER_SCHEMA)]);
+        .options([("search_path", app::dsql::USER_SCHEMA)]);
     pool(options).await
 }
 
@@ -243,4 +239,15 @@ pub fn database_error<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> (St
         db.code().map(|c| c.into_owned()).unwrap_or_default(),
         db.message().to_owned(),
     )
+}
+
+/// The stand-in's endpoint as the app reaches it: its DSQL-shaped name, dialled at the
+/// loopback.
+pub fn stand_in_endpoint() -> app::dsql::endpoint::Endpoint {
+    app::dsql::endpoint::Endpoint::parse(
+        app::local::STAND_IN_HOST,
+        Some(app::local::STAND_IN_REGION),
+    )
+    .expect("the stand-in's endpoint")
+    .dialled_at(app::local::STAND_IN_ADDRESS)
 }

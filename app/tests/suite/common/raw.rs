@@ -1,6 +1,7 @@
 //! A client of the front door written by hand, for tests that send what no driver would: the
 //! `SSLRequest` and TLS, a startup message, a password, then raw frames.
 
+use secrecy::ExposeSecret;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,7 +122,8 @@ pub async fn logged_in_on(door: &Door, stream: Stream, database: &str) -> Stream
         .tokens("admin", &door.secret, Duration::from_secs(900))
         .await;
     let token = source.token().await.expect("a token");
-    let mut stream = send_password_on(stream, "admin", database, token.secret.expose()).await;
+    let mut stream =
+        send_password_on(stream, "admin", database, token.secret.expose_secret()).await;
     loop {
         let message = wire::read_message(&mut stream, 1 << 20)
             .await

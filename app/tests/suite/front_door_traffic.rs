@@ -5,7 +5,7 @@
 //! run outside one up to a `ReadyForQuery` one implicit transaction.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

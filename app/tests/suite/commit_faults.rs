@@ -5,7 +5,7 @@
 //! find it there as it finds an explicit `COMMIT`, and leave its write applied.
 #![cfg(feature = "front-door")]
 
-mod common;
+use crate::common;
 
 use app::local::ADMIN_USER;
 use app::local::front_door::conflicts::Conflict;

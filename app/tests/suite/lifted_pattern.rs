@@ -5,7 +5,9 @@
 //! refers to itself with `super::` only, so an import of anything else of `app` fails to compile
 //! here.
 
-#[path = "../src/dsql/mod.rs"]
+#![cfg(feature = "front-door")]
+
+#[path = "../../src/dsql/mod.rs"]
 #[allow(dead_code, unused_imports)]
 mod dsql;
 
