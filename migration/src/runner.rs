@@ -78,24 +78,7 @@ pub async fn up<M: MigratorTrait + ?Sized>(
     manager: &SchemaManager<'_>,
     steps: Option<u32>,
 ) -> Result<(), DbErr> {
-    let db = connection(manager)?;
-    let applied = applied_versions::<M, _>(db).await?;
-    let async_indexes = builds_indexes_async(db).await?;
-    let pending: Vec<_> = M::migrations()
-        .into_iter()
-        .filter(|migration| !applied.contains(migration.name()))
-        .take(limit(steps))
-        .collect();
-    if pending.is_empty() {
-        info!(target: LOG_TARGET, "No pending migrations");
-    }
-    for migration in pending {
-        debug!(target: LOG_TARGET, "Applying migration '{}'", migration.name());
-        let retries = run_guarded(db, async_indexes, migration.as_ref(), Direction::Up).await?
-            + record::<M>(db, migration.as_ref()).await?;
-        info!(target: LOG_TARGET, "Migration '{}' has been applied{}", migration.name(), retried(retries));
-    }
-    Ok(())
+    run::<M>(manager, steps, Direction::Up).await
 }
 
 /// Rolls back applied migrations, newest first: all of them, or the last `steps`.
@@ -103,23 +86,42 @@ pub async fn down<M: MigratorTrait + ?Sized>(
     manager: &SchemaManager<'_>,
     steps: Option<u32>,
 ) -> Result<(), DbErr> {
+    run::<M>(manager, steps, Direction::Down).await
+}
+
+/// Runs migrations `direction`: up, the pending ones in order; down, the applied ones newest
+/// first; all of them or `steps`. Each is guarded, then recorded (or forgotten) on its own.
+async fn run<M: MigratorTrait + ?Sized>(
+    manager: &SchemaManager<'_>,
+    steps: Option<u32>,
+    direction: Direction,
+) -> Result<(), DbErr> {
     let db = connection(manager)?;
     let applied = applied_versions::<M, _>(db).await?;
     let async_indexes = builds_indexes_async(db).await?;
-    let to_undo: Vec<_> = M::migrations()
+    let mut chosen: Vec<_> = M::migrations()
         .into_iter()
-        .filter(|migration| applied.contains(migration.name()))
-        .rev()
-        .take(limit(steps))
+        .filter(|migration| applied.contains(migration.name()) == (direction == Direction::Down))
         .collect();
-    if to_undo.is_empty() {
-        info!(target: LOG_TARGET, "No applied migrations");
+    if direction == Direction::Down {
+        chosen.reverse();
     }
-    for migration in to_undo {
-        debug!(target: LOG_TARGET, "Rolling back migration '{}'", migration.name());
-        let retries = run_guarded(db, async_indexes, migration.as_ref(), Direction::Down).await?
-            + forget::<M>(db, migration.name()).await?;
-        info!(target: LOG_TARGET, "Migration '{}' has been rolled back{}", migration.name(), retried(retries));
+    chosen.truncate(limit(steps));
+    let (none, doing, done) = match direction {
+        Direction::Up => ("No pending migrations", "Applying", "applied"),
+        Direction::Down => ("No applied migrations", "Rolling back", "rolled back"),
+    };
+    if chosen.is_empty() {
+        info!(target: LOG_TARGET, "{none}");
+    }
+    for migration in chosen {
+        debug!(target: LOG_TARGET, "{doing} migration '{}'", migration.name());
+        let retries = run_guarded(db, async_indexes, migration.as_ref(), direction).await?
+            + match direction {
+                Direction::Up => record::<M>(db, migration.as_ref()).await?,
+                Direction::Down => forget::<M>(db, migration.name()).await?,
+            };
+        info!(target: LOG_TARGET, "Migration '{}' has been {done}{}", migration.name(), retried(retries));
     }
     Ok(())
 }

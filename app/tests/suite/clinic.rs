@@ -502,6 +502,23 @@ async fn a_lost_commit_reply_is_one_success_for_idempotent_work_and_unknown_othe
     refreshing.close().await;
 }
 
+/// Makes the next commit that touches `commit_fault` fail with `XX000` again.
+#[cfg(feature = "front-door")]
+const REARM_COMMIT_FAULT: &str = "SELECT setval('commit_fault_once', 1, false)";
+
+/// `result` is an unknown outcome after one attempt, and the work ran once (`runs`).
+#[cfg(feature = "front-door")]
+fn assert_unknown_after_one_attempt<T: std::fmt::Debug>(
+    result: &Result<T, DsqlError>,
+    runs: &AtomicU32,
+) {
+    assert!(
+        matches!(result, Err(DsqlError::OutcomeUnknown { attempts: 1, .. })),
+        "{result:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "not run again");
+}
+
 /// DSQL's "retry the whole transaction" `XX000`, answering a `COMMIT`: whether the commit
 /// applied is unknown, so non-idempotent work is reported after one attempt rather than run
 /// again, while idempotent work is retried. (The server here answers the first `COMMIT` that
@@ -551,25 +568,14 @@ async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
         })
     })
     .await;
-    assert!(
-        matches!(
-            increment,
-            Err(DsqlError::OutcomeUnknown { attempts: 1, .. })
-        ),
-        "{increment:?}"
-    );
-    assert_eq!(attempts.load(Ordering::SeqCst), 1, "not run again");
+    assert_unknown_after_one_attempt(&increment, &attempts);
     assert_eq!(
         n().await,
         0,
         "this server rolled it back; DSQL might not have"
     );
 
-    common::exec(
-        &mut superuser,
-        "SELECT setval('commit_fault_once', 1, false)",
-    )
-    .await;
+    common::exec(&mut superuser, REARM_COMMIT_FAULT).await;
     let set = transaction(&db, &fast_policy(), Idempotency::Idempotent, |txn| {
         Box::pin(async move {
             txn.execute_unprepared("UPDATE commit_fault SET n = 5 WHERE id = 1")
@@ -583,11 +589,7 @@ async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
     assert_eq!(n().await, 5);
 
     // The same, for one statement in autocommit: its answer is its commit's.
-    common::exec(
-        &mut superuser,
-        "SELECT setval('commit_fault_once', 1, false)",
-    )
-    .await;
+    common::exec(&mut superuser, REARM_COMMIT_FAULT).await;
     let tries = AtomicU32::new(0);
     let increment = autocommit(&db, &fast_policy(), Idempotency::NotIdempotent, |db| {
         tries.fetch_add(1, Ordering::SeqCst);
@@ -598,19 +600,8 @@ async fn an_xx000_answering_commit_is_unknown_unless_the_work_is_idempotent() {
         })
     })
     .await;
-    assert!(
-        matches!(
-            increment,
-            Err(DsqlError::OutcomeUnknown { attempts: 1, .. })
-        ),
-        "{increment:?}"
-    );
-    assert_eq!(tries.load(Ordering::SeqCst), 1, "not run again");
-    common::exec(
-        &mut superuser,
-        "SELECT setval('commit_fault_once', 1, false)",
-    )
-    .await;
+    assert_unknown_after_one_attempt(&increment, &tries);
+    common::exec(&mut superuser, REARM_COMMIT_FAULT).await;
     let set = autocommit(&db, &fast_policy(), Idempotency::Idempotent, |db| {
         Box::pin(async move {
             db.execute_unprepared("UPDATE commit_fault SET n = 7 WHERE id = 1")
