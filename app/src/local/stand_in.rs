@@ -59,6 +59,58 @@ pub struct TrustBundle {
     pub with_system_roots: bool,
 }
 
+/// A front door as the stand-in opens one before a server: a fresh CA for the names a client
+/// may dial, one random access key whose tokens it accepts for the first of those names in
+/// [`REGION`], DSQL's rules, and `limits`. The one place a front door is assembled: the
+/// stand-in and the tests' own doors both open theirs with it.
+pub struct OpenedDoor {
+    /// The front door, serving.
+    pub door: FrontDoor,
+    /// Its certificate authority: clients trust it (`PGSSLROOTCERT`).
+    pub ca: LocalCa,
+    /// The access key id the door knows.
+    pub access_key_id: String,
+    /// Its secret access key.
+    pub secret_access_key: SecretString,
+}
+
+impl OpenedDoor {
+    /// Opens a front door on `listener` before `server`, its certificate for `names` (the
+    /// first is the host tokens are signed for).
+    pub fn open(
+        server: &LocalServer,
+        listener: Listeners,
+        names: &[&str],
+        limits: Limits,
+    ) -> Result<Self> {
+        let ca = LocalCa::generate(names)?;
+        let access_key_id = format!(
+            "AKIDLOCAL{}",
+            uuid::Uuid::new_v4().simple().to_string()[..11].to_uppercase()
+        );
+        let secret_access_key = super::random_secret();
+        let verifier = TokenVerifier::new(
+            names.first().copied().unwrap_or(HOST),
+            REGION,
+            [(access_key_id.clone(), secret_access_key.clone())],
+        );
+        let door = FrontDoor::start_on(
+            listener,
+            server.backend(),
+            ca.server_config()?,
+            verifier,
+            DsqlRules,
+            limits,
+        )?;
+        Ok(Self {
+            door,
+            ca,
+            access_key_id,
+            secret_access_key,
+        })
+    }
+}
+
 /// A running stand-in. Dropping it stops the front door, then the server (which removes its
 /// directory, and with it the CA, CA bundle and credentials files).
 pub struct StandIn {
@@ -95,33 +147,15 @@ impl StandIn {
         let listener = Listeners::bind(options.port).await?;
         let server = LocalServer::start().await?;
         debug!("start-up phase: front door");
-        let ca = LocalCa::generate(&CERTIFICATE_NAMES)?;
+        let opened = OpenedDoor::open(&server, listener, &CERTIFICATE_NAMES, Limits::default())?;
         let ca_path = server.dir().join("ca.pem");
-        ca.write_ca(&ca_path)?;
-        let access_key_id = format!(
-            "AKIDLOCAL{}",
-            uuid::Uuid::new_v4().simple().to_string()[..11].to_uppercase()
-        );
-        let secret_access_key = super::random_secret();
-        let verifier = TokenVerifier::new(
-            HOST,
-            REGION,
-            [(access_key_id.clone(), secret_access_key.clone())],
-        );
-        let door = FrontDoor::start_on(
-            listener,
-            server.backend(),
-            ca.server_config()?,
-            verifier,
-            DsqlRules,
-            Limits::default(),
-        )?;
-        door.set_latency(options.latency);
-        info!(port = door.port(), "local DSQL stand-in ready");
+        opened.ca.write_ca(&ca_path)?;
+        opened.door.set_latency(options.latency);
+        info!(port = opened.door.port(), "local DSQL stand-in ready");
         Ok(Self {
-            door,
-            access_key_id,
-            secret_access_key,
+            door: opened.door,
+            access_key_id: opened.access_key_id,
+            secret_access_key: opened.secret_access_key,
             ca_path,
             server,
         })

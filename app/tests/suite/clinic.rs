@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use app::clinic::owners::{self, NewOwner};
 use app::clinic::pets::{self, NewPet};
 use app::dsql::Error as DsqlError;
-use app::dsql::retry::{Idempotency, RetryPolicy, autocommit, transaction};
+#[cfg(feature = "front-door")]
+use app::dsql::retry::autocommit;
+use app::dsql::retry::{Idempotency, RetryPolicy, transaction};
 use app::error::Error;
 use common::{admin_db, fresh_database, user_db};
 use migration::{Migrator, MigratorTrait};

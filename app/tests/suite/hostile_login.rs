@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
-use common::door::{ACCESS_KEY, Door, HOST, admin_in_fresh_database, door, door_with, endpoint};
+use common::door::{Door, HOST, admin_in_fresh_database, door, door_with, endpoint};
 use common::raw;
 
 /// DSQL's refusal of a login (dsql-facts.md §3.5: `FATAL: unable to accept connection, access
@@ -85,7 +85,7 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
     let (database, user) = common::database_with_user("hostile_oracles").await;
     let user = user.user.as_str();
     let day = Duration::from_secs(86_400);
-    let good = token(&endpoint(), user, ACCESS_KEY, &door.secret, day).await;
+    let good = token(&endpoint(), user, &door.access_key_id, &door.secret, day).await;
     let other_host = Endpoint::parse("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws", None)
         .expect("an endpoint");
     let other_region = Endpoint::parse(HOST, Some("eu-west-1")).expect("an endpoint");
@@ -101,7 +101,7 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
             token(
                 &endpoint(),
                 user,
-                ACCESS_KEY,
+                &door.access_key_id,
                 &app::local::random_secret(),
                 day,
             )
@@ -110,12 +110,12 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
         (
             "another endpoint",
             user,
-            token(&other_host, user, ACCESS_KEY, &door.secret, day).await,
+            token(&other_host, user, &door.access_key_id, &door.secret, day).await,
         ),
         (
             "another region",
             user,
-            token(&other_region, user, ACCESS_KEY, &door.secret, day).await,
+            token(&other_region, user, &door.access_key_id, &door.secret, day).await,
         ),
         // A DbConnect token for admin, who needs DbConnectAdmin.
         ("the wrong action", "admin", good.clone()),
@@ -140,7 +140,7 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
         assert!(!has_a_date(&received), "{what}");
         let shown = String::from_utf8_lossy(&received);
         assert!(
-            !shown.contains("AKID") && !shown.contains(ACCESS_KEY),
+            !shown.contains("AKID") && !shown.contains(&door.access_key_id),
             "{what}"
         );
     }
@@ -149,7 +149,7 @@ async fn every_bad_token_gets_the_same_refusal_without_clock_or_key() {
     let expiring = token(
         &endpoint(),
         user,
-        ACCESS_KEY,
+        &door.access_key_id,
         &door.secret,
         Duration::from_secs(1),
     )

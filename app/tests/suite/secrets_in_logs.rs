@@ -15,8 +15,9 @@ use common::clock::{new_connection, refreshes};
 use common::database_with_user;
 use common::logs::capturing;
 use common::{admin_db, fresh_database, server};
+use secrecy::ExposeSecret;
 #[cfg(feature = "front-door")]
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 /// Every event at every level the app lets through: the app's own logging at its most verbose,
 /// with a directive that tries to lift the cap on aws_sigv4's module that prints the signed
@@ -100,6 +101,7 @@ fn no_iam_token_or_aws_secret_appears_in_any_log_line_while_the_pool_refreshes()
         let door = common::door::door().await;
         let (database, user) = database_with_user("iam_tokens_in_logs").await;
         let signer = common::door::signer(
+            &door.access_key_id,
             &user.user,
             &door.secret,
             Some(SESSION_TOKEN),

@@ -16,7 +16,7 @@ use proptest::test_runner::{Config as ProptestConfig, TestRunner};
 use sea_orm::DatabaseConnection;
 use sqlx::{Connection, PgConnection};
 
-use common::door::{self, ACCESS_KEY, Door, REGION};
+use common::door::{self, Door, REGION};
 
 /// The ARN of the attack: the partition closes the quote and runs a statement of its own.
 const SMUGGLING_ARN: &str = "arn:aws'; CREATE TABLE injected(); --:iam::123456789012:role/x";
@@ -36,7 +36,7 @@ fn app_through(door: &Door, args: &[&str]) -> Output {
         .env("CLUSTER_PORT", door.port().to_string())
         .env("CLUSTER_USER", "admin")
         .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_ACCESS_KEY_ID", &door.access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", door.secret.expose_secret())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("PGSSLROOTCERT", door.ca_file.path());

@@ -162,23 +162,10 @@ pub struct FrontDoor {
 }
 
 impl FrontDoor {
-    /// Listens on a free port of the loopback and serves each connection as the module
-    /// documentation says, relaying to the server (`backend`) with the
+    /// Serves each connection on `listener` ([`Listeners::bind`]: a port of `127.0.0.1` and
+    /// `::1`, bound by the caller, who can so learn that a port is taken before anything else
+    /// starts) as the module documentation says, relaying to the server (`backend`) with the
     /// statements judged by `policy` and DSQL's `limits` ([`relay`]).
-    pub async fn start(
-        backend: Backend,
-        tls: Arc<rustls::ServerConfig>,
-        verifier: TokenVerifier,
-        policy: impl Policy,
-        limits: Limits,
-    ) -> Result<Self> {
-        let listener = Listeners::bind(0).await?;
-        Self::start_on(listener, backend, tls, verifier, policy, limits)
-    }
-
-    /// [`FrontDoor::start`] on `listener` ([`Listeners::bind`]: a port of `127.0.0.1` and
-    /// `::1`), bound by the caller, who can so learn that a port is taken before anything else
-    /// starts.
     pub fn start_on(
         listener: Listeners,
         backend: Backend,

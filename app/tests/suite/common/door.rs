@@ -12,10 +12,9 @@ use app::dsql::token::{IamTokenSource, TokenSource};
 use app::local::fixed_credentials;
 use app::local::front_door::FrontDoor;
 use app::local::front_door::conflicts::CommitFailures;
-use app::local::front_door::iam::TokenVerifier;
-use app::local::front_door::policy::DsqlRules;
+use app::local::front_door::listen::Listeners;
 use app::local::front_door::relay::Limits;
-use app::local::front_door::tls::LocalCa;
+use app::local::stand_in::OpenedDoor;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
@@ -24,15 +23,17 @@ use tokio::sync::OnceCell;
 use super::clock::ManualClock;
 use super::server;
 
-/// The stand-in's endpoint name: it must resolve, and the certificate names it.
+/// The tests' endpoint name: it must resolve, and the certificate names it.
 pub const HOST: &str = "localhost";
-pub const REGION: &str = "us-east-1";
-pub const ACCESS_KEY: &str = "AKIDLOCALSTANDIN01";
+/// The stand-in's Region, which tokens are signed for.
+pub const REGION: &str = app::local::STAND_IN_REGION;
 
 /// A front door before the binary's shared server, knowing one access key; its CA file.
 pub struct Door {
     port: u16,
     pub ca_file: tempfile::NamedTempFile,
+    /// The access key the door knows, and its secret.
+    pub access_key_id: String,
     pub secret: SecretString,
     /// Makes chosen sessions' next commits fail.
     pub failures: CommitFailures,
@@ -96,32 +97,24 @@ pub async fn shared() -> &'static Door {
         .await
 }
 
-/// A front door with `limits` before the shared server, and its description (without the
-/// door itself).
+/// A front door with `limits` before the shared server, opened as the stand-in opens its own
+/// ([`OpenedDoor`]), and its description (without the door itself).
 async fn start(limits: Limits) -> (FrontDoor, Door) {
     let server = server().await;
-    let ca = LocalCa::generate(&[HOST, "127.0.0.1", "::1"]).expect("a CA");
+    let listener = Listeners::bind(0).await.expect("a free port");
+    let opened = OpenedDoor::open(server, listener, &[HOST, "127.0.0.1", "::1"], limits)
+        .expect("open the front door");
     let ca_file = tempfile::NamedTempFile::new().expect("a CA file");
-    ca.write_ca(ca_file.path()).expect("write the CA");
-    let secret = app::local::random_secret();
-    let verifier = TokenVerifier::new(HOST, REGION, [(ACCESS_KEY.to_owned(), secret.clone())]);
-    let front_door = FrontDoor::start(
-        server.backend(),
-        ca.server_config().expect("a TLS configuration"),
-        verifier,
-        DsqlRules,
-        limits,
-    )
-    .await
-    .expect("start the front door");
+    opened.ca.write_ca(ca_file.path()).expect("write the CA");
     let door = Door {
-        port: front_door.port(),
+        port: opened.door.port(),
         ca_file,
-        failures: front_door.commit_failures(),
-        secret,
+        failures: opened.door.commit_failures(),
+        access_key_id: opened.access_key_id,
+        secret: opened.secret_access_key,
         front_door: None,
     };
-    (front_door, door)
+    (opened.door, door)
 }
 
 /// The stand-in's endpoint: `localhost` in [`REGION`].
@@ -155,7 +148,7 @@ impl Door {
         secret: &SecretString,
         lifetime: Duration,
     ) -> IamTokenSource {
-        signer(user, secret, None, lifetime).await
+        signer(&self.access_key_id, user, secret, None, lifetime).await
     }
 
     /// The app's own IAM token source for `user` with the stand-in's key, tokens valid for 15
@@ -273,16 +266,17 @@ impl Door {
     }
 }
 
-/// The app's own IAM token source for the front door's access key with `secret`, and
+/// The app's own IAM token source for the access key `access_key_id` with `secret`, and
 /// `session_token` if given (the front door does not check it with STS, as no stand-in can).
 pub async fn signer(
+    access_key_id: &str,
     user: &str,
     secret: &SecretString,
     session_token: Option<&str>,
     lifetime: Duration,
 ) -> IamTokenSource {
     let sdk_config =
-        fixed_credentials(REGION, ACCESS_KEY, secret.expose_secret(), session_token).await;
+        fixed_credentials(REGION, access_key_id, secret.expose_secret(), session_token).await;
     IamTokenSource::with_sdk_config(&endpoint(), user, lifetime, sdk_config)
         .expect("a token source")
 }

@@ -148,7 +148,7 @@ pub async fn admin_url(database: &str) -> String {
         format!(
             "postgres://{}:{}@{}:{}/{database}",
             admin.user,
-            admin.password.expose_secret(),
+            secrecy::ExposeSecret::expose_secret(&admin.password),
             server.host(),
             server.port()
         )
