@@ -1,4 +1,4 @@
-"""AWS's Python clients for Aurora DSQL, run by app/tests/real_clients.rs against the local
+"""AWS's Python clients for Aurora DSQL, run by app/tests/suite/real_clients.rs against the local
 stand-in with the environment `app local` prints.
 
     python dsql_clients.py connectors   AWS's connector with psycopg, psycopg2 and asyncpg, each
