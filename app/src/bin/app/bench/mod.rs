@@ -480,7 +480,9 @@ pub async fn run(session: &Session, options: &BenchOptions) -> Result<Vec<Report
     let mut reports = Vec::new();
     let mut clinic_tokens = None;
     for workload in options.selected() {
-        info!(%workload, "benchmark workload starts");
+        if !progress::show(&format!("{workload}: starting")) {
+            info!(%workload, "benchmark workload starts");
+        }
         let lines = match workload {
             Workload::Clinic => {
                 let before = tokens::tokens_signed(session);
@@ -958,12 +960,14 @@ async fn alternate<S: Copy + fmt::Debug, T: Combine>(
     let order = [0, 1, 1, 0];
     for (number, index) in order.into_iter().cycle().take(4 * ROUNDS).enumerate() {
         let side = [a, b][index];
-        info!(what, pass = number + 1, ?side, "benchmark pass");
-        progress::show(&format!(
+        let shown = progress::show(&format!(
             "{what}: pass {} of {}, {side:?}",
             number + 1,
             4 * ROUNDS
         ));
+        if !shown {
+            info!(what, pass = number + 1, ?side, "benchmark pass");
+        }
         let result = pass(side).await?;
         combined[index].combine(Some(result));
     }
