@@ -195,13 +195,25 @@ fn migrate_status_lists_every_migration() {
 }
 
 /// The benchmark as a smoke test, tiny sizes: every workload reports, SeaORM against raw sqlx
-/// where both exist, the front door against the direct path (or says it is skipped, built
-/// without it), and the outcomes that must hold whatever the speed hold: every contention
-/// increment lands exactly once, and one IAM token is signed for the whole
-/// run, however many connections open. Speeds are not asserted.
+/// where both exist (with the stand-in's latency model off and on), the front door against the
+/// direct path (or says it is skipped, built without it), the app against the seed's stack or a
+/// line saying why the seed was skipped, and the outcomes that must hold whatever the speed
+/// hold: every contention increment lands exactly once, one IAM token is signed for the whole
+/// run, however many connections open, and each operation's round trips are counted at the
+/// front door, never fewer than the fewest its guarantees allow. Speeds are not asserted.
 #[test]
 fn bench_json_reports_every_workload_and_exactly_once_increments() {
-    let output = app(&["bench", "--iterations", "20", "--json"], &[]);
+    let output = app(
+        &[
+            "bench",
+            "--iterations",
+            "20",
+            "--modelled-iterations",
+            "3",
+            "--json",
+        ],
+        &[],
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let reports: Vec<serde_json::Value> = stdout(&output)
         .lines()
@@ -223,19 +235,75 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
         ]
     );
     let lines = |workload: usize| reports[workload]["lines"].as_array().expect("lines");
-    // clinic at C = 1 and 8; six ops; one bulk line: each with both sides and a ratio.
-    for (workload, count) in [(0, 2), (1, 6), (2, 1)] {
-        assert_eq!(lines(workload).len(), count, "{}", workloads[workload]);
-        for line in lines(workload) {
-            assert!(line["app"]["count"].as_u64() > Some(0), "{line}");
-            assert!(line["raw"]["count"].as_u64() > Some(0), "{line}");
-            assert!(line["ratio"].as_f64().is_some(), "{line}");
+    let named = |workload: usize, name: &str| {
+        lines(workload)
+            .iter()
+            .find(|line| line["name"] == name)
+            .unwrap_or_else(|| panic!("no line {name:?} in {}", reports[workload]))
+    };
+    let front_door = cfg!(feature = "front-door");
+    let ops = [
+        "get by PK",
+        "insert",
+        "upsert",
+        "find-or-create (existing)",
+        "find-or-create (new)",
+        "create both pets",
+        "owner + pets load",
+    ];
+    // clinic at C = 1 and 8; seven ops; one bulk line: each with both sides and a ratio, and,
+    // on the stand-in, the same with the latency model on.
+    let mut compared: Vec<(usize, String)> = ["C=1", "C=8"]
+        .into_iter()
+        .map(|name| (0, name.to_owned()))
+        .chain(ops.iter().map(|name| (1, (*name).to_owned())))
+        .collect();
+    if front_door {
+        let modelled: Vec<(usize, String)> = compared
+            .iter()
+            .map(|(w, name)| (*w, format!("{name}, DSQL latency")))
+            .collect();
+        compared.extend(modelled);
+    } else {
+        for workload in [0, 1] {
+            let note = named(workload, "DSQL latency model")["note"].as_str();
+            assert!(note.is_some_and(|n| n.starts_with("skipped")), "{note:?}");
+        }
+    }
+    compared.push((2, lines(2)[0]["name"].as_str().expect("a name").to_owned()));
+    for (workload, name) in &compared {
+        let line = named(*workload, name);
+        assert!(line["app"]["count"].as_u64() > Some(0), "{line}");
+        assert!(line["raw"]["count"].as_u64() > Some(0), "{line}");
+        assert!(line["ratio"].as_f64().is_some(), "{line}");
+    }
+    // Round trips per operation, counted at the front door with the model off: never fewer
+    // than the fewest the guarantees allow, on either side; not counted without the front door.
+    for (workload, name) in compared.iter().filter(|(w, n)| *w < 2 && !n.contains(',')) {
+        let line = named(*workload, name);
+        let fewest = line["fewest"]["round_trips"].as_f64().expect("the fewest");
+        for side in ["app", "raw"] {
+            let counted = line[side]["per_op"]["round_trips"].as_f64();
+            if front_door {
+                assert!(counted.is_some_and(|rt| rt >= fewest), "{side}: {line}");
+            } else {
+                assert_eq!(counted, None, "{line}");
+            }
+        }
+    }
+    // The seed's stack ran against the same stand-in, or one line says why it did not.
+    match lines(0).iter().find(|line| line["name"] == "vs seed") {
+        Some(skipped) => {
+            let note = skipped["note"].as_str().unwrap_or_default();
+            assert!(note.starts_with("skipped"), "{note}");
+        }
+        None => {
+            let versus = named(0, "C=1 vs seed");
+            assert!(versus["ratio"].as_f64().is_some(), "{versus}");
         }
     }
     // 16 workers x 20 increments, on 4 hot rows and on 16 rows, both sides, two passes per
-    // A B B A round.
-    // The benchmark runs each side twice per round, three rounds (`bench::ROUNDS` in the
-    // binary).
+    // A B B A round, three rounds (the benchmark's `ROUNDS`, in the binary).
     let passes = 2 * 3;
     for line in &lines(3)[..2] {
         for side in ["app", "raw"] {
@@ -247,7 +315,7 @@ fn bench_json_reports_every_workload_and_exactly_once_increments() {
     }
     // Get by PK and the mixed workload, by 1 and by 8 clients, both paths, with what the front
     // door adds at the median; built without it, one line saying it was skipped.
-    if cfg!(feature = "front-door") {
+    if front_door {
         assert_eq!(lines(4).len(), 4, "{}", reports[4]);
         for line in lines(4) {
             assert!(line["app"]["count"].as_u64() > Some(0), "{line}");

@@ -129,24 +129,36 @@ struct BenchArgs {
     /// tokens signed (default: 2000, 2000, 100000, 200, 2000, 10000).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     iterations: Option<u64>,
+    /// The size of the clinic and ops passes with the DSQL latency model on (default: 200
+    /// clinic iterations and 100 calls per ops line, or --iterations if smaller).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    modelled_iterations: Option<u64>,
     /// The number of clinic workers and front-door clients (default: measure 1 and 8).
     #[arg(long, value_name = "C", value_parser = clap::value_parser!(u64).range(1..=1024))]
     concurrency: Option<u64>,
     /// Print one JSON object per workload, one per line, instead of the table.
     #[arg(long)]
     json: bool,
+    /// Also write the ratios as a bar chart to FILE (SVG).
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
 }
 
 impl BenchArgs {
-    fn options(&self, session: &Session) -> BenchOptions {
+    fn options(&self, session: &Session, user: &str) -> BenchOptions {
         let defaults = BenchOptions::default();
+        let mut sizes = self.iterations.map_or_else(Sizes::default, Sizes::uniform);
+        if let Some(n) = self.modelled_iterations {
+            (sizes.clinic_modelled, sizes.ops_modelled) = (n, n);
+        }
         BenchOptions {
             workloads: self.workloads.clone(),
-            sizes: self.iterations.map_or_else(Sizes::default, Sizes::uniform),
+            sizes,
             concurrency: self.concurrency.map_or(defaults.concurrency, |c| {
                 vec![usize::try_from(c).unwrap_or(1)]
             }),
             token_lifetime: session.token_lifetime(),
+            user: user.to_owned(),
         }
     }
 }
@@ -257,7 +269,10 @@ async fn run(command: &Command) -> Result<()> {
             with_session(&config, true, async |s| migrate(s, action).await).await
         }
         Command::Bench(args) => {
-            with_session(&config, !args.json, async |s| bench(s, args).await).await
+            with_session(&config, !args.json, async |s| {
+                bench(s, &config.user, args).await
+            })
+            .await
         }
         Command::User {
             action: UserAction::Create { name, iam_role },
@@ -318,10 +333,14 @@ async fn demo(session: &Session) -> Result<()> {
     Ok(())
 }
 
-async fn bench(session: &Session, args: &BenchArgs) -> Result<()> {
-    let reports = bench::run(session, &args.options(session))
+async fn bench(session: &Session, user: &str, args: &BenchArgs) -> Result<()> {
+    let reports = bench::run(session, &args.options(session, user))
         .await
         .context("running the benchmark")?;
+    if let Some(path) = &args.svg {
+        std::fs::write(path, bench::chart(&reports))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
         for report in &reports {
             println!("{}", report.to_json()?);

@@ -8,20 +8,28 @@
 //                                     "pid <backend pid>", waits for a line on stdin (the test
 //                                     forces a conflict on that session), then runs the update
 //                                     through the wrapper and prints "updated <n>"
+//   node sequelize_sample.js bench N C
+//                                     the seed's baseline for `app bench`: the clinic story
+//                                     done the seed's way, N iterations by C clients, on the
+//                                     app's own (migrated, empty) tables; connects to
+//                                     CLUSTER_PORT, opens C connections, prints "ready", waits
+//                                     for a line on stdin, runs, then prints one line of JSON
+//                                     {"iterations", "p50_us", "p99_us"}
 //
 // Any mismatch throws, and the process exits non-zero with the reason on stderr.
 'use strict';
 
 const { AuroraDSQLClient } = require('@aws/aurora-dsql-node-postgres-connector');
 const pg = require('pg');
-const { Sequelize, DataTypes, Model } = require('sequelize');
+const { Sequelize, DataTypes, Model, UniqueConstraintError } = require('sequelize');
 const readline = require('node:readline');
 
 const ADMIN = 'admin';
 
-// The sample's connection code, unchanged. It names no port: Sequelize's postgres dialect then
-// connects to 5432 whatever the environment says, so the stand-in must listen there.
-function getSequelizeConnection() {
+// The sample's connection code, unchanged but for `overrides` (the benchmark's port and pool).
+// The sample names no port: Sequelize's postgres dialect then connects to 5432 whatever the
+// environment says, so the stand-in must listen there.
+function getSequelizeConnection(overrides = {}) {
   const clusterEndpoint = process.env.CLUSTER_ENDPOINT;
   if (!clusterEndpoint) {
     throw new Error('Missing required environment variable CLUSTER_ENDPOINT');
@@ -60,6 +68,7 @@ function getSequelizeConnection() {
       },
     },
     logging: false, // The sample logs every statement (console.log); the test reads stdout.
+    ...overrides,
   });
 }
 
@@ -238,9 +247,135 @@ async function forcedConflict() {
   await sequelize.close();
 }
 
+// The app's clinic tables (its migrations), as Sequelize models, for the benchmark.
+const clinicAttributes = {
+  owner: {
+    id: uuidKey,
+    name: { type: DataTypes.STRING(30), allowNull: false },
+    city: { type: DataTypes.STRING(80), allowNull: false },
+    telephone: { type: DataTypes.STRING(20), allowNull: true, defaultValue: null },
+    email: { type: DataTypes.STRING(255), allowNull: false, unique: true },
+  },
+  pet: {
+    id: uuidKey,
+    name: { type: DataTypes.STRING(30), allowNull: false },
+    birthDate: { type: DataTypes.DATEONLY, allowNull: false, field: 'birth_date' },
+    ownerId: { type: DataTypes.UUID, allowNull: true, field: 'owner_id' },
+    status: { type: DataTypes.STRING(20), allowNull: false },
+    metadata: { type: DataTypes.JSONB, allowNull: true },
+    visitCount: { type: DataTypes.INTEGER, allowNull: true, field: 'visit_count' },
+  },
+  specialty: {
+    name: { type: DataTypes.STRING(80), primaryKey: true },
+  },
+};
+
+// Nearest-rank percentile of sorted numbers.
+function percentile(sorted, p) {
+  const rank = Math.min(sorted.length, Math.max(1, Math.ceil(p * sorted.length)));
+  return sorted[rank - 1];
+}
+
+// The clinic story, iteration `i`, the seed's way: one Sequelize call per step, each its own
+// autocommit statement, no owner check, and find-or-create as findOne then create (Sequelize's
+// findOrCreate needs a transaction with a savepoint, which DSQL refuses); a create that loses
+// the race to a concurrent one finds the winner's row.
+async function clinicIteration(models, i) {
+  const { Owner, Pet, Specialty } = models;
+  const email = `owner${i}@example.com`;
+  const owner = await Owner.create({ name: `Owner ${i}`, city: 'Anytown', email });
+  for (const suffix of ['a', 'b']) {
+    await Pet.create({
+      name: `Pet ${i}${suffix}`, birthDate: '2020-01-01', ownerId: owner.id, status: 'waiting',
+      visitCount: 0,
+    });
+  }
+  const pet = await Pet.findOne({ where: { name: `Pet ${i}a` } });
+  const found = await Owner.findByPk(pet.ownerId);
+  expect(`iteration ${i}: the pet's owner`, found.id, owner.id);
+  await Owner.upsert(
+    { name: `Owner ${i}`, city: 'Othertown', telephone: null, email },
+    { conflictFields: ['email'], fields: ['name', 'city', 'telephone', 'email'] },
+  );
+  const name = `S${i % 10}`;
+  if (!(await Specialty.findOne({ where: { name } }))) {
+    try {
+      await Specialty.create({ name });
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintError)) throw err;
+      expect(`iteration ${i}: the specialty`, (await Specialty.findOne({ where: { name } })).name, name);
+    }
+  }
+  const withPets = await Owner.findByPk(owner.id, { include: Pet });
+  expect(`iteration ${i}: the owner's city and pets`, [withPets.city, withPets.pets.length], ['Othertown', 2]);
+}
+
+// The benchmark's baseline: `iterations` of the clinic story shared by `clients` clients.
+async function bench(iterations, clients) {
+  const port = Number(process.env.CLUSTER_PORT);
+  if (!(iterations > 0 && clients > 0 && port > 0)) {
+    throw new Error('usage: bench N C, with CLUSTER_PORT set');
+  }
+  const sequelize = getSequelizeConnection({
+    port,
+    pool: { max: clients, min: clients, acquire: 30000, idle: 600000 },
+    hooks: {
+      afterConnect: async (connection) => {
+        if (process.env.CLUSTER_USER !== ADMIN) {
+          await connection.query('SET search_path TO myschema');
+        }
+      },
+    },
+  });
+  const models = {
+    Owner: class extends Model {},
+    Pet: class extends Model {},
+    Specialty: class extends Model {},
+  };
+  for (const [key, table] of [['Owner', 'owner'], ['Pet', 'pet'], ['Specialty', 'specialty']]) {
+    models[key].init(clinicAttributes[table], { sequelize, tableName: table, modelName: table });
+  }
+  models.Pet.belongsTo(models.Owner, { foreignKey: 'ownerId', constraints: false });
+  models.Owner.hasMany(models.Pet, { foreignKey: 'ownerId', constraints: false });
+
+  // Open every connection of the pool before the clock starts: hold `clients` at once.
+  let arrived = 0;
+  let release;
+  const allThere = new Promise((resolve) => { release = resolve; });
+  await Promise.all(Array.from({ length: clients }, () => sequelize.transaction(async (t) => {
+    await sequelize.query('SELECT 1', { transaction: t });
+    arrived += 1;
+    if (arrived === clients) release();
+    await allThere;
+  })));
+  console.log('ready');
+  const lines = readline.createInterface({ input: process.stdin });
+  await new Promise((resolve) => lines.once('line', resolve));
+  lines.close();
+
+  let next = 0;
+  const latencies = [];
+  await Promise.all(Array.from({ length: clients }, async () => {
+    for (let i = next++; i < iterations; i = next++) {
+      const start = process.hrtime.bigint();
+      await clinicIteration(models, i);
+      latencies.push(Number(process.hrtime.bigint() - start) / 1000);
+    }
+  }));
+  latencies.sort((a, b) => a - b);
+  console.log(JSON.stringify({
+    iterations: latencies.length,
+    p50_us: percentile(latencies, 0.5),
+    p99_us: percentile(latencies, 0.99),
+  }));
+  await sequelize.close();
+}
+
 async function main() {
   if (process.argv[2] === 'retry') {
     await forcedConflict();
+  } else if (process.argv[2] === 'bench') {
+    await bench(Number(process.argv[3]), Number(process.argv[4]));
   } else {
     await sequelizeExample();
     await retryExample();

@@ -43,7 +43,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{Executor, PgConnection, PgPool, SqlSafeStr};
 use tracing::{info, warn};
 
-use super::{BenchOptions, Ctx, Line, Sample, Sides, alternate, in_parallel};
+use super::{BenchOptions, Ctx, Line, Sample, Sides, alternate, in_parallel, progress};
 use anyhow::{Result, anyhow};
 use app::dsql::pool::hold_all;
 use app::dsql::retry;
@@ -247,11 +247,12 @@ async fn measure(door: &PgPool, direct: &PgPool, options: &BenchOptions) -> Resu
     for operation in Operation::ALL {
         for &wanted in &options.concurrency {
             let clients = wanted.clamp(1, max.max(1));
-            info!(%operation, clients, "front-door line starts");
-            let (through_door, straight) = alternate(
-                "front-door",
-                (Path::FrontDoor, Path::Direct),
-                async |path| {
+            let what = format!("front-door {operation} C={clients}");
+            if !progress::show(&format!("{what}: starting")) {
+                info!(%operation, clients, "front-door line starts");
+            }
+            let (through_door, straight) =
+                alternate(&what, (Path::FrontDoor, Path::Direct), async |path| {
                     let pool = match path {
                         Path::FrontDoor => door,
                         Path::Direct => direct,
@@ -261,9 +262,8 @@ async fn measure(door: &PgPool, direct: &PgPool, options: &BenchOptions) -> Resu
                     }
                     prepare_all(pool).await?;
                     pass(pool, operation, n, clients).await
-                },
-            )
-            .await?;
+                })
+                .await?;
             let mut line = line(operation, clients, &through_door, &straight);
             line.note = format!(
                 "{:+.0} µs at p50 through the front door; {n} per pass, {clients} client{} on \

@@ -14,7 +14,7 @@ use sea_orm::sea_query::{Alias, Expr, Query};
 use sea_orm::{ActiveEnum, ActiveValue::Set, ConnectionTrait, DatabaseConnection, EntityTrait};
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use anyhow::{Result, anyhow};
@@ -61,8 +61,11 @@ macro_rules! pet_columns {
 }
 
 const OWNER_BY_ID: &str = select_owner!();
-const OWNER_FOR_KEY_SHARE: &str = concat!(select_owner!(), " FOR KEY SHARE");
-const INSERT_OWNER: &str = concat!(insert_owner!(), returning_owner!());
+const INSERT_OWNER_ONCE: &str = concat!(
+    insert_owner!(),
+    r#" ON CONFLICT ("id") DO NOTHING"#,
+    returning_owner!()
+);
 const UPSERT_OWNER: &str = concat!(
     insert_owner!(),
     r#" ON CONFLICT ("email") DO UPDATE SET "name" = "excluded"."name", "city" = "excluded"."city", "telephone" = "excluded"."telephone""#,
@@ -70,13 +73,14 @@ const UPSERT_OWNER: &str = concat!(
 );
 const OWNER_BY_EMAIL: &str = r#"SELECT "owner"."id", "owner"."name", "owner"."city", "owner"."telephone", "owner"."email" FROM "owner" WHERE "owner"."email" = $1 LIMIT $2"#;
 const INSERT_OWNER_IF_NEW: &str = concat!(insert_owner!(), r#" ON CONFLICT ("email") DO NOTHING"#);
-const INSERT_PET: &str = concat!(
+/// The pets insert with the owner check, up to its `VALUES` rows.
+const INSERT_PETS_CHECKED: &str = concat!(
     r#"INSERT INTO "pet" ("#,
     pet_columns!(),
-    r#") VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING "#,
-    pet_columns!()
+    r#") SELECT "column1", "column2", "column3", "column4", "column5", "column6", "column7" FROM (VALUES "#
 );
 const INSERT_PETS: &str = concat!(r#"INSERT INTO "pet" ("#, pet_columns!(), ") ");
+const PETS_BY_ID: &str = r#"SELECT "pet"."id", "pet"."name", "pet"."birth_date", "pet"."owner_id", "pet"."status", "pet"."metadata", "pet"."visit_count" FROM "pet" WHERE "pet"."id" IN ("#;
 const PET_BY_NAME: &str = r#"SELECT "pet"."id", "pet"."name", "pet"."birth_date", "pet"."owner_id", "pet"."status", "pet"."metadata", "pet"."visit_count" FROM "pet" WHERE "pet"."name" = $1 LIMIT $2"#;
 const SPECIALTY_BY_NAME: &str =
     r#"SELECT "specialty"."name" FROM "specialty" WHERE "specialty"."name" = $1 LIMIT $2"#;
@@ -131,15 +135,30 @@ impl Layer {
         Ok(())
     }
 
-    /// Inserts an owner with a fresh client-generated key; returns the stored row.
+    /// Inserts an owner with a fresh client-generated key in one autocommit statement,
+    /// retried on conflicts; returns the stored row. The raw side sends what
+    /// [`owners::create`] sends: `INSERT … ON CONFLICT ("id") DO NOTHING RETURNING …`, and,
+    /// only when the key is taken (an earlier attempt committed), the row read back by key.
     pub(crate) async fn create_owner(&self, new: &NewOwner) -> Result<owner::Model> {
         match self.side {
             Side::App => Ok(owners::create(&self.db, &self.policy, new).await?.value),
             Side::Raw => {
-                let row = bind_owner(sqlx::query(INSERT_OWNER), Uuid::new_v4(), new)
-                    .fetch_one(&self.pool)
+                let id = Uuid::new_v4();
+                let (row, _) = self
+                    .raw_retry(Idempotency::Idempotent, || async {
+                        bind_owner(sqlx::query(INSERT_OWNER_ONCE), id, new)
+                            .fetch_optional(&self.pool)
+                            .await
+                    })
                     .await?;
-                Ok(owner_at(&row, 0)?)
+                let ours = owner_model(id, new);
+                match row {
+                    Some(row) => Ok(owner_at(&row, 0)?),
+                    None => match self.owner_by_id(id).await? {
+                        Some(stored) if stored == ours => Ok(stored),
+                        _ => Err(anyhow!("an owner under this call's key is not its own")),
+                    },
+                }
             }
         }
     }
@@ -159,24 +178,32 @@ impl Layer {
         }
     }
 
-    /// Inserts the owner or overwrites name, city and telephone of the one with its e-mail.
+    /// Inserts the owner or overwrites name, city and telephone of the one with its e-mail, in
+    /// one autocommit statement retried on conflicts (an upsert of absolute values is
+    /// idempotent).
     pub(crate) async fn upsert_owner(&self, new: &NewOwner) -> Result<owner::Model> {
         match self.side {
             Side::App => Ok(owners::upsert_by_email(&self.db, &self.policy, new)
                 .await?
                 .value),
             Side::Raw => {
-                let row = bind_owner(sqlx::query(UPSERT_OWNER), Uuid::new_v4(), new)
-                    .fetch_one(&self.pool)
+                let id = Uuid::new_v4();
+                let (row, _) = self
+                    .raw_retry(Idempotency::Idempotent, || async {
+                        bind_owner(sqlx::query(UPSERT_OWNER), id, new)
+                            .fetch_one(&self.pool)
+                            .await
+                    })
                     .await?;
                 Ok(owner_at(&row, 0)?)
             }
         }
     }
 
-    /// The owner with the e-mail of `new`, created from `new` if there is none. The raw side
-    /// is one transaction (a find, then `INSERT … ON CONFLICT DO NOTHING`), without the app's
-    /// retry: the benchmark has no concurrent callers.
+    /// The owner with the e-mail of `new`, created from `new` if there is none, race-free.
+    /// The raw side is what [`owners::find_or_create_by_email`] sends: a find by e-mail, then,
+    /// if none, `INSERT … ON CONFLICT ("email") DO NOTHING`, each its own autocommit statement
+    /// retried on conflicts, until one of them yields the row.
     pub(crate) async fn find_or_create_owner(
         &self,
         new: &NewOwner,
@@ -186,62 +213,96 @@ impl Layer {
                 .await?
                 .value),
             Side::Raw => {
-                let mut tx = self.pool.begin().await?;
-                let found = sqlx::query(OWNER_BY_EMAIL)
-                    .bind(&new.email)
-                    .bind(ONE)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let result = match found {
-                    Some(row) => (owner_at(&row, 0)?, Found::Existing),
-                    None => {
-                        let id = Uuid::new_v4();
-                        let inserted = bind_owner(sqlx::query(INSERT_OWNER_IF_NEW), id, new)
-                            .execute(&mut *tx)
-                            .await?;
-                        if inserted.rows_affected() != 1 {
-                            return Err(anyhow!(format!(
-                                "owner {} was created concurrently",
-                                new.email
-                            )));
-                        }
-                        (owner_model(id, new), Found::Created)
+                let id = Uuid::new_v4();
+                for _ in 0..self.policy.max_attempts.max(1) {
+                    let (found, _) = self
+                        .raw_retry(Idempotency::Idempotent, || async {
+                            sqlx::query(OWNER_BY_EMAIL)
+                                .bind(&new.email)
+                                .bind(ONE)
+                                .fetch_optional(&self.pool)
+                                .await
+                        })
+                        .await?;
+                    if let Some(row) = found {
+                        let existing = owner_at(&row, 0)?;
+                        let found = if existing.id == id {
+                            Found::Created
+                        } else {
+                            Found::Existing
+                        };
+                        return Ok((existing, found));
                     }
-                };
-                tx.commit().await?;
-                Ok(result)
+                    let (inserted, _) = self
+                        .raw_retry(Idempotency::Idempotent, || async {
+                            bind_owner(sqlx::query(INSERT_OWNER_IF_NEW), id, new)
+                                .execute(&self.pool)
+                                .await
+                        })
+                        .await?;
+                    if inserted.rows_affected() == 1 {
+                        return Ok((owner_model(id, new), Found::Created));
+                    }
+                }
+                Err(anyhow!(format!(
+                    "owner {} kept being created and removed concurrently",
+                    new.email
+                )))
             }
         }
     }
 
-    /// Creates a pet in one transaction that first reads its owner `FOR KEY SHARE`; the app
-    /// side is [`pets::create`], retried on conflicts.
-    pub(crate) async fn create_pet(&self, new: &NewPet) -> Result<pet::Model> {
+    /// Creates pets of one owner in one autocommit statement that checks the owner exists
+    /// (`… WHERE EXISTS (SELECT … FROM owner … FOR KEY SHARE)`), retried on conflicts; the app
+    /// side is [`pets::create_many`]. The raw side sends the same statement, and reads the
+    /// rows back by key only when fewer came back than were sent, as the app does.
+    pub(crate) async fn create_pets(&self, news: &[NewPet]) -> Result<Vec<pet::Model>> {
         match self.side {
-            Side::App => Ok(pets::create(&self.db, &self.policy, new).await?.value),
+            Side::App => Ok(pets::create_many(&self.db, &self.policy, news).await?.value),
             Side::Raw => {
-                let owner_id = new.owner_id.unwrap_or_default();
-                let mut tx = self.pool.begin().await?;
-                let owner = sqlx::query(OWNER_FOR_KEY_SHARE)
-                    .bind(owner_id)
-                    .bind(ONE)
-                    .fetch_optional(&mut *tx)
+                let owner_id = news.first().and_then(|new| new.owner_id);
+                let ids: Vec<Uuid> = news.iter().map(|_| Uuid::new_v4()).collect();
+                let sql = insert_pets_checked(news.len(), owner_id.is_some());
+                let (rows, _) = self
+                    .raw_retry(Idempotency::Idempotent, || {
+                        let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+                        for (new, id) in news.iter().zip(&ids) {
+                            query = query
+                                .bind(*id)
+                                .bind(&new.name)
+                                .bind(new.birth_date)
+                                .bind(owner_id)
+                                .bind(&new.status)
+                                .bind(new.metadata.as_ref().map(Json))
+                                .bind(Some(0_i32));
+                        }
+                        if let Some(owner_id) = owner_id {
+                            query = query.bind(1_i32).bind(owner_id);
+                        }
+                        query.fetch_all(&self.pool)
+                    })
                     .await?;
-                if owner.map(|r| owner_at(&r, 0)).transpose()?.is_none() {
-                    return Err(anyhow!(format!("owner {owner_id} does not exist")));
+                let rows = if rows.len() == news.len() {
+                    rows
+                } else {
+                    let sql = pets_by_id(ids.len());
+                    let mut query = sqlx::query(AssertSqlSafe(sql.as_str()));
+                    for id in &ids {
+                        query = query.bind(*id);
+                    }
+                    query.fetch_all(&self.pool).await?
+                };
+                let mut stored = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    stored.extend(pet_at(row, 0)?);
                 }
-                let row = sqlx::query(INSERT_PET)
-                    .bind(Uuid::new_v4())
-                    .bind(&new.name)
-                    .bind(new.birth_date)
-                    .bind(new.owner_id)
-                    .bind(&new.status)
-                    .bind(new.metadata.as_ref().map(Json))
-                    .bind(Some(0_i32))
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                pet_at(&row, 0)?.ok_or_else(|| anyhow::Error::from(sqlx::Error::RowNotFound))
+                let ordered: Option<Vec<pet::Model>> = ids
+                    .iter()
+                    .map(|id| stored.iter().find(|pet| pet.id == *id).cloned())
+                    .collect();
+                ordered
+                    .filter(|pets| pets.len() == news.len())
+                    .ok_or_else(|| anyhow!("owner {owner_id:?} does not exist"))
             }
         }
     }
@@ -262,8 +323,9 @@ impl Layer {
     }
 
     /// The specialty `name`, created if there is none, race-free: the app side is
-    /// [`vets::find_or_create_specialty`]; the raw side is the same transaction (a find by key,
-    /// then `INSERT … ON CONFLICT DO NOTHING`) retried the same way, by hand.
+    /// [`vets::find_or_create_specialty`]; the raw side sends the same statements (a find by
+    /// key, then, if none, `INSERT … ON CONFLICT DO NOTHING`, each its own autocommit
+    /// statement) retried the same way, by hand.
     pub(crate) async fn find_or_create_specialty(&self, name: &str) -> Result<Found> {
         match self.side {
             Side::App => Ok(vets::find_or_create_specialty(&self.db, &self.policy, name)
@@ -272,9 +334,29 @@ impl Layer {
                 .1),
             Side::Raw => {
                 for _ in 0..self.policy.max_attempts.max(1) {
-                    let (found, _) = self.raw_retry(|| self.raw_specialty(name)).await?;
-                    if let Some(found) = found {
-                        return Ok(found);
+                    let (existing, _) = self
+                        .raw_retry(Idempotency::Idempotent, || async {
+                            sqlx::query(SPECIALTY_BY_NAME)
+                                .bind(name)
+                                .bind(ONE)
+                                .fetch_optional(&self.pool)
+                                .await
+                        })
+                        .await?;
+                    if let Some(row) = existing {
+                        let _: String = row.try_get(0)?;
+                        return Ok(Found::Existing);
+                    }
+                    let (inserted, _) = self
+                        .raw_retry(Idempotency::Idempotent, || async {
+                            sqlx::query(ENSURE_SPECIALTY)
+                                .bind(name)
+                                .execute(&self.pool)
+                                .await
+                        })
+                        .await?;
+                    if inserted.rows_affected() == 1 {
+                        return Ok(Found::Created);
                     }
                 }
                 Err(anyhow!(format!(
@@ -282,32 +364,6 @@ impl Layer {
                 )))
             }
         }
-    }
-
-    /// One raw try of [`find_or_create_specialty`](Self::find_or_create_specialty); `None`
-    /// when a concurrent caller's insert won.
-    async fn raw_specialty(&self, name: &str) -> Result<Option<Found>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let existing = sqlx::query(SPECIALTY_BY_NAME)
-            .bind(name)
-            .bind(ONE)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let found = match existing {
-            Some(row) => {
-                let _: String = row.try_get(0)?;
-                Some(Found::Existing)
-            }
-            None => {
-                let inserted = sqlx::query(ENSURE_SPECIALTY)
-                    .bind(name)
-                    .execute(&mut *tx)
-                    .await?;
-                (inserted.rows_affected() == 1).then_some(Found::Created)
-            }
-        };
-        tx.commit().await?;
-        Ok(found)
     }
 
     /// The owner `id` with its pets, in one query (`LEFT JOIN`); the app side is SeaORM's
@@ -409,14 +465,24 @@ impl Layer {
                     .await?;
                 Ok(retried.attempts)
             }
-            Side::Raw => Ok(self.raw_retry(|| self.raw_increment(id)).await?.1),
+            Side::Raw => Ok(self
+                .raw_retry(Idempotency::NotIdempotent, || self.raw_increment(id))
+                .await?
+                .1),
         }
     }
 
-    /// Runs `attempt` (one raw transaction) until it succeeds, as the app's retry would: again
-    /// after [`RetryPolicy::delay`] on what [`retry::classify`] calls a conflict or transient,
-    /// at most `max_attempts` times. Returns the value and the attempts it took.
-    async fn raw_retry<T, F, Fut>(&self, mut attempt: F) -> Result<(T, u32)>
+    /// Runs `attempt` (one raw transaction, or one autocommit statement) until it succeeds,
+    /// as the app's retry would: again after [`RetryPolicy::delay`] on what
+    /// [`retry::classify`] calls a conflict, a stale catalog or transient, and, for
+    /// `Idempotent` work, on a lost connection or `XX000` too (the outcome of its commit is
+    /// unknown, and running it again is harmless); at most `max_attempts` times. Returns the
+    /// value and the attempts it took.
+    async fn raw_retry<T, F, Fut>(
+        &self,
+        idempotency: Idempotency,
+        mut attempt: F,
+    ) -> Result<(T, u32)>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
@@ -429,10 +495,13 @@ impl Layer {
                 Ok(value) => return Ok((value, attempts)),
                 Err(e) => retry::statement_error(e),
             };
-            let retryable = matches!(
-                retry::classify(&err),
-                ErrorClass::Conflict | ErrorClass::SchemaChanged | ErrorClass::Transient
-            );
+            let retryable = match retry::classify(&err) {
+                ErrorClass::Conflict | ErrorClass::SchemaChanged | ErrorClass::Transient => true,
+                ErrorClass::ConnectionLost | ErrorClass::Unavailable => {
+                    idempotency == Idempotency::Idempotent
+                }
+                ErrorClass::Permanent => false,
+            };
             if !retryable {
                 return Err(err.into());
             }
@@ -457,6 +526,36 @@ impl Layer {
             .await?;
         tx.commit().await
     }
+}
+
+/// [`INSERT_PETS_CHECKED`] for `rows` pets, with the owner check when `checked`, numbered as
+/// sea-query numbers it: the rows' parameters first, then the check's `1` and owner key.
+fn insert_pets_checked(rows: usize, checked: bool) -> String {
+    let mut sql = INSERT_PETS_CHECKED.to_owned();
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let params: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect();
+    sql.push_str(&values.join(", "));
+    sql.push_str(r#") AS "new_pet""#);
+    if checked {
+        let next = rows * 7;
+        sql.push_str(&format!(
+            r#" WHERE EXISTS(SELECT ${} FROM "owner" WHERE "owner"."id" = ${} FOR KEY SHARE)"#,
+            next + 1,
+            next + 2
+        ));
+    }
+    sql.push_str(r#" ON CONFLICT ("id") DO NOTHING RETURNING *"#);
+    sql
+}
+
+/// [`PETS_BY_ID`] for `ids` keys.
+fn pets_by_id(ids: usize) -> String {
+    let params: Vec<String> = (1..=ids).map(|i| format!("${i}")).collect();
+    format!("{PETS_BY_ID}{})", params.join(", "))
 }
 
 /// Binds `id` and the owner's columns to an owner `INSERT`.
@@ -520,4 +619,23 @@ fn pet_at(row: &PgRow, at: usize) -> Result<Option<pet::Model>, sqlx::Error> {
 pub(crate) async fn count(pool: &PgPool, sql: &'static str) -> Result<u64> {
     let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
     Ok(u64::try_from(n).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The app's statement for two pets of one owner ([`pets::create_many`]), as sqlx logs it.
+    const APP_PETS_INSERT: &str = r#"INSERT INTO "pet" ("id", "name", "birth_date", "owner_id", "status", "metadata", "visit_count") SELECT "column1", "column2", "column3", "column4", "column5", "column6", "column7" FROM (VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14)) AS "new_pet" WHERE EXISTS(SELECT $15 FROM "owner" WHERE "owner"."id" = $16 FOR KEY SHARE) ON CONFLICT ("id") DO NOTHING RETURNING *"#;
+
+    #[test]
+    fn the_raw_pets_insert_is_the_apps_statement() {
+        assert_eq!(insert_pets_checked(2, true), APP_PETS_INSERT);
+        assert!(!insert_pets_checked(1, false).contains("EXISTS"));
+        assert_eq!(
+            pets_by_id(2),
+            format!(r#"{PETS_BY_ID}$1, $2)"#),
+            "the read-back after a lost answer"
+        );
+    }
 }

@@ -27,10 +27,17 @@
 mod bulk;
 mod clinic;
 mod contention;
+mod counts;
 mod front_door;
 mod layer;
+mod model;
 mod ops;
+mod progress;
+mod seed;
+mod svg;
 mod tokens;
+
+pub use svg::chart;
 
 use std::fmt;
 use std::future::Future;
@@ -53,7 +60,9 @@ use app::demo::CLINIC_TABLES_READ;
 use app::dsql::batch::delete_all;
 use app::dsql::retry::{self, RetryPolicy};
 use app::session::Session;
+use counts::{Counter, Fewest, PerOp, Trips};
 use layer::{Layer, Side};
+use model::{Model, Switched};
 
 /// One benchmark workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -170,12 +179,18 @@ pub struct Sizes {
     pub front_door: u64,
     /// `tokens`: tokens signed.
     pub tokens: u64,
+    /// `clinic` with the latency model on: iterations per pass.
+    pub clinic_modelled: u64,
+    /// `ops` with the latency model on: calls of each operation per pass.
+    pub ops_modelled: u64,
 }
 
 impl Default for Sizes {
     /// 2,000 clinic iterations, 2,000 calls per operation, 100,000 bulk rows, 200 increments
     /// per contention worker, 2,000 front-door round trips or iterations per operation, 10,000
-    /// tokens: a few minutes on 2 cores against the stand-in.
+    /// tokens; with the latency model on, 200 clinic iterations and 100 calls per operation
+    /// (a clinic iteration then takes tens of milliseconds): minutes on 2 cores against the
+    /// stand-in.
     fn default() -> Self {
         Self {
             clinic: 2_000,
@@ -184,13 +199,17 @@ impl Default for Sizes {
             increments_per_worker: 200,
             front_door: 2_000,
             tokens: 10_000,
+            clinic_modelled: 200,
+            ops_modelled: 100,
         }
     }
 }
 
 impl Sizes {
-    /// The same size `n` for every workload (the command's `--iterations`).
+    /// The same size `n` for every workload (the command's `--iterations`); with the latency
+    /// model on, `n` or the default, whichever is smaller.
     pub fn uniform(n: u64) -> Self {
+        let default = Self::default();
         Self {
             clinic: n,
             ops: n,
@@ -198,6 +217,17 @@ impl Sizes {
             increments_per_worker: n,
             front_door: n,
             tokens: n,
+            clinic_modelled: n.min(default.clinic_modelled),
+            ops_modelled: n.min(default.ops_modelled),
+        }
+    }
+
+    /// The sizes of the passes with the latency model on.
+    fn modelled(&self) -> Self {
+        Self {
+            clinic: self.clinic_modelled,
+            ops: self.ops_modelled,
+            ..*self
         }
     }
 }
@@ -216,6 +246,8 @@ pub struct BenchOptions {
     /// The IAM token lifetime when the session signs IAM tokens and refreshes them (Aurora
     /// DSQL); `None` for the local stand-in and `DATABASE_URL`, which use a fixed password.
     pub token_lifetime: Option<Duration>,
+    /// The database user the session connected as, for the seed's baseline to connect as.
+    pub user: String,
 }
 
 impl Default for BenchOptions {
@@ -227,6 +259,7 @@ impl Default for BenchOptions {
             sizes: Sizes::default(),
             concurrency: vec![1, 8],
             token_lifetime: None,
+            user: app::dsql::ADMIN_USER.to_owned(),
         }
     }
 }
@@ -260,6 +293,10 @@ pub struct Measure {
     /// Transaction attempts, where the work went through a retry loop.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<Retries>,
+    /// Round trips, statements and transactions per operation, counted at the stand-in's
+    /// front door ([`counts`]); `None` where not counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_op: Option<PerOp>,
 }
 
 impl Measure {
@@ -318,6 +355,16 @@ pub struct Line {
     pub added_p50_us: Option<f64>,
     /// The target, in words.
     pub target: String,
+    /// The least ratio that meets the target, where the target is a ratio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_ratio: Option<f64>,
+    /// The line's sides where they are not its report's (the app against the seed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sides: Option<Sides>,
+    /// The fewest round trips the operation allows, and the seed's, where the line is one
+    /// operation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fewest: Option<Fewest>,
     /// Whether the target was met; `None` when the line has no target on this database.
     pub met: Option<bool>,
     /// Anything else worth knowing about the line.
@@ -344,6 +391,9 @@ impl Line {
             ratio,
             added_p50_us,
             target: String::new(),
+            target_ratio: None,
+            sides: None,
+            fewest: None,
             met: None,
             note: String::new(),
         }
@@ -359,7 +409,20 @@ impl Line {
             .all(|m| m.check.is_none_or(|c| c.exact()));
         line.met = Some(exact && line.ratio.is_some_and(|r| r >= min));
         line.target = format!("app ≥ {min:.2}× raw");
+        line.target_ratio = Some(min);
         line
+    }
+
+    /// The same line for passes with the latency `model`: named for it, and, with the model
+    /// on, without a target (app against raw is judged with the model off).
+    fn under(mut self, model: Model) -> Self {
+        self.name.push_str(model.suffix());
+        if model == Model::Dsql {
+            self.met = None;
+            self.target = "none (model on)".to_owned();
+            self.target_ratio = None;
+        }
+        self
     }
 
     /// A line that measured nothing, saying why in its note.
@@ -372,6 +435,9 @@ impl Line {
             ratio: None,
             added_p50_us: None,
             target: String::new(),
+            target_ratio: None,
+            sides: None,
+            fewest: None,
             met: None,
             note: note.into(),
         }
@@ -414,15 +480,33 @@ pub async fn run(session: &Session, options: &BenchOptions) -> Result<Vec<Report
     let mut reports = Vec::new();
     let mut clinic_tokens = None;
     for workload in options.selected() {
-        info!(%workload, "benchmark workload starts");
+        if !progress::show(&format!("{workload}: starting")) {
+            info!(%workload, "benchmark workload starts");
+        }
         let lines = match workload {
             Workload::Clinic => {
                 let before = tokens::tokens_signed(session);
-                let lines = clinic::run(&ctx, options).await?;
+                let seed = seed::Seed::prepare(session, &options.user).await;
+                let mut lines = clinic::run(&ctx, options, Model::Off, &seed).await?;
+                lines.extend(
+                    modelled(session, options, async |modelled| {
+                        clinic::run(&ctx, modelled, Model::Dsql, &seed).await
+                    })
+                    .await?,
+                );
                 clinic_tokens = Some(tokens::tokens_signed(session) - before);
                 lines
             }
-            Workload::Ops => ops::run(&ctx, options).await?,
+            Workload::Ops => {
+                let mut lines = ops::run(&ctx, options, Model::Off).await?;
+                lines.extend(
+                    modelled(session, options, async |modelled| {
+                        ops::run(&ctx, modelled, Model::Dsql).await
+                    })
+                    .await?,
+                );
+                lines
+            }
             Workload::Bulk => bulk::run(&ctx, options).await?,
             Workload::Contention => contention::run(&ctx, options).await?,
             Workload::FrontDoor => front_door::run(&ctx, options).await?,
@@ -437,7 +521,35 @@ pub async fn run(session: &Session, options: &BenchOptions) -> Result<Vec<Report
         });
     }
     ctx.empty_tables().await?;
+    progress::clear();
     Ok(reports)
+}
+
+/// Runs `passes` with the latency model on and the [`Sizes::modelled`] sizes, then switches
+/// the model off again; where there is no model, one line saying why.
+async fn modelled(
+    session: &Session,
+    options: &BenchOptions,
+    passes: impl AsyncFnOnce(&BenchOptions) -> Result<Vec<Line>>,
+) -> Result<Vec<Line>> {
+    let switched = match Switched::on(session) {
+        Ok(switched) => switched,
+        Err(why) => return Ok(vec![Line::skipped("DSQL latency model", why)]),
+    };
+    let modelled = BenchOptions {
+        sizes: options.sizes.modelled(),
+        ..options.clone()
+    };
+    let mut lines = passes(&modelled).await?;
+    let model = switched.describe();
+    drop(switched);
+    for line in &mut lines {
+        if !line.note.is_empty() {
+            line.note.push_str("; ");
+        }
+        line.note.push_str(&format!("latency model: {model}"));
+    }
+    Ok(lines)
 }
 
 /// How many times each workload runs its A B B A passes (see the module documentation).
@@ -469,21 +581,23 @@ fn new_pets(count: usize, owner_of: impl Fn(usize) -> Option<Uuid>) -> Result<Ve
 }
 
 /// The reports as a table for people: one row per line, under a header naming the sides (a
-/// new header wherever a workload's sides differ from the previous one's), then how many
-/// targets were met.
+/// new header wherever a line's sides differ from the previous one's), then how many targets
+/// were met, then the round trips, statements and transactions per operation of every line
+/// that is one operation, next to the fewest the guarantees allow and the seed's.
 pub fn table(reports: &[Report]) -> String {
     let mut rows = Vec::new();
     let mut sides = None;
     let (mut met, mut with_target) = (0, 0);
     for report in reports {
-        if sides != Some(report.sides) {
-            sides = Some(report.sides);
-            rows.push(header(&report.sides));
-        }
         for line in &report.lines {
+            let line_sides = line.sides.unwrap_or(report.sides);
+            if sides != Some(line_sides) {
+                sides = Some(line_sides);
+                rows.push(header(&line_sides).to_vec());
+            }
             with_target += usize::from(line.met.is_some());
             met += usize::from(line.met == Some(true));
-            rows.push([
+            rows.push(vec![
                 report.workload.to_string(),
                 line.name.clone(),
                 line.unit.clone(),
@@ -504,23 +618,74 @@ pub fn table(reports: &[Report]) -> String {
             ]);
         }
     }
-    let mut widths = [0; 11];
-    for row in &rows {
+    let mut out = columns(&rows);
+    out.push_str(&format!("Targets met: {met} of {with_target}\n"));
+    out.push_str(&round_trips(reports));
+    out
+}
+
+/// The round-trip section of [`table`]: one row per line with a [`Fewest`].
+fn round_trips(reports: &[Report]) -> String {
+    let per_op = |m: Option<&Measure>| {
+        m.and_then(|m| m.per_op)
+            .map_or_else(|| "not counted".to_owned(), |p| p.text())
+    };
+    let mut rows = vec![vec![
+        "workload".to_owned(),
+        "line".to_owned(),
+        "app rt / stmt / tx".to_owned(),
+        "raw rt / stmt / tx".to_owned(),
+        "fewest rt".to_owned(),
+        "seed rt".to_owned(),
+        "why the fewest".to_owned(),
+        "seed's way".to_owned(),
+    ]];
+    for report in reports {
+        for line in &report.lines {
+            let Some(fewest) = &line.fewest else {
+                continue;
+            };
+            rows.push(vec![
+                report.workload.to_string(),
+                line.name.clone(),
+                per_op(line.app.as_ref()),
+                per_op(line.raw.as_ref()),
+                counts::number(fewest.round_trips),
+                fewest.seed.map_or_else(|| "-".to_owned(), counts::number),
+                fewest.why.to_owned(),
+                fewest.seed_how.to_owned(),
+            ]);
+        }
+    }
+    if rows.len() == 1 {
+        return String::new();
+    }
+    format!(
+        "\nPer operation, counted at the stand-in's front door (rt: round trips, stmt: \
+         statements, tx: transactions, explicit and autocommit):\n{}",
+        columns(&rows)
+    )
+}
+
+/// `rows` as left-aligned columns two spaces apart.
+fn columns(rows: &[Vec<String>]) -> String {
+    let mut widths = Vec::new();
+    for row in rows {
+        widths.resize(widths.len().max(row.len()), 0);
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let cells: Vec<String> = row
             .iter()
-            .zip(widths)
-            .map(|(cell, width)| format!("{cell:<width$}"))
+            .zip(&widths)
+            .map(|(cell, &width)| format!("{cell:<width$}"))
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    out.push_str(&format!("Targets met: {met} of {with_target}\n"));
     out
 }
 
@@ -592,6 +757,8 @@ pub(crate) struct Sample {
     check: Option<Check>,
     /// Attempts, where the work was retried.
     retries: Option<Retries>,
+    /// What the front door counted over the operations, where counted.
+    trips: Option<Trips>,
 }
 
 impl Sample {
@@ -641,6 +808,7 @@ impl Sample {
             p99_us: percentile_us(&sorted, 0.99),
             check: self.check,
             retries: self.retries,
+            per_op: self.trips.and_then(|t| t.per(self.count)),
         }
     }
 }
@@ -665,6 +833,7 @@ impl Combine for Sample {
         self.latencies.extend(other.latencies);
         self.check.combine(other.check);
         self.retries.combine(other.retries);
+        self.trips.combine(other.trips);
     }
 }
 
@@ -719,6 +888,8 @@ pub(crate) struct Ctx<'s> {
     policy: RetryPolicy,
     /// The session, for its description and its token refresh status.
     session: &'s Session,
+    /// The stand-in's front-door counts, where there is one.
+    counter: Counter<'s>,
 }
 
 impl<'s> Ctx<'s> {
@@ -728,6 +899,7 @@ impl<'s> Ctx<'s> {
             pool: session.pool().pool().clone(),
             policy: RetryPolicy::default(),
             session,
+            counter: Counter::new(session),
         }
     }
 
@@ -788,7 +960,14 @@ async fn alternate<S: Copy + fmt::Debug, T: Combine>(
     let order = [0, 1, 1, 0];
     for (number, index) in order.into_iter().cycle().take(4 * ROUNDS).enumerate() {
         let side = [a, b][index];
-        info!(what, pass = number + 1, ?side, "benchmark pass");
+        let shown = progress::show(&format!(
+            "{what}: pass {} of {}, {side:?}",
+            number + 1,
+            4 * ROUNDS
+        ));
+        if !shown {
+            info!(what, pass = number + 1, ?side, "benchmark pass");
+        }
         let result = pass(side).await?;
         combined[index].combine(Some(result));
     }

@@ -55,6 +55,9 @@ pub(super) async fn run(
         ratio: None,
         added_p50_us: None,
         target: format!("mean ≤ {MAX_MICROS:.0} µs"),
+        target_ratio: None,
+        sides: None,
+        fewest: None,
         met: Some(sample.count > 0 && mean_us <= MAX_MICROS),
         note: format!(
             "mean of {} signatures, fake credentials, offline",
