@@ -6,6 +6,11 @@
 //!
 //! Each operation also has the fewest round trips that the project's guarantees allow
 //! ([`Fewest`]): the number the app should reach, with the reason in a line.
+//!
+//! sqlx's pool checks every connection returned to it with a bare `Sync` (a ping: sqlx 0.9
+//! does it on each release, in a task of its own, after the caller has its answer). The front
+//! door counts those apart, so a line shows the round trips on the caller's path and, besides,
+//! the pings.
 
 use serde::Serialize;
 
@@ -15,8 +20,11 @@ use app::session::Session;
 /// What the front door counted over some work (see the front door's `traffic` module).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Trips {
-    /// Waits of a client for the server's answer (`ReadyForQuery` after the login).
+    /// Waits of a client for the server's answer (`ReadyForQuery` after the login), pings
+    /// included.
     pub round_trips: u64,
+    /// Round trips answered with nothing but `ReadyForQuery`: the pool's pings.
+    pub pings: u64,
     /// Statements completed.
     pub statements: u64,
     /// Transactions ended, explicit (`BEGIN` … `COMMIT`) and implicit (autocommit).
@@ -28,6 +36,7 @@ pub struct Trips {
 impl Combine for Trips {
     fn combine(&mut self, other: Self) {
         self.round_trips += other.round_trips;
+        self.pings += other.pings;
         self.statements += other.statements;
         self.transactions += other.transactions;
         self.write_commits += other.write_commits;
@@ -39,7 +48,8 @@ impl Trips {
     pub fn per(&self, operations: u64) -> Option<PerOp> {
         let n = operations as f64;
         (operations > 0).then(|| PerOp {
-            round_trips: self.round_trips as f64 / n,
+            round_trips: self.round_trips.saturating_sub(self.pings) as f64 / n,
+            pings: self.pings as f64 / n,
             statements: self.statements as f64 / n,
             transactions: self.transactions as f64 / n,
             write_commits: self.write_commits as f64 / n,
@@ -50,8 +60,10 @@ impl Trips {
 /// [`Trips`] per operation (averages: a find-or-create that sometimes inserts is between).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct PerOp {
-    /// Round trips per operation.
+    /// Round trips per operation on the caller's path: the pings left out.
     pub round_trips: f64,
+    /// The pool's pings per operation, off the caller's path.
+    pub pings: f64,
     /// Statements per operation.
     pub statements: f64,
     /// Transactions per operation.
@@ -61,10 +73,16 @@ pub struct PerOp {
 }
 
 impl PerOp {
-    /// `round trips / statements / transactions`, e.g. `7 / 7 / 7`.
+    /// `round trips / statements / transactions`, with the pings after the round trips when
+    /// there are any, e.g. `7 (+7 pings) / 7 / 7`.
     pub fn text(&self) -> String {
+        let pings = if self.pings > 0.0 {
+            format!(" (+{} pings)", number(self.pings))
+        } else {
+            String::new()
+        };
         format!(
-            "{} / {} / {}",
+            "{}{pings} / {} / {}",
             number(self.round_trips),
             number(self.statements),
             number(self.transactions)
@@ -136,6 +154,7 @@ impl<'s> Counter<'s> {
                 let t = s.traffic();
                 Trips {
                     round_trips: t.round_trips,
+                    pings: t.pings,
                     statements: t.statements,
                     transactions: t.transactions,
                     write_commits: t.write_commits,
@@ -153,6 +172,7 @@ impl<'s> Counter<'s> {
         let (now, before) = (self.snapshot()?, before?);
         Some(Trips {
             round_trips: now.round_trips.saturating_sub(before.round_trips),
+            pings: now.pings.saturating_sub(before.pings),
             statements: now.statements.saturating_sub(before.statements),
             transactions: now.transactions.saturating_sub(before.transactions),
             write_commits: now.write_commits.saturating_sub(before.write_commits),
@@ -168,6 +188,7 @@ mod tests {
     fn counts_divide_per_operation_and_print_without_needless_decimals() {
         let trips = Trips {
             round_trips: 15,
+            pings: 0,
             statements: 15,
             transactions: 14,
             write_commits: 10,
@@ -175,5 +196,12 @@ mod tests {
         let per = trips.per(2).expect("two operations");
         assert_eq!(per.text(), "7.50 / 7.50 / 7");
         assert_eq!(trips.per(0), None);
+        let pinged = Trips {
+            round_trips: 29,
+            pings: 14,
+            ..trips
+        };
+        let per = pinged.per(2).expect("two operations");
+        assert_eq!(per.text(), "7.50 (+7 pings) / 7.50 / 7");
     }
 }

@@ -661,8 +661,9 @@ fn round_trips(reports: &[Report]) -> String {
         return String::new();
     }
     format!(
-        "\nPer operation, counted at the stand-in's front door (rt: round trips, stmt: \
-         statements, tx: transactions, explicit and autocommit):\n{}",
+        "\nPer operation, counted at the stand-in's front door (rt: round trips on the caller's \
+         path, then sqlx's pings of connections returned to its pool, off that path; stmt: \
+         statements; tx: transactions, explicit and autocommit):\n{}",
         columns(&rows)
     )
 }
