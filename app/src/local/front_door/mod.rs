@@ -59,7 +59,8 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use sqlx::Connection;
 
@@ -88,7 +89,7 @@ use wire::Opening;
 /// kilobytes.
 const MAX_PASSWORD_LEN: usize = 16 * 1024;
 /// How long a client may take from connecting to sending its token.
-const LOGIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// DSQL's `sys` schema, installed by the front door in each database on its first login.
 pub const DSQL_SYS_SQL: &str = include_str!("../dsql_sys.sql");
@@ -104,9 +105,17 @@ struct Shared {
     policy: Box<dyn Policy>,
     context: Context,
     with_sys: tokio::sync::Mutex<HashSet<String>>,
+    /// How far ahead of the machine's clock the tokens' expiry is judged, in milliseconds
+    /// ([`FrontDoor::advance_clock`]).
+    clock_ahead: Arc<AtomicU64>,
 }
 
 impl Shared {
+    /// The time that judges tokens: the machine's, plus what [`FrontDoor::advance_clock`] added.
+    fn now(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_millis(self.clock_ahead.load(Ordering::Relaxed))
+    }
+
     /// Installs [`DSQL_SYS_SQL`] in `database` unless done before. A failure (a database that
     /// does not exist, say) is left for the client's own session to meet.
     async fn install_sys(&self, database: &str) {
@@ -154,6 +163,7 @@ impl Shared {
 /// connection it relays.
 pub struct FrontDoor {
     port: u16,
+    clock_ahead: Arc<AtomicU64>,
     failures: CommitFailures,
     buffers: BufferGauge,
     traffic: TrafficCounters,
@@ -186,7 +196,9 @@ impl FrontDoor {
                 ..Context::default()
             },
             with_sys: tokio::sync::Mutex::default(),
+            clock_ahead: Arc::default(),
         });
+        let clock_ahead = Arc::clone(&shared.clock_ahead);
         let failures = shared.context.failures.clone();
         let buffers = shared.context.buffers.clone();
         let traffic = shared.context.traffic.clone();
@@ -195,6 +207,7 @@ impl FrontDoor {
         let accept = tokio::spawn(accept_loop(listener, shared));
         Ok(Self {
             port,
+            clock_ahead,
             failures,
             buffers,
             traffic,
@@ -206,6 +219,13 @@ impl FrontDoor {
     /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Moves the clock that judges tokens' expiry `by` further ahead of the machine's, so that
+    /// a test sees a token expire without waiting for it. Never moves back.
+    pub fn advance_clock(&self, by: Duration) {
+        let millis = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.clock_ahead.fetch_add(millis, Ordering::Relaxed);
     }
 
     /// The handle that makes a chosen session's next commit fail, for tests of retry code.
@@ -263,7 +283,7 @@ async fn accept_loop(listener: Listeners, shared: Arc<Shared>) {
                 Err(error) => {
                     // E.g. out of file descriptors: wait rather than spin.
                     debug!(%error, "front door accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -382,7 +402,7 @@ async fn login(mut client: TcpStream, shared: &Shared) -> io::Result<Option<Logg
         Err(_) => Some("the password is not text".to_owned()),
         Ok(token) => shared
             .verifier
-            .verify(token, &user, SystemTime::now())
+            .verify(token, &user, shared.now())
             .err()
             .map(|refusal| refusal.reason),
     };
