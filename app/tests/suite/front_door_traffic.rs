@@ -247,11 +247,10 @@ async fn an_answer_held_by_the_model_holds_no_other_connection() {
         let _ = sqlx::raw_sql("SELECT 1").execute(&mut held).await;
     });
     // The round trip is counted, and its hold begun, before the answer would be handed on.
-    let deadline = Instant::now() + DEADLINE;
-    while door.own().traffic().round_trips == before {
-        assert!(Instant::now() < deadline, "the held round trip never came");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::eventually(DEADLINE, "the held round trip", || async {
+        (door.own().traffic().round_trips > before).then_some(())
+    })
+    .await;
     door.own().set_latency(None);
     let answered = tokio::time::timeout(DEADLINE, run(&mut other, "SELECT 1")).await;
     assert!(answered.is_ok(), "the other connection was held too");
