@@ -1108,6 +1108,17 @@ mod tests {
         lock(&relayed.pending).take_named_in(&sent) == Some(Conflict::Schema.refusal())
     }
 
+    /// Two idle sessions of one front door: one that changes the schema, one that meets it.
+    fn two_idle_sessions<'a>(
+        policy: &'a dyn Policy,
+        context: &'a Context,
+    ) -> (Relayed<'a>, Relayed<'a>) {
+        let (mut ddl, mut other) = (Relayed::new(policy, context), Relayed::new(policy, context));
+        ddl.down(b'Z', b"I");
+        other.down(b'Z', b"I");
+        (ddl, other)
+    }
+
     /// `sql`, a schema change of `session`, committed.
     fn commit_ddl(session: &mut Relayed<'_>, sql: &str, tag: &[u8]) {
         let sent = session.up(format!("{sql}\0").as_bytes(), 0);
@@ -1120,12 +1131,8 @@ mod tests {
 
     #[test]
     fn only_a_statement_using_a_changed_relation_gets_oc001_and_only_once() {
-        let policy = super::super::policy::DsqlRules;
-        let context = Context::default();
-        let mut ddl = Relayed::new(&policy, &context);
-        let mut other = Relayed::new(&policy, &context);
-        ddl.down(b'Z', b"I");
-        other.down(b'Z', b"I");
+        let (policy, context) = (super::super::policy::DsqlRules, Context::default());
+        let (mut ddl, mut other) = two_idle_sessions(&policy, &context);
         assert!(!gets_oc001(&other, "SELECT * FROM t"));
         commit_ddl(
             &mut ddl,
@@ -1160,12 +1167,8 @@ mod tests {
 
     #[test]
     fn a_bind_of_a_prepared_statement_using_a_changed_relation_gets_oc001_once() {
-        let policy = super::super::policy::DsqlRules;
-        let context = Context::default();
-        let mut ddl = Relayed::new(&policy, &context);
-        let mut other = Relayed::new(&policy, &context);
-        ddl.down(b'Z', b"I");
-        other.down(b'Z', b"I");
+        let (policy, context) = (super::super::policy::DsqlRules, Context::default());
+        let (mut ddl, other) = two_idle_sessions(&policy, &context);
         let bind = |statement: &str| {
             let body = format!("\0{statement}\0\0\0\0\0\0\0");
             to_server(b'B', body.as_bytes(), other.judge, &other.pending)
