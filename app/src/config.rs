@@ -288,13 +288,17 @@ fn parse_endpoint(value: &str, get: &impl Fn(&str) -> Option<String>) -> Result<
                 },
             }
         })?;
-    // The stand-in's name resolves to the loopback only where a hosts file says so; the app
-    // dials the loopback itself.
-    Ok(if endpoint.host() == local::STAND_IN_HOST {
-        endpoint.dialled_at(local::STAND_IN_ADDRESS)
-    } else {
-        endpoint
-    })
+    if endpoint.host() == local::STAND_IN_HOST {
+        return Ok(stand_in_endpoint().map_err(crate::dsql::Error::from)?);
+    }
+    Ok(endpoint)
+}
+
+/// The local stand-in's endpoint as the app reaches it: its DSQL-shaped name in its Region,
+/// dialled at the loopback, since the name resolves there only where a hosts file says so.
+pub fn stand_in_endpoint() -> std::result::Result<Endpoint, EndpointError> {
+    Endpoint::parse(local::STAND_IN_HOST, Some(local::STAND_IN_REGION))
+        .map(|endpoint| endpoint.dialled_at(local::STAND_IN_ADDRESS))
 }
 
 /// Parses `DATABASE_URL` and settles the user (see the module documentation). Messages never

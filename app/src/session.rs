@@ -20,8 +20,6 @@ use crate::error::Result;
 use crate::local::LocalServer;
 #[cfg(feature = "front-door")]
 use crate::local::stand_in::StandIn;
-#[cfg(feature = "front-door")]
-use crate::local::{STAND_IN_ADDRESS, STAND_IN_HOST, STAND_IN_REGION};
 use crate::users::onboard_local;
 
 /// What keeps a local target alive: the stand-in (server and front door), or, built without
@@ -105,9 +103,8 @@ impl Session {
                 if !config.is_admin() {
                     onboard_local(stand_in.server(), DATABASE, &config.user).await?;
                 }
-                let endpoint = Endpoint::parse(STAND_IN_HOST, Some(STAND_IN_REGION))
-                    .map_err(crate::dsql::Error::from)?
-                    .dialled_at(STAND_IN_ADDRESS);
+                let endpoint =
+                    crate::config::stand_in_endpoint().map_err(crate::dsql::Error::from)?;
                 let source = IamTokenSource::with_sdk_config(
                     &endpoint,
                     &config.user,

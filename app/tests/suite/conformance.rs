@@ -190,7 +190,7 @@ impl Cluster {
         let stand_in = StandIn::start()
             .await
             .expect("start the stand-in (are the PostgreSQL server binaries installed?)");
-        let endpoint = common::stand_in_endpoint();
+        let endpoint = app::config::stand_in_endpoint().expect("the stand-in's endpoint");
         let sdk_config = stand_in.sdk_config().await;
         let tokens =
             IamTokenSource::with_sdk_config(&endpoint, ADMIN_USER, TOKEN_LIFETIME, sdk_config)
@@ -226,7 +226,7 @@ impl Cluster {
     async fn connect(&self) -> Result<(PgConnection, Tags), String> {
         let login = async {
             let token = self.tokens.token().await.map_err(|e| e.to_string())?;
-            let endpoint = common::stand_in_endpoint();
+            let endpoint = app::config::stand_in_endpoint().expect("the stand-in's endpoint");
             let (port, tags) = self.tap.open().await;
             let options = app::dsql::connect_options(&endpoint, port, ADMIN_USER, None)
                 .host("127.0.0.1")

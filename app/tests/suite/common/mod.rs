@@ -240,14 +240,3 @@ pub fn database_error<T: std::fmt::Debug>(result: Result<T, sqlx::Error>) -> (St
         db.message().to_owned(),
     )
 }
-
-/// The stand-in's endpoint as the app reaches it: its DSQL-shaped name, dialled at the
-/// loopback.
-pub fn stand_in_endpoint() -> app::dsql::endpoint::Endpoint {
-    app::dsql::endpoint::Endpoint::parse(
-        app::local::STAND_IN_HOST,
-        Some(app::local::STAND_IN_REGION),
-    )
-    .expect("the stand-in's endpoint")
-    .dialled_at(app::local::STAND_IN_ADDRESS)
-}
